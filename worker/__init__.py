@@ -1,0 +1,1 @@
+"""zuora-reaper: cancel Zuora report runs stuck in progress."""

@@ -1,0 +1,126 @@
+"""Authentication: OAuth client credentials (cached, single-flight token) or legacy headers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from worker.config import Target
+from worker.errors import AuthError, TransientError
+from worker.http import Transport
+from worker.models import describe_error
+from worker.secrets import Credentials
+
+REFRESH_MARGIN = 300.0  # refresh this long before expiry (Zuora's error-handling sample does)
+TOKEN_ATTEMPTS = 4
+
+
+class Auth(Protocol):
+    """Produces auth headers; ``refresh`` is called after a 401 with the token that failed."""
+
+    async def headers(self) -> dict[str, str]: ...
+
+    async def refresh(self, failed: dict[str, str]) -> None: ...
+
+    @property
+    def token_requests(self) -> int: ...
+
+
+class LegacyAuth:
+    """Username/password headers for the zconnect hosts; nothing to refresh."""
+
+    def __init__(self, creds: Credentials) -> None:
+        assert creds.username
+        assert creds.password
+        self._headers = {"apiAccessKeyId": creds.username, "apiSecretAccessKey": creds.password}
+        if creds.entity_id:
+            self._headers["entityId"] = creds.entity_id
+
+    async def headers(self) -> dict[str, str]:
+        return self._headers
+
+    async def refresh(self, failed: dict[str, str]) -> None:
+        raise AuthError("the API refused the legacy credentials (401): check ZUORA_USERNAME "
+                        "and ZUORA_PASSWORD, and that the user has opened Reporting once",
+                        status=401)
+
+    @property
+    def token_requests(self) -> int:
+        return 0
+
+
+class OAuth:
+    """OAuth 2.0 client credentials. One token at a time; one refresh shared by every caller."""
+
+    def __init__(self, target: Target, creds: Credentials, transport: Transport, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], object] = asyncio.sleep) -> None:
+        assert creds.client_id
+        assert creds.client_secret
+        self._target, self._creds, self._transport = target, creds, transport
+        self._clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = asyncio.Lock()
+        self._requests = 0
+
+    @property
+    def token_requests(self) -> int:
+        return self._requests
+
+    async def headers(self) -> dict[str, str]:
+        if self._token is None or self._clock() >= self._expires_at:
+            async with self._lock:
+                if self._token is None or self._clock() >= self._expires_at:
+                    await self._fetch()
+        assert self._token is not None
+        out = {"Authorization": f"Bearer {self._token}"}
+        if self._creds.entity_id:
+            out["Zuora-Entity-Ids"] = self._creds.entity_id
+        return out
+
+    async def refresh(self, failed: dict[str, str]) -> None:
+        """Fetch a new token unless another caller already replaced the one that failed."""
+        async with self._lock:
+            if failed.get("Authorization") == f"Bearer {self._token}":
+                await self._fetch()
+
+    async def _fetch(self) -> None:
+        form = {"client_id": self._creds.client_id or "",
+                "client_secret": self._creds.client_secret or "",
+                "grant_type": "client_credentials"}
+        last: Exception | None = None
+        for attempt in range(1, TOKEN_ATTEMPTS + 1):
+            self._requests += 1
+            try:
+                resp = await self._transport.send("POST", self._target.token_url,
+                                                  headers={}, form=form)
+            except TransientError as exc:
+                last = exc
+                await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
+                continue
+            if resp.status in (429, 500, 502, 503, 504):
+                last = TransientError(f"token endpoint answered {resp.status}",
+                                      status=resp.status)
+                await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
+                continue
+            self._accept(resp.status, resp.body)
+            return
+        raise AuthError(f"could not obtain an OAuth token: {last}", status=None) from last
+
+    def _accept(self, status: int, body: object) -> None:
+        if status != 200 or not isinstance(body, dict) or not isinstance(
+                body.get("access_token"), str):
+            detail = describe_error(body) if body is not None else "no JSON body"
+            raise AuthError(f"the token endpoint refused the client credentials ({status}: "
+                            f"{detail}); check ZUORA_CLIENT_ID and ZUORA_CLIENT_SECRET",
+                            status=status)
+        try:
+            lifetime = float(body.get("expires_in", 3600))
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        margin = min(REFRESH_MARGIN, lifetime * 0.1)
+        self._token = body["access_token"]
+        self._expires_at = self._clock() + max(lifetime - margin, 1.0)

@@ -1,0 +1,152 @@
+"""Cancel selected runs: one DELETE per run, a follow-up GET when refused, one outcome each.
+
+This is the only module that sends a DELETE, and it is never called in plan mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+import structlog
+
+from worker.client import ApiClient, CallState
+from worker.control import JobControl
+from worker.errors import AuthError, Interrupted, PermanentError, TransientError
+from worker.http import Response
+from worker.models import CANCELLED_STATUSES, FINISHED_STATUSES, Outcome, describe_error, parse_run
+from worker.records import RunRecord
+
+log = structlog.get_logger("worker.cancel")
+
+SYSTEMIC_THRESHOLD = 5
+PERMISSION_HINT = ("the API user probably lacks the 'Manage All Reports' permission (needed to "
+                   "cancel other users' runs), API Write Access, or the Reporting API is not "
+                   "enabled for the tenant")
+
+
+class SystemicGuard:
+    """Stops the job when cancels keep failing the same non-retryable way (403, 401)."""
+
+    def __init__(self, control: JobControl, threshold: int = SYSTEMIC_THRESHOLD) -> None:
+        self._control, self._threshold = control, threshold
+        self._streak = 0
+        self._signature: str | None = None
+
+    def success(self) -> None:
+        self._streak, self._signature = 0, None
+
+    def failure(self, signature: str, message: str) -> None:
+        self._streak = self._streak + 1 if signature == self._signature else 1
+        self._signature = signature
+        if self._streak >= self._threshold:
+            self._control.request_stop(
+                f"{self._streak} cancels in a row failed with {signature}: {message}", 3)
+
+
+async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard) -> None:
+    """Cancel one run and set its outcome, attempts and error. Never raises WorkerError."""
+    assert rec.run.id is not None
+    st = CallState()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    path = f"/reportruns/{quote(rec.run.id, safe='')}"
+    try:
+        resp = await client.request("DELETE", path, state=st)
+        rec.outcome, rec.error = await _interpret(client, path, resp, guard)
+    except Interrupted as exc:
+        rec.outcome = Outcome.NOT_ATTEMPTED if st.attempts == 0 else Outcome.FAILED
+        rec.error = None if st.attempts == 0 else f"stopped before a definitive answer: {exc}"
+    except AuthError as exc:
+        rec.outcome, rec.error = Outcome.FAILED, str(exc)
+        guard.failure("401", str(exc))
+        client.control.request_stop(str(exc), 3)
+    except TransientError as exc:
+        rec.outcome, rec.error = Outcome.FAILED, f"gave up after {st.attempts} attempts: {exc}"
+    except asyncio.CancelledError:
+        rec.outcome = Outcome.NOT_ATTEMPTED if st.attempts == 0 else Outcome.FAILED
+        rec.error = None if st.attempts == 0 else "interrupted in flight: server state unknown"
+        raise
+    finally:
+        rec.attempts = st.attempts
+        rec.latency_s = loop.time() - start
+        _log_outcome(rec)
+
+
+async def _interpret(client: ApiClient, path: str, resp: Response,
+                     guard: SystemicGuard) -> tuple[Outcome, str | None]:
+    body = resp.body
+    if 200 <= resp.status < 300 and isinstance(body, Mapping) and body.get("success") is not False:
+        guard.success()
+        message = str(body.get("response", "")).lower()
+        if "was cancel" in message:
+            return Outcome.ALREADY_CANCELLED, None
+        return Outcome.CANCELLED, None
+    if resp.status == 404:
+        guard.success()
+        return Outcome.NOT_FOUND, None
+    if resp.status == 403:
+        detail = f"403 Forbidden: {describe_error(body)}; {PERMISSION_HINT}"
+        guard.failure("403", detail)
+        return Outcome.FAILED, detail
+    refusal = f"HTTP {resp.status}: {describe_error(body) if body is not None else 'not JSON'}"
+    return await _follow_up(client, path, refusal, guard)
+
+
+async def _follow_up(client: ApiClient, path: str, refusal: str,
+                     guard: SystemicGuard) -> tuple[Outcome, str | None]:
+    """The cancel was refused or unreadable: a GET tells whether the run is already over."""
+    try:
+        resp = await client.request("GET", path)
+    except (TransientError, PermanentError) as exc:
+        return Outcome.FAILED, f"cancel refused ({refusal}); follow-up GET failed: {exc}"
+    if resp.status == 404:
+        guard.success()
+        return Outcome.NOT_FOUND, None
+    run = parse_run(resp.body.get("response") if isinstance(resp.body, Mapping) else None)
+    if run.status in CANCELLED_STATUSES:
+        guard.success()
+        return Outcome.ALREADY_CANCELLED, None
+    if run.status in FINISHED_STATUSES:
+        guard.success()
+        return Outcome.ALREADY_FINISHED, None
+    guard.failure(refusal.split(":", 1)[0], refusal)
+    return Outcome.FAILED, f"cancel refused ({refusal}); run status now {run.status}"
+
+
+def _log_outcome(rec: RunRecord) -> None:
+    age = rec.age_s(datetime.now(UTC))
+    log.info("cancel.finished", run_id=rec.run.id, report_type=rec.run.report_type,
+             age_s=round(age) if age is not None else None, outcome=str(rec.outcome),
+             attempts=rec.attempts, latency_ms=round((rec.latency_s or 0) * 1000, 1),
+             error=rec.error)
+
+
+async def cancel_all(client: ApiClient, records: list[RunRecord], workers: int,
+                     on_done: Callable[[RunRecord], None] | None = None) -> None:
+    """Cancel ``records`` with a bounded pool of workers; stop dispatching when the job stops.
+
+    Runs never dispatched keep ``not_attempted``. The pacer, not the pool, bounds what is in
+    flight; the pool only bounds memory and lets a run wait out its own Retry-After.
+    """
+    guard = SystemicGuard(client.control)
+    queue = deque(records)
+
+    async def worker() -> None:
+        while queue and not client.control.is_stopping():
+            rec = queue.popleft()
+            await cancel_one(client, rec, guard)
+            if on_done is not None:
+                on_done(rec)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max(1, min(len(records), workers))):
+                group.create_task(worker())
+    finally:
+        for rec in records:
+            if rec.outcome is None:
+                rec.outcome = Outcome.NOT_ATTEMPTED

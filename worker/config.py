@@ -1,0 +1,437 @@
+"""Settings: frozen dataclasses built from flags, environment, config file and defaults.
+
+Precedence is flag > environment > config file > default, key by key (``worker.keys``).
+Everything is validated here, before any network call; errors name the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from worker import environments
+from worker.durations import parse_duration
+from worker.errors import ConfigError
+from worker.keys import KEYS, KEYS_BY_NAME, SECTIONS, STATUS_CHOICES, Key
+from worker.secrets import Credentials, load_credentials
+
+SOURCE_RANK = {"default": 0, "file": 1, "env": 2, "flag": 3}
+RULE_FIELDS = ("older_than", "older_than_by_status", "idle_for", "statuses", "report_types",
+               "created_by", "report_ids")
+BY_STATUS = "filters.older_than_by_status"
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Inclusion filters, combined with AND. Empty tuples mean "any"."""
+
+    older_than: float | None = None
+    older_than_by_status: tuple[tuple[str, float], ...] = ()
+    idle_for: float | None = None
+    statuses: tuple[str, ...] = STATUS_CHOICES
+    report_types: tuple[str, ...] = ()
+    created_by: tuple[str, ...] = ()
+    report_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A named set of filters from ``[[rules]]``; a run is selected when any rule matches."""
+
+    name: str
+    filters: Filters
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusions:
+    """Runs never cancelled, whatever else matches."""
+
+    report_types: tuple[str, ...] = ()
+    created_by: tuple[str, ...] = ()
+    report_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Everything that decides which runs are cancelled."""
+
+    filters: Filters = Filters()
+    rules: tuple[Rule, ...] = ()
+    exclude: Exclusions = Exclusions()
+    min_age: float = 300.0  # 0 when --allow-young
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where the job points: host root, environment name and auth mode."""
+
+    base_url: str
+    environment: str | None
+    auth: str
+
+    @property
+    def api_root(self) -> str:
+        suffix = "/reporting/api/rest/v1" if self.auth == "oauth" else "/api/rest/v1"
+        return self.base_url + suffix
+
+    @property
+    def token_url(self) -> str:
+        return self.base_url + "/oauth/token"
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    rate: float = 10.0
+    concurrency: int = 8
+    quota_share: float = 0.5
+    deadline: float | None = None
+    max_attempts: int = 6
+    attempt_timeout: float = 60.0
+    retry_budget: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    page_size: int = 100
+    max_pages: int = 1000
+    list_items_field: str | None = None
+    max_passes: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    report_file: str | None = None
+    output: str = "text"
+    log_format: str = "auto"
+    log_level: str = "info"
+    progress: str = "auto"
+    metrics_file: str | None = None
+    pushgateway: str | None = None
+    notify_webhook: str | None = None
+    job_name: str = "zuora-reaper"
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    lock_file: str | None = None
+    ids_file: str | None = None
+    plan: str | None = None
+    plan_out: str | None = None
+    plan_max_age: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The one config object passed through the job."""
+
+    command: str
+    target: Target
+    credentials: Credentials
+    selection: Selection
+    max_cancel: int
+    pacing: Pacing
+    listing: Listing
+    output: Output
+    run: RunOptions
+    values: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def dry_run(self) -> bool:
+        return self.command != "run"
+
+
+# ---------------------------------------------------------------- loading and layering
+
+
+def read_config_file(path: str | None) -> dict[str, Any]:
+    """Parse the TOML file; unknown sections or keys are errors naming what is allowed."""
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from exc
+    allowed = (*SECTIONS, "rules")
+    for section, body in data.items():
+        if section not in allowed:
+            raise ConfigError(section, f"unknown section in {path}; allowed: {', '.join(allowed)}")
+        if section != "rules" and not isinstance(body, dict):
+            raise ConfigError(section, "must be a table, e.g. [" + section + "]")
+        if section != "rules":
+            _check_keys(section, body)
+    return data
+
+
+def _check_keys(section: str, body: Mapping[str, Any]) -> None:
+    known = [k.field for k in KEYS if k.section == section]
+    if section == "filters":
+        known.append("older_than_by_status")
+    for name in body:
+        if name not in known:
+            raise ConfigError(f"{section}.{name}", f"unknown key; allowed: {', '.join(known)}")
+
+
+def layer(flags: Mapping[str, Any], env: Mapping[str, str],
+          file_data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Pick each key's raw value and its source by precedence flag > env > file > default."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key in KEYS:
+        values[key.name], sources[key.name] = key.default, "default"
+        section = file_data.get(key.section, {})
+        if key.field in section:
+            values[key.name], sources[key.name] = section[key.field], "file"
+        if env.get(key.env, "").strip():
+            values[key.name], sources[key.name] = env[key.env], "env"
+        if flags.get(key.name) is not None:
+            values[key.name], sources[key.name] = flags[key.name], "flag"
+    values[BY_STATUS], sources[BY_STATUS] = {}, "default"
+    file_table = file_data.get("filters", {}).get("older_than_by_status")
+    if file_table:
+        values[BY_STATUS], sources[BY_STATUS] = file_table, "file"
+    if flags.get(BY_STATUS):
+        values[BY_STATUS], sources[BY_STATUS] = flags[BY_STATUS], "flag"
+    return values, sources
+
+
+def coerce(key: Key, raw: Any) -> Any:
+    """Turn a raw value (a string from flag/env, or a TOML value) into the key's type."""
+    if raw is None:
+        return None
+    try:
+        value = _COERCE[key.kind](raw)
+        if key.name == "filters.statuses":
+            value = tuple(v.upper() for v in value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(key.name, f"{exc} (flag {key.cli_flag}, env {key.env})") from exc
+    if key.choices:
+        bad = [v for v in (value if isinstance(value, tuple) else (value,))
+               if v not in key.choices]
+        if bad:
+            raise ConfigError(key.name, f"{bad[0]!r} is not allowed; "
+                                        f"allowed: {', '.join(key.choices)}")
+    return value
+
+
+def _as_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{raw!r} is not a boolean; use true or false")
+
+
+def _as_list(raw: Any) -> tuple[str, ...]:
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"{raw!r} is not a list")
+    return tuple(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
+
+
+def _as_duration(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise ValueError(f"{raw!r} is not a duration")
+    value = float(raw) if isinstance(raw, int | float) else parse_duration(raw)
+    if value < 0:
+        raise ValueError(f"{raw!r} is negative")
+    return value
+
+
+def _as_int(raw: Any) -> int:
+    if isinstance(raw, (bool, float)):
+        raise ValueError(f"{raw!r} is not a whole number")
+    return int(str(raw).strip())
+
+
+def _as_float(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError(f"{raw!r} is not a number")
+    return float(str(raw).strip())
+
+
+def _as_str(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ValueError(f"{raw!r} is not a string")
+    return raw.strip()
+
+
+_COERCE: dict[str, Any] = {
+    "str": _as_str, "choice": lambda raw: _as_str(raw).lower() if raw else raw,
+    "int": _as_int, "float": _as_float, "bool": _as_bool, "duration": _as_duration,
+    "list": _as_list,
+}
+
+
+# ---------------------------------------------------------------- building Settings
+
+
+def load_settings(command: str, flags: Mapping[str, Any], env: Mapping[str, str],
+                  config_path: str | None = None) -> Settings:
+    """Build validated Settings; raise ConfigError naming the first bad key."""
+    file_data = read_config_file(config_path)
+    raw, sources = layer(flags, env, file_data)
+    values = {name: coerce(KEYS_BY_NAME[name], raw[name]) for name in KEYS_BY_NAME}
+    values[BY_STATUS] = _by_status(BY_STATUS, raw[BY_STATUS])
+    _validate_ranges(values)
+    target = _target(values, sources)
+    selection = Selection(
+        filters=_filters(values, "filters."),
+        rules=_rules(file_data.get("rules", [])),
+        exclude=Exclusions(values["exclude.report_types"], values["exclude.created_by"],
+                           values["exclude.report_ids"]),
+        min_age=0.0 if values["safety.allow_young"] else values["safety.min_age"],
+    )
+    return Settings(
+        command=command,
+        target=target,
+        credentials=load_credentials(env, target.auth),
+        selection=selection,
+        max_cancel=values["safety.max_cancel"],
+        pacing=Pacing(**_section(values, "pacing")),
+        listing=Listing(**_section(values, "listing")),
+        output=Output(**_section(values, "output")),
+        run=RunOptions(**_section(values, "run")),
+        values=values,
+        sources=sources,
+    )
+
+
+def _section(values: Mapping[str, Any], section: str) -> dict[str, Any]:
+    return {k.field: values[k.name] for k in KEYS if k.section == section}
+
+
+def _by_status(where: str, raw: Any) -> tuple[tuple[str, float], ...]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(where, "must be a table of STATUS = \"DURATION\"")
+    out = []
+    for status, duration in raw.items():
+        if str(status).upper() not in STATUS_CHOICES:
+            raise ConfigError(where, f"{status!r} is not an in-progress status; "
+                                     f"allowed: {', '.join(STATUS_CHOICES)}")
+        try:
+            out.append((str(status).upper(), _as_duration(duration)))
+        except ValueError as exc:
+            raise ConfigError(f"{where}.{status}", str(exc)) from exc
+    return tuple(sorted(out))
+
+
+def _filters(values: Mapping[str, Any], prefix: str) -> Filters:
+    return Filters(
+        older_than=values[prefix + "older_than"],
+        older_than_by_status=values[prefix + "older_than_by_status"],
+        idle_for=values[prefix + "idle_for"],
+        statuses=values[prefix + "statuses"],
+        report_types=values[prefix + "report_types"],
+        created_by=values[prefix + "created_by"],
+        report_ids=values[prefix + "report_ids"],
+    )
+
+
+def _rules(raw: Any) -> tuple[Rule, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("rules", "must be an array of tables: [[rules]]")
+    rules = []
+    for index, body in enumerate(raw):
+        where = f"rules[{index}]"
+        if not isinstance(body, Mapping) or not isinstance(body.get("name"), str):
+            raise ConfigError(where, "each [[rules]] table needs a name = \"...\"")
+        unknown = sorted(set(body) - {"name", *RULE_FIELDS})
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}",
+                              f"unknown key; allowed: name, {', '.join(RULE_FIELDS)}")
+        values: dict[str, Any] = {}
+        for name in RULE_FIELDS:
+            key = KEYS_BY_NAME.get("filters." + name)
+            if key is None:
+                values["r." + name] = _by_status(f"{where}.{name}", body.get(name, {}))
+                continue
+            try:
+                value = coerce(key, body.get(name, key.default))
+            except ConfigError as exc:
+                raise ConfigError(f"{where}.{name}", str(exc)) from exc
+            values["r." + name] = value
+        rules.append(Rule(name=body["name"], filters=_filters(values, "r.")))
+    if len({r.name for r in rules}) != len(rules):
+        raise ConfigError("rules", "rule names must be unique")
+    return tuple(rules)
+
+
+_RANGES: tuple[tuple[str, float, float], ...] = (
+    ("listing.page_size", 1, 250), ("listing.max_pages", 1, 100_000),
+    ("listing.max_passes", 1, 20), ("pacing.rate", 0.01, 10_000),
+    ("pacing.concurrency", 1, 500), ("pacing.quota_share", 0.01, 1.0),
+    ("pacing.max_attempts", 1, 20), ("pacing.attempt_timeout", 0.1, 600),
+    ("pacing.retry_budget", 0, 1_000_000), ("safety.max_cancel", 0, 10_000_000),
+    ("pacing.deadline", 0.001, 7 * 86400),
+)
+
+
+def _validate_ranges(values: Mapping[str, Any]) -> None:
+    for name, low, high in _RANGES:
+        value = values[name]
+        if value is not None and not low <= value <= high:
+            key = KEYS_BY_NAME[name]
+            raise ConfigError(name, f"{value} is out of range; allowed: {low:g} to {high:g} "
+                                    f"(flag {key.cli_flag}, env {key.env})")
+    if not values["filters.statuses"]:
+        raise ConfigError("filters.statuses", "at least one status is needed; allowed: "
+                                              + ", ".join(STATUS_CHOICES))
+
+
+def _target(values: Mapping[str, Any], sources: Mapping[str, str]) -> Target:
+    auth = values["target.auth"]
+    base, env_name = values["target.base_url"], values["target.environment"]
+    if base and env_name:
+        rank_base = SOURCE_RANK[sources["target.base_url"]]
+        rank_env = SOURCE_RANK[sources["target.environment"]]
+        if rank_base == rank_env:
+            raise ConfigError("target.base_url", "set either base_url or environment, not both")
+        base, env_name = (base, None) if rank_base > rank_env else (None, env_name)
+    if env_name:
+        if env_name not in environments.ENVIRONMENTS:
+            raise ConfigError("target.environment", f"unknown environment {env_name!r}; allowed: "
+                                                    + ", ".join(environments.ENVIRONMENTS))
+        base = environments.base_url_for(env_name, auth)
+    if not base:
+        raise ConfigError("target.base_url",
+                          "no target: set --base-url or --environment (see README)")
+    return Target(base_url=check_base_url(base), environment=env_name, auth=auth)
+
+
+def check_base_url(url: str) -> str:
+    """Validate a host root: https (http only for loopback), a host, no path, query or user."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("target.base_url", f"{url!r} must look like https://host[:port]")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ConfigError("target.base_url", f"{url!r} must be a host root with no path: "
+                                             "the tool appends the API paths itself")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError("target.base_url", f"{url!r}: plain http is only allowed for "
+                                             "loopback hosts (the emulator); use https")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise ConfigError("target.base_url", f"{url!r} has an invalid port") from exc
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

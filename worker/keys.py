@@ -1,0 +1,105 @@
+"""The table of every config key: TOML location, flag, environment variable, kind, default.
+
+One table drives argparse (``worker.cli``), the environment, the config file, precedence and
+``zuora-reaper explain``, so a key is declared exactly once. Secrets are not keys: they come
+only from the environment (``worker.secrets``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ENV_PREFIX = "ZUORA_REAPER_"
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One config key. ``name`` is ``section.field`` as written in the TOML file."""
+
+    name: str
+    kind: str  # str | int | float | bool | duration | list | choice
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    flag: str | None = None  # defaults to --<field with dashes>; "" means no flag
+    repeat_flag: str | None = None  # the singular flag of a list key, e.g. --status
+
+    @property
+    def field(self) -> str:
+        return self.name.split(".", 1)[1]
+
+    @property
+    def section(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.field.upper()
+
+    @property
+    def cli_flag(self) -> str | None:
+        if self.flag == "":
+            return None
+        if self.repeat_flag:
+            return self.repeat_flag
+        return self.flag or "--" + self.field.replace("_", "-")
+
+
+STATUS_CHOICES = ("STARTED", "QUERYDATA", "PROCESSINGDATA")
+
+KEYS: tuple[Key, ...] = (
+    Key("target.base_url", "str", None, "API host root, scheme://host[:port], no path"),
+    Key("target.environment", "str", None, "Zuora environment name (see README)"),
+    Key("target.auth", "choice", "oauth", "authentication mode", ("oauth", "legacy")),
+    Key("filters.older_than", "duration", None,
+        "select runs started at least this long ago; STATUS=DURATION sets one status"),
+    Key("filters.idle_for", "duration", None, "select runs whose updatedOn is at least this old"),
+    Key("filters.statuses", "list", list(STATUS_CHOICES), "statuses to select",
+        STATUS_CHOICES, repeat_flag="--status"),
+    Key("filters.report_types", "list", [], "report types to select (default: all)",
+        repeat_flag="--report-type"),
+    Key("filters.created_by", "list", [], "owners (usernames) to select (default: all)",
+        repeat_flag="--created-by"),
+    Key("filters.report_ids", "list", [], "report ids to select (default: all)",
+        repeat_flag="--report-id"),
+    Key("exclude.report_types", "list", [], "report types never cancelled",
+        repeat_flag="--exclude-report-type"),
+    Key("exclude.created_by", "list", [], "owners whose runs are never cancelled",
+        repeat_flag="--exclude-created-by"),
+    Key("exclude.report_ids", "list", [], "report ids never cancelled",
+        repeat_flag="--exclude-report-id"),
+    Key("safety.max_cancel", "int", 100, "refuse to cancel anything when more runs match"),
+    Key("safety.min_age", "duration", 300.0, "age floor no run younger than is cancelled"),
+    Key("safety.allow_young", "bool", False, "lift the age floor"),
+    Key("pacing.rate", "float", 10.0, "upper bound on requests per second"),
+    Key("pacing.concurrency", "int", 8, "upper bound on requests in flight"),
+    Key("pacing.quota_share", "float", 0.5, "share of the header-reported quota to use"),
+    Key("pacing.deadline", "duration", None, "whole-job deadline; then stop and report (exit 5)"),
+    Key("pacing.max_attempts", "int", 6, "attempts per request for transient failures"),
+    Key("pacing.attempt_timeout", "duration", 60.0, "timeout of one HTTP attempt"),
+    Key("pacing.retry_budget", "int", 500, "job-level retry tokens (retry 10, throttle 2)"),
+    Key("listing.page_size", "int", 100, "runs per listing page (1-250)"),
+    Key("listing.max_pages", "int", 1000, "page cap per listing pass; exceeding it is an error"),
+    Key("listing.list_items_field", "str", None, "field of 'response' holding the runs"),
+    Key("listing.max_passes", "int", 3, "list-and-cancel passes until nothing new is selected"),
+    Key("output.report_file", "str", None, "write the JSON report here (atomically)"),
+    Key("output.output", "choice", "text", "stdout format of the result", ("text", "json")),
+    Key("output.log_format", "choice", "auto", "log format", ("auto", "json", "console")),
+    Key("output.log_level", "choice", "info", "log level",
+        ("debug", "info", "warning", "error")),
+    Key("output.progress", "choice", "auto", "live progress line on stderr",
+        ("auto", "always", "never")),
+    Key("output.metrics_file", "str", None, "Prometheus textfile-collector file"),
+    Key("output.pushgateway", "str", None, "Prometheus Pushgateway URL"),
+    Key("output.notify_webhook", "str", None, "POST the job summary JSON here"),
+    Key("output.job_name", "str", "zuora-reaper", "job label for metrics and notifications"),
+    Key("run.lock_file", "str", None, "lock file (default: per target in the temp dir)"),
+    Key("run.ids_file", "str", None, "cancel these run ids (one per line, - for stdin)"),
+    Key("run.plan", "str", None, "run: cancel only runs in this plan file"),
+    Key("run.plan_out", "str", None, "plan: write the selection to this plan file"),
+    Key("run.plan_max_age", "duration", 3600.0, "refuse plans older than this"),
+)
+
+KEYS_BY_NAME = {key.name: key for key in KEYS}
+SECTIONS = tuple(dict.fromkeys(key.section for key in KEYS))

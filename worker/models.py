@@ -1,0 +1,212 @@
+"""Report runs as the worker sees them, and the strict-but-tolerant parsing of API bodies.
+
+Where the real API is undocumented (zuora-api.md §1.3, §7) parsing accepts every plausible
+variant and rejects everything else loudly: an item that cannot be validated is kept as
+``unparseable`` and never cancelled; a list body that cannot be read raises UnusableResponse.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from worker.errors import UnusableResponse
+
+IN_PROGRESS = ("STARTED", "QUERYDATA", "PROCESSINGDATA")
+CANCELLED_STATUSES = frozenset({"CANCELLED", "CANCELED"})
+FINISHED_STATUSES = frozenset({"COMPLETED", "ERROR", "INVALID"})
+TERMINAL_STATUSES = CANCELLED_STATUSES | FINISHED_STATUSES
+KNOWN_STATUSES = frozenset(IN_PROGRESS) | TERMINAL_STATUSES
+
+# Epoch values above this are milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
+_MS_THRESHOLD = 1e11
+_ISO_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")
+
+
+class Outcome(StrEnum):
+    """How a selected run ended. Every selected run gets exactly one."""
+
+    CANCELLED = "cancelled"
+    ALREADY_CANCELLED = "already_cancelled"
+    ALREADY_FINISHED = "already_finished"
+    NOT_FOUND = "not_found"
+    FAILED = "failed"
+    WOULD_CANCEL = "would_cancel"
+    NOT_ATTEMPTED = "not_attempted"
+
+
+SUCCESS_OUTCOMES = frozenset(
+    {Outcome.CANCELLED, Outcome.ALREADY_CANCELLED, Outcome.ALREADY_FINISHED,
+     Outcome.NOT_FOUND, Outcome.WOULD_CANCEL}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRun:
+    """One report run from a listing or a GET. ``problem`` is set when it cannot be validated."""
+
+    id: str | None
+    report_id: str | None
+    report_type: str | None
+    status: str | None
+    started_on: datetime | None
+    updated_on: datetime | None
+    created_by: str | None
+    problem: str | None = None
+
+    @property
+    def parseable(self) -> bool:
+        """True when id, status and startedOn were all read; only such runs may be cancelled."""
+        return self.problem is None
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Read ``startedOn``/``updatedOn``: epoch seconds or ms, or ISO-8601 (``+0000``, ``Z``).
+
+    Returns None for anything else (missing, bool, NaN, garbage, out of range).
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        if isinstance(value, int | float):
+            return _from_epoch(float(value))
+        if isinstance(value, str):
+            text = value.strip()
+            if re.fullmatch(r"\d{9,16}(\.\d+)?", text):
+                return _from_epoch(float(text))
+            return _from_iso(text)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return None
+
+
+def _from_epoch(value: float) -> datetime | None:
+    if not math.isfinite(value) or value <= 0:
+        return None
+    seconds = value / 1000.0 if value > _MS_THRESHOLD else value
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _from_iso(text: str) -> datetime | None:
+    text = text.replace("Z", "+00:00") if text.endswith("Z") else _ISO_OFFSET.sub(r"\1:\2", text)
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        return None  # a naive time is ambiguous: refuse rather than guess a zone
+    return parsed.astimezone(UTC)
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _created_by(item: Mapping[str, Any]) -> str | None:
+    profile = item.get("createdByUserProfile")
+    if isinstance(profile, Mapping):
+        name = _text(profile.get("username"))
+        if name:
+            return name
+    for key in ("createdByUserProfile.username", "createdBy", "createdByUsername", "username"):
+        name = _text(item.get(key))
+        if name:
+            return name
+    return None
+
+
+def parse_run(item: Any) -> ReportRun:
+    """Turn one list item or GET payload into a ReportRun; never raises.
+
+    A run whose id, status or startedOn cannot be read carries ``problem`` and is never
+    cancelled. An unknown status is kept as read (it cannot match the in-progress filter).
+    """
+    if not isinstance(item, Mapping):
+        return ReportRun(None, None, None, None, None, None, None,
+                         problem=f"item is {type(item).__name__}, not an object")
+    run_id = _text(item.get("id")) or _text(item.get("reportRunId"))
+    status = _text(item.get("status"))
+    started = parse_time(item.get("startedOn"))
+    missing = [name for name, value in (("id", run_id), ("status", status),
+                                        ("startedOn", started)) if value is None]
+    return ReportRun(
+        id=run_id,
+        report_id=_text(item.get("reportId")) or _text(item.get("reportID")),
+        report_type=_text(item.get("reportType")),
+        status=status.upper() if status else None,
+        started_on=started,
+        updated_on=parse_time(item.get("updatedOn")),
+        created_by=_created_by(item),
+        problem=f"unreadable {', '.join(missing)}" if missing else None,
+    )
+
+
+def extract_items(body: Any, items_field: str | None = None) -> list[Any]:
+    """Find the list of runs in a listing body (zuora-api.md §8).
+
+    The items are ``response`` when it is a list, else ``response[items_field]`` when a field
+    is configured, else the single list-valued field of the ``response`` object. Anything
+    else raises UnusableResponse naming the keys seen: never read as "no runs".
+    """
+    if not isinstance(body, Mapping):
+        raise UnusableResponse(f"listing body is {type(body).__name__}, expected a JSON object")
+    if body.get("success") is False:
+        raise UnusableResponse(f"listing answered success:false: {describe_error(body)}")
+    payload = body.get("response")
+    if isinstance(payload, list):
+        return payload
+    if not isinstance(payload, Mapping):
+        raise UnusableResponse(
+            f"listing body has no 'response' list or object; top-level keys: {sorted(body)}")
+    if items_field is not None:
+        items = payload.get(items_field)
+        if isinstance(items, list):
+            return items
+        raise UnusableResponse(f"listing 'response' has no list field {items_field!r}; "
+                               f"keys: {sorted(payload)}")
+    lists = [key for key, value in payload.items() if isinstance(value, list)]
+    if len(lists) == 1:
+        items = payload[lists[0]]
+        assert isinstance(items, list)
+        return items
+    raise UnusableResponse(
+        f"listing 'response' has {len(lists)} list fields ({sorted(lists)}), expected exactly "
+        f"one; keys: {sorted(payload)}; set list_items_field to choose")
+
+
+def describe_error(body: Any) -> str:
+    """A short, secret-free description of an error body (reasons[], message, errorCode)."""
+    if not isinstance(body, Mapping):
+        return str(body)[:200]
+    parts: list[str] = []
+    code = body.get("errorCode")
+    if code is not None:
+        parts.append(str(code))
+    message = body.get("message") or body.get("Message")
+    if isinstance(message, str):
+        parts.append(message)
+    reasons = body.get("reasons")
+    if isinstance(reasons, list):
+        for reason in reasons[:3]:
+            if isinstance(reason, Mapping):
+                parts.append(f"{reason.get('code')}: {reason.get('message')}")
+    if not parts and isinstance(body.get("response"), str):
+        parts.append(str(body["response"]))
+    return "; ".join(parts)[:500] or "no error details"
+
+
+def reason_codes(body: Any) -> list[str]:
+    """Every error code in a body (``errorCode`` and ``reasons[].code``) as strings."""
+    if not isinstance(body, Mapping):
+        return []
+    codes = [str(body["errorCode"])] if body.get("errorCode") is not None else []
+    reasons = body.get("reasons")
+    if isinstance(reasons, list):
+        codes += [str(r.get("code")) for r in reasons if isinstance(r, Mapping)]
+    return codes

@@ -1,0 +1,121 @@
+"""The JSON report (schema_version 1), its counts, and its atomic write."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from worker.config import Settings
+from worker.job import JobResult
+from worker.models import Outcome
+
+SCHEMA_VERSION = 1
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO-8601 UTC with a Z, milliseconds precision."""
+    if value is None:
+        return None
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def counts(result: JobResult) -> dict[str, int]:
+    """``listed``, ``selected``, ``unparseable`` and one key per outcome (zeros included)."""
+    outcomes = Counter(r.outcome for r in result.records.values() if r.outcome is not None)
+    out = {
+        "listed": len(result.records),
+        "selected": sum(1 for r in result.records.values() if r.selected),
+        "unparseable": sum(1 for r in result.records.values() if r.reason == "unparseable"),
+    }
+    out.update({o.value: outcomes.get(o, 0) for o in Outcome})
+    return out
+
+
+def filters_doc(settings: Settings) -> dict[str, Any]:
+    """The effective selection, as plain data (no secrets live here)."""
+    sel = settings.selection
+    return {
+        "older_than_s": sel.filters.older_than,
+        "older_than_by_status_s": dict(sel.filters.older_than_by_status),
+        "idle_for_s": sel.filters.idle_for,
+        "statuses": list(sel.filters.statuses),
+        "report_types": list(sel.filters.report_types),
+        "created_by": list(sel.filters.created_by),
+        "report_ids": list(sel.filters.report_ids),
+        "exclude": {"report_types": list(sel.exclude.report_types),
+                    "created_by": list(sel.exclude.created_by),
+                    "report_ids": list(sel.exclude.report_ids)},
+        "rules": [{"name": r.name, "statuses": list(r.filters.statuses),
+                   "older_than_s": r.filters.older_than,
+                   "older_than_by_status_s": dict(r.filters.older_than_by_status),
+                   "idle_for_s": r.filters.idle_for,
+                   "report_types": list(r.filters.report_types),
+                   "created_by": list(r.filters.created_by),
+                   "report_ids": list(r.filters.report_ids)} for r in sel.rules],
+        "min_age_s": sel.min_age,
+        "max_cancel": settings.max_cancel,
+    }
+
+
+def build_report(settings: Settings, result: JobResult, exit_code: int,
+                 reason: str | None) -> dict[str, Any]:
+    """The whole report document."""
+    c = result.counters
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "mode": result.mode,
+        "job_id": result.job_id,
+        "started_at": iso(result.started_at),
+        "finished_at": iso(result.finished_at),
+        "target": {"base_url": settings.target.base_url,
+                   "environment": settings.target.environment,
+                   "auth": settings.target.auth},
+        "filters": filters_doc(settings),
+        "exit_code": exit_code,
+        "exit_reason": reason,
+        "passes": result.passes,
+        "counts": counts(result),
+        "requests": {"total": c.requests, "by_class": dict(c.by_class),
+                     "rate_limited": dict(c.limited), "retries": c.retries,
+                     "network_errors": c.network_errors, "token_requests": result.token_requests,
+                     "mean_latency_ms": round(c.mean_latency * 1000, 1)},
+        "runs": [run_entry(rec) for rec in result.records.values()],
+    }
+
+
+def run_entry(rec: Any) -> dict[str, Any]:
+    run = rec.run
+    return {
+        "id": run.id, "report_id": run.report_id, "report_type": run.report_type,
+        "status": run.status, "started_on": iso(run.started_on),
+        "updated_on": iso(run.updated_on), "created_by": run.created_by,
+        "selected": rec.selected, "reason": rec.reason, "rule": rec.rule,
+        "problem": run.problem, "pass": rec.pass_no,
+        "outcome": rec.outcome.value if rec.outcome is not None else None,
+        "attempts": rec.attempts, "error": rec.error,
+    }
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and a rename."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(path: str, doc: dict[str, Any]) -> None:
+    write_atomic(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")

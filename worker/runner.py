@@ -1,0 +1,105 @@
+"""Run a job command end to end: logging, lock, signals, the job, report, output, exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from datetime import UTC, datetime
+
+import structlog
+
+from worker.config import Settings
+from worker.control import JobControl
+from worker.errors import WorkerError
+from worker.job import JobDeps, JobResult, finalize_not_attempted, run_job
+from worker.lock import job_lock
+from worker.logs import configure_logging
+from worker.outcome import exit_status
+from worker.report import build_report, counts, write_report
+from worker.summary import render_table, summary_line
+
+log = structlog.get_logger("worker.runner")
+GRACE_SECONDS = 5.0
+
+
+def execute(settings: Settings) -> int:
+    """Run ``settings.command`` and return the process exit code."""
+    out = settings.output
+    configure_logging(out.log_format, out.log_level, secrets=settings.credentials.secrets())
+    if settings.command == "explain":
+        from worker.explain import render_explain
+        print(render_explain(settings))
+        return 0
+    if settings.command == "check":
+        from worker.check import run_check
+        return asyncio.run(run_check(settings))
+    log.info("job.start", command=settings.command, target=settings.target.base_url,
+             environment=settings.target.environment, auth=settings.target.auth,
+             dry_run=settings.dry_run)
+    try:
+        with job_lock(settings):
+            result = asyncio.run(_run_with_signals(settings))
+    except WorkerError as exc:  # the lock is held by another job
+        print(f"zuora-reaper: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return finish(settings, result)
+
+
+async def _run_with_signals(settings: Settings) -> JobResult:
+    control = JobControl(settings.pacing.deadline)
+    result = JobResult(mode="plan" if settings.dry_run else "run", started_at=datetime.now(UTC))
+    deps = JobDeps(control=control, result=result)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    job = asyncio.ensure_future(run_job(settings, deps))
+
+    def on_signal(name: str) -> None:
+        log.warning("job.interrupted", signal=name, grace_s=GRACE_SECONDS)
+        control.request_stop(f"interrupted by {name}", 5)
+        loop.call_later(GRACE_SECONDS, job.cancel)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+    try:
+        return await _await_job(job, result, control)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def _await_job(job: asyncio.Future[JobResult], result: JobResult,
+                     control: JobControl) -> JobResult:
+    try:
+        return await job
+    except asyncio.CancelledError:
+        if not control.is_stopping():
+            raise
+        # The grace period ran out and in-flight calls were cancelled; the result object
+        # still holds every outcome set so far (cancel_one records in-flight runs as failed).
+        result.stop_reason, result.stop_exit = control.stop_reason or "interrupted", 5
+        result.finished_at = datetime.now(UTC)
+        return result
+
+
+def finish(settings: Settings, result: JobResult) -> int:
+    """Write the report, print the output, log the summary; return the exit code."""
+    finalize_not_attempted(result)
+    code, reason = exit_status(result)
+    doc = build_report(settings, result, code, reason)
+    if settings.output.report_file and (result.listed_anything or code == 0):
+        write_report(settings.output.report_file, doc)
+    if settings.output.output == "json":
+        print(json.dumps(doc, indent=2))
+    else:
+        render_table(result, datetime.now(UTC), sys.stdout)
+        print(summary_line(result))
+    log.info("job.summary", exit_code=code, reason=reason, mode=result.mode,
+             passes=result.passes, requests=result.counters.requests,
+             rate_limited=dict(result.counters.limited), retries=result.counters.retries,
+             token_requests=result.token_requests, **counts(result))
+    if code:
+        print(f"zuora-reaper: exit {code}: {reason}", file=sys.stderr)
+    return code
