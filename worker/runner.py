@@ -6,6 +6,8 @@ import asyncio
 import json
 import signal
 import sys
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import structlog
@@ -61,13 +63,22 @@ async def _run_with_signals(settings: Settings) -> JobResult:
         control.request_stop(f"interrupted by {name}", 5)
         loop.call_later(GRACE_SECONDS, job.cancel)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig.name)
+    handled = _install_signals(loop, on_signal)
     try:
         return await _await_job(job, result, control)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in handled:
             loop.remove_signal_handler(sig)
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop,
+                     handler: Callable[[str], None]) -> list[signal.Signals]:
+    """SIGTERM and SIGINT stop the job; off the main thread (tests) there is nothing to hook."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, handler, sig.name)
+    return [signal.SIGTERM, signal.SIGINT]
 
 
 async def _await_job(job: asyncio.Future[JobResult], result: JobResult,

@@ -1,0 +1,174 @@
+"""Shared fixtures: the emulator over real HTTP, the CLI in process and as a subprocess."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import structlog
+
+from worker.cli import main
+from worker.emulator import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_PASSWORD,
+    DEMO_USERNAME,
+    Emulator,
+    EmulatorConfig,
+    EmulatorThread,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+OAUTH_ENV = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
+LEGACY_ENV = {"ZUORA_USERNAME": DEMO_USERNAME, "ZUORA_PASSWORD": DEMO_PASSWORD}
+
+
+# ---------------------------------------------------------------- aioresponses on aiohttp 3.14
+def _shim_aioresponses() -> None:
+    """aioresponses 0.7.x builds ClientResponse without ``stream_writer`` (aiohttp 3.14 needs it;
+    pnuckowski/aioresponses#289). Pass one only when the signature asks for it."""
+    try:
+        import aiohttp
+        import aioresponses.core as core
+    except ImportError:  # pragma: no cover
+        return
+    params = inspect.signature(aiohttp.ClientResponse.__init__).parameters
+    if "stream_writer" not in params or getattr(core, "_reaper_shim", False):
+        return
+    class ShimResponse(aiohttp.ClientResponse):
+        """A ClientResponse that tolerates aioresponses omitting ``stream_writer``."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            # writer=None means "request already sent", which reads the writer's output size.
+            kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
+            super().__init__(*args, **kwargs)
+
+    core.ClientResponse = ShimResponse  # the default response_class aioresponses builds
+    core._reaper_shim = True
+
+
+_shim_aioresponses()
+
+
+# ---------------------------------------------------------------- isolation
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No ZUORA_* variable from the developer's shell leaks into a test; logging is reset."""
+    for name in list(os.environ):
+        if name.startswith("ZUORA_"):
+            monkeypatch.delenv(name)
+    yield
+    structlog.reset_defaults()
+
+
+# ---------------------------------------------------------------- emulator fixtures
+@pytest.fixture
+async def make_emulator() -> AsyncIterator[Callable[..., Any]]:
+    """Factory: ``emu = await make_emulator(runs=0, ...)``; started on a free loopback port."""
+    started: list[Emulator] = []
+
+    async def factory(**config: Any) -> Emulator:
+        emu = Emulator(EmulatorConfig(**config))
+        await emu.start()
+        started.append(emu)
+        return emu
+
+    yield factory
+    for emu in started:
+        await emu.stop()
+
+
+@pytest.fixture
+def emu_thread() -> Iterator[Callable[..., Emulator]]:
+    """Factory for sync tests: an emulator serving from its own thread (CLI runs in main thread)."""
+    threads: list[EmulatorThread] = []
+
+    def factory(**config: Any) -> Emulator:
+        thread = EmulatorThread(EmulatorConfig(**config))
+        threads.append(thread)
+        return thread.__enter__()
+
+    yield factory
+    for thread in threads:
+        thread.__exit__(None, None, None)
+
+
+# ---------------------------------------------------------------- running the CLI
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+    report: dict[str, Any] | None
+
+    def outcomes(self) -> dict[str, str | None]:
+        assert self.report is not None
+        return {r["id"]: r["outcome"] for r in self.report["runs"] if r["selected"]}
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run ``zuora-reaper`` in process (main thread) against ``emu``; returns code, output, report.
+
+    Adds --base-url, --report-file, --lock-file unless given; ``env`` defaults to OAuth demo
+    credentials.
+    """
+
+    def run(emu: Emulator | None, *args: str, env: dict[str, str] | None = None) -> CliResult:
+        for name, value in (OAUTH_ENV if env is None else env).items():
+            monkeypatch.setenv(name, value)
+        argv = [*args, *_defaults(emu, args, tmp_path)]
+        capsys.readouterr()
+        code = main(argv)
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err, _load_report(tmp_path / "report.json", argv))
+
+    return run
+
+
+@pytest.fixture
+def cli_subprocess(tmp_path: Path) -> Callable[..., CliResult]:
+    """Run ``python -m worker`` as a real subprocess (real exit codes); same defaults as ``cli``."""
+
+    def run(emu: Emulator | None, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 60) -> CliResult:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("ZUORA_")}
+        full_env.update(OAUTH_ENV if env is None else env)
+        argv = [*args, *_defaults(emu, args, tmp_path)]
+        proc = subprocess.run([sys.executable, "-m", "worker", *argv], capture_output=True,
+                              text=True, env=full_env, timeout=timeout, cwd=ROOT, check=False)
+        return CliResult(proc.returncode, proc.stdout, proc.stderr,
+                         _load_report(tmp_path / "report.json", argv))
+
+    return run
+
+
+def _defaults(emu: Emulator | None, args: tuple[str, ...], tmp_path: Path) -> list[str]:
+    extra: list[str] = []
+    if emu is not None and "--base-url" not in args and "--environment" not in args:
+        extra += ["--base-url", emu.base_url]
+    if "--report-file" not in args:
+        extra += ["--report-file", str(tmp_path / "report.json")]
+    if "--lock-file" not in args:
+        extra += ["--lock-file", str(tmp_path / "job.lock")]
+    return extra
+
+
+def _load_report(default: Path, argv: list[str]) -> dict[str, Any] | None:
+    path = Path(argv[argv.index("--report-file") + 1]) if "--report-file" in argv else default
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    path.unlink()
+    assert isinstance(data, dict)
+    return data

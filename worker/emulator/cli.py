@@ -1,0 +1,93 @@
+"""Command line: serve the emulator until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+
+from .config import LIST_SHAPES, TIME_FORMATS, EmulatorConfig
+from .server import Emulator
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="zuora-reaper emulator", description="Serve a Zuora Reporting API emulator."
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    p.add_argument("--runs", type=int, default=200, help="size of the seeded population")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--runs-file", default=None, help="JSON list of runs replacing the seed")
+    p.add_argument("--rate", type=float, default=None, help="requests/second quota")
+    p.add_argument("--rate-window", type=float, default=60.0, help="quota window, seconds")
+    p.add_argument("--concurrency", type=int, default=None, help="max requests in flight")
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--jitter-ms", type=float, default=0.0)
+    p.add_argument("--list-shape", choices=LIST_SHAPES, default="content")
+    p.add_argument("--time-format", choices=TIME_FORMATS, default="epoch_ms")
+    p.add_argument("--token-ttl", type=float, default=3600.0)
+    p.add_argument("--fail-503-ratio", type=float, default=0.0)
+    p.add_argument("--drop-ratio", type=float, default=0.0)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    return EmulatorConfig(
+        runs=args.runs,
+        seed=args.seed,
+        runs_file=args.runs_file,
+        rate=args.rate,
+        rate_window=args.rate_window,
+        concurrency=args.concurrency,
+        latency_ms=args.latency_ms,
+        jitter_ms=args.jitter_ms,
+        list_shape=args.list_shape,
+        time_format=args.time_format,
+        token_ttl=args.token_ttl,
+        fail_503_ratio=args.fail_503_ratio,
+        drop_ratio=args.drop_ratio,
+    )
+
+
+def banner(base_url: str, config: EmulatorConfig) -> str:
+    return "\n".join(
+        [
+            f"Zuora Reporting API emulator listening on {base_url}",
+            f"export ZUORA_REAPER_BASE_URL={base_url}",
+            f"export ZUORA_CLIENT_ID={config.client_id} ZUORA_CLIENT_SECRET={config.client_secret}",
+            f"export ZUORA_USERNAME={config.username} ZUORA_PASSWORD={config.password}",
+        ]
+    )
+
+
+async def serve(emulator: Emulator, host: str, port: int) -> None:
+    config = emulator.config
+    base_url = await emulator.start(host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    print(banner(base_url, config), flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await emulator.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        emulator = Emulator(config_from_args(args))
+    except (ValueError, OSError) as exc:
+        print(f"emulator: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(emulator, args.host, args.port))
+    except OSError as exc:
+        print(f"emulator: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,75 @@
+"""Emulator configuration: every knob, with the demo credentials as defaults."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+DEMO_CLIENT_ID = "demo-client-id-0000-0000-0000-000000"
+DEMO_CLIENT_SECRET = "demo-secret"  # noqa: S105 - public demo credential
+DEMO_USERNAME = "demo-user"
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - public demo credential
+
+LIST_SHAPES = ("list", "content")
+TIME_FORMATS = ("epoch_ms", "iso")
+USER_FIELDS = ("nested", "dotted")
+LIST_FAULTS = ("html", "text", "no_list", "truncated", "huge")
+
+
+@dataclass
+class EmulatorConfig:
+    """Knobs of the emulator. Mutable: handlers read it on every request."""
+
+    runs: int = 200
+    seed: int = 1
+    runs_file: str | None = None
+    in_progress_share: float = 0.7
+    list_shape: str = "content"
+    time_format: str = "epoch_ms"
+    user_field: str = "nested"
+    include_updated_on: bool = True
+    page_cap: int = 250
+    token_ttl: float = 3600.0
+    rate: float | None = None
+    rate_window: float = 60.0
+    concurrency: int | None = None
+    concurrency_retry_after: float = 120.0
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    fail_503_ratio: float = 0.0
+    fault_retry_after: float = 0.0
+    drop_ratio: float = 0.0
+    poison_ids: set[str] = field(default_factory=set)
+    forbid_cancel: bool = False
+    refusal_status: int = 400
+    list_fault: str | None = None
+    drift_complete: int = 0
+    drift_start: int = 0
+    entity_id: str | None = None
+    client_id: str = DEMO_CLIENT_ID
+    client_secret: str = DEMO_CLIENT_SECRET
+    username: str = DEMO_USERNAME
+    password: str = DEMO_PASSWORD
+    clock: Callable[[], float] = field(default=time.time)
+
+    def validate(self) -> None:
+        """Raise ValueError on an option value the emulator does not know."""
+        _choice("list_shape", self.list_shape, LIST_SHAPES)
+        _choice("time_format", self.time_format, TIME_FORMATS)
+        _choice("user_field", self.user_field, USER_FIELDS)
+        if self.list_fault is not None:
+            _choice("list_fault", self.list_fault, LIST_FAULTS)
+        if self.runs < 0 or self.page_cap < 1:
+            raise ValueError("runs must be >= 0 and page_cap >= 1")
+        if not 0.0 <= self.in_progress_share <= 1.0:
+            raise ValueError("in_progress_share must be within [0, 1]")
+        if self.rate is not None and (self.rate <= 0 or self.rate_window <= 0):
+            raise ValueError("rate and rate_window must be > 0")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")

@@ -1,0 +1,65 @@
+"""Injected faults: drops, 503s, latency, and broken list bodies."""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+
+from .config import EmulatorConfig
+from .replies import Reply, reasons
+
+HUGE_BYTES = 21 * 1024 * 1024
+HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Zuora</title></head>"
+    b"<body><h1>Service maintenance</h1><p>Please sign in again.</p></body></html>"
+)
+
+
+class Faults:
+    """Seeded fault decisions, so the same seed and request order give the same faults."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(f"faults:{seed}")
+
+    def _hit(self, ratio: float) -> bool:
+        return ratio > 0 and self.rng.random() < ratio
+
+    def should_drop(self, config: EmulatorConfig) -> bool:
+        return self._hit(config.drop_ratio)
+
+    def unavailable(self, config: EmulatorConfig) -> Reply | None:
+        if not self._hit(config.fail_503_ratio):
+            return None
+        reply = reasons(503, 61000061, "Service temporarily unavailable, please retry")
+        reply.headers["Retry-After"] = str(math.ceil(config.fault_retry_after))
+        return reply
+
+    def latency_s(self, config: EmulatorConfig) -> float:
+        delay = config.latency_ms
+        if config.jitter_ms > 0:
+            delay += self.rng.uniform(-config.jitter_ms, config.jitter_ms)
+        return max(0.0, delay) / 1000.0
+
+
+@functools.cache
+def huge_body() -> bytes:
+    """Valid JSON bigger than 20 MB."""
+    head = b'{"success":true,"response":{"content":[],"padding":"'
+    return head + b"x" * HUGE_BYTES + b'"}}'
+
+
+def list_fault_reply(kind: str, normal: Reply) -> Reply:
+    """Replace a good list answer by the configured broken one."""
+    if kind == "html":
+        return Reply(200, raw=HTML_PAGE, content_type="text/html")
+    if kind == "text":
+        return Reply(200, raw=b"OK", content_type="text/plain")
+    if kind == "no_list":
+        return Reply(200, {"success": True, "response": {"total": 3}})
+    if kind == "truncated":
+        data = normal.payload()
+        return Reply(200, raw=data[: max(1, len(data) // 2)])
+    if kind == "huge":
+        return Reply(200, raw=huge_body())
+    raise ValueError(f"unknown list_fault {kind!r}")
