@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -133,12 +134,12 @@ class ApiClient:
             st.transient += 1
             raise TransientError(f"HTTP {resp.status}: {describe_error(resp.body)}",
                                  status=resp.status,
-                                 retry_after=parse_retry_after(resp.header("Retry-After"), 0.0))
+                                 retry_after=parse_retry_after(resp.header("Retry-After"), time.time()))
         return resp
 
     def _throttled(self, resp: Response) -> RateLimited:
         codes = reason_codes(resp.body)
-        retry_after = parse_retry_after(resp.header("Retry-After"), 0.0)
+        retry_after = parse_retry_after(resp.header("Retry-After"), time.time())
         reset = _float(resp.header("RateLimit-Reset"))
         is_conc = CONCURRENCY_CODE in codes or (
             resp.header("Concurrency-Limit-Remaining") == "0"

@@ -1,0 +1,626 @@
+"""Tests for the tenant pacer, the retry budget and the backoff helpers.
+
+Timing tests run the event loop on virtual time (the ``vclock`` fixture): the loop's clock only
+moves when every task is asleep, and then jumps straight to the next timer, so a minute of pacing
+takes milliseconds and the timestamps are exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from worker.pacer import Pacer, PacerConfig, RetryBudget, backoff, retry_delay
+
+Clock = Callable[[], float]
+EPS = 1e-9
+
+
+@pytest.fixture
+async def vclock() -> AsyncIterator[Clock]:
+    """Put the running loop on virtual time and return its clock."""
+    loop = asyncio.get_running_loop()
+    selector: Any = loop._selector  # type: ignore[attr-defined]
+    real_select = selector.select
+    now = [loop.time()]
+
+    def select(timeout: float | None = None) -> Any:
+        if timeout is not None and timeout > 0:
+            now[0] += timeout  # nothing is runnable: jump to the next timer
+            timeout = 0
+        return real_select(timeout)
+
+    loop.time = lambda: now[0]  # type: ignore[method-assign]
+    selector.select = select
+    try:
+        yield loop.time
+    finally:
+        del loop.time
+        del selector.select
+
+
+class FakeClock:
+    """A manual clock for tests that never sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def zero() -> float:
+    """A rand() that never jitters."""
+    return 0.0
+
+
+def max_in_window(times: list[float], width: float) -> int:
+    """The most timestamps inside any closed window of ``width`` seconds."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(ordered):
+        while ordered[start] < t - width - EPS:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+async def run_clients(
+    pacer: Pacer, clock: Clock, count: int, latency: float, *, seed: int = 7
+) -> tuple[list[float], int]:
+    """Run ``count`` one-request clients; return entry times and the most seen in flight."""
+    rng = random.Random(seed)
+    entries: list[float] = []
+    peak = 0
+
+    async def client() -> None:
+        nonlocal peak
+        async with pacer.slot():
+            entries.append(clock())
+            peak = max(peak, pacer.in_flight)
+            await asyncio.sleep(latency * (0.5 + rng.random()))
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(count):
+            tg.create_task(client())
+    return entries, peak
+
+
+# -- both caps -----------------------------------------------------------------------------
+
+
+async def test_never_more_than_concurrency_in_flight(vclock: Clock) -> None:
+    """Many clients with long requests never exceed the concurrency limit, and reach it."""
+    pacer = Pacer(PacerConfig(rate=1000, concurrency=5), clock=vclock)
+    _, peak = await run_clients(pacer, vclock, 60, latency=0.5)
+    assert peak == 5
+    assert pacer.stats.max_in_flight == 5
+    assert pacer.in_flight == 0
+    assert pacer.stats.requests == 60
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(10.0, 0.1), (200.0, 0.1), (3.0, 1.0)])
+async def test_rate_never_exceeded_over_sliding_windows(
+    vclock: Clock, rate: float, burst: float
+) -> None:
+    """Entries in any window W >= 1 s stay within rate*W + capacity, at close to full rate."""
+    pacer = Pacer(PacerConfig(rate=rate, concurrency=500, burst_seconds=burst), clock=vclock)
+    count = int(rate * 10)
+    entries, _ = await run_clients(pacer, vclock, count, latency=0.05)
+    capacity = max(1.0, rate * burst)
+    for width in (1.0, 2.5, 7.0):
+        assert max_in_window(entries, width) <= rate * width + capacity
+    assert max(entries) - min(entries) <= (count - 1) / rate + 0.3  # no needless slowness
+
+
+async def test_both_caps_hold_at_once(vclock: Clock) -> None:
+    """Concurrency-bound and rate-bound phases both respect their cap."""
+    pacer = Pacer(PacerConfig(rate=50, concurrency=4), clock=vclock)
+    entries, peak = await run_clients(pacer, vclock, 200, latency=0.2)
+    assert peak <= 4
+    for width in (1.0, 3.0):
+        assert max_in_window(entries, width) <= 50 * width + 5
+
+
+async def test_bucket_starts_with_one_token_and_banks_nothing_while_idle(vclock: Clock) -> None:
+    """A fresh pacer lets one request through at once; after a long idle only `capacity` do."""
+    pacer = Pacer(PacerConfig(rate=100, concurrency=100, burst_seconds=0.1), clock=vclock)
+    start = vclock()
+    entries, _ = await run_clients(pacer, vclock, 5, latency=0.01)
+    assert sum(t == start for t in entries) == 1
+    await asyncio.sleep(3600)
+    restart = vclock()
+    entries, _ = await run_clients(pacer, vclock, 50, latency=0.01)
+    assert sum(t == restart for t in entries) == 10  # capacity = 100 * 0.1
+    assert max_in_window(entries, 1.0) <= 100 + 10
+
+
+async def test_waiters_are_served_fifo(vclock: Clock) -> None:
+    """Both the permit queue and the token queue serve callers in arrival order."""
+    for config in (PacerConfig(rate=1000, concurrency=1), PacerConfig(rate=5, concurrency=50)):
+        pacer = Pacer(config, clock=vclock)
+        order: list[int] = []
+
+        async def client(i: int, pacer: Pacer = pacer, order: list[int] = order) -> None:
+            async with pacer.slot():
+                order.append(i)
+                await asyncio.sleep(0.01)
+
+        async with asyncio.TaskGroup() as tg:
+            for i in range(30):
+                tg.create_task(client(i))
+        assert order == list(range(30))
+
+
+async def test_lower_rate_applies_to_waiting_clients(vclock: Clock) -> None:
+    """A slow-down from the headers binds clients that were already queued."""
+    pacer = Pacer(PacerConfig(rate=10, concurrency=100), clock=vclock)
+    tight = {"RateLimit-Limit": "50000;w=60", "RateLimit-Remaining": "20", "RateLimit-Reset": "10"}
+
+    async def slow_down() -> None:
+        await asyncio.sleep(2.0)
+        pacer.observe(200, tight)
+
+    task = asyncio.create_task(slow_down())
+    entries, _ = await run_clients(pacer, vclock, 40, latency=0.01)
+    await task
+    assert pacer.rate == pytest.approx(1.8)
+    late = [t for t in entries if t > min(entries) + 2.0]
+    assert max_in_window(late, 5.0) <= 1.8 * 5 + 1
+
+
+# -- learning from headers -----------------------------------------------------------------
+
+
+def test_slows_to_the_header_budget_and_recovers_linearly() -> None:
+    """remaining/reset*safety below the rate slows at once; 2xx responses climb back linearly."""
+    clock = FakeClock()
+    pacer = Pacer(PacerConfig(rate=10, recovery_seconds=10), clock=clock, rand=zero)
+    pacer.observe(
+        200, {"RateLimit-Limit": "50000;w=60", "RateLimit-Remaining": "20", "RateLimit-Reset": "10"}
+    )
+    assert pacer.rate == pytest.approx(20 / 10 * 0.9)
+    seen = [pacer.rate]
+    for _ in range(40):
+        clock.now += 0.5
+        pacer.observe(200, {})
+        seen.append(pacer.rate)
+    steps = [b - a for a, b in itertools.pairwise(seen)]
+    assert all(-EPS <= s <= 10 / 10 * 0.5 + EPS for s in steps)
+    assert seen[4] < 10  # gradual, not a jump
+    assert max(seen) == pytest.approx(10.0)
+    assert seen[-1] == pytest.approx(10.0)
+
+
+def test_budget_floor_and_no_recovery_on_errors() -> None:
+    """A near-empty window slows to min_rate, not below; 429s and 5xx never recover the rate."""
+    clock = FakeClock()
+    pacer = Pacer(PacerConfig(rate=10, min_rate=0.5), clock=clock, rand=zero)
+    pacer.observe(200, {"RateLimit-Remaining": "1", "RateLimit-Reset": "60"})
+    assert pacer.rate == pytest.approx(0.5)
+    for status in (429, 500, 503):
+        clock.now += 1
+        pacer.observe(status, {})
+        assert pacer.rate == pytest.approx(0.5)
+
+
+def test_idle_time_banks_no_recovery() -> None:
+    """After a long silence one response earns at most one second of recovery."""
+    clock = FakeClock()
+    pacer = Pacer(PacerConfig(rate=10, recovery_seconds=10), clock=clock, rand=zero)
+    pacer.observe(200, {"RateLimit-Remaining": "10", "RateLimit-Reset": "10"})
+    slowed = pacer.rate
+    clock.now += 3600
+    pacer.observe(200, {})
+    assert pacer.rate == pytest.approx(slowed + 10 / 10 * 1.0)
+
+
+@pytest.mark.parametrize(
+    ("rate", "share", "limit", "planned"),
+    [
+        (1000.0, 0.3, "100;w=10", 3.0),
+        (1000.0, 0.5, "2250000, 50000;w=60, 2250000;w=3600, 27000000;w=86400", 156.25),
+        (1000.0, 0.5, "50000;w=60", 50_000 / 60 * 0.5),
+        (10.0, 0.5, "50000;w=60", 10.0),  # never above --rate
+    ],
+)
+def test_quota_share_plans_the_rate(rate: float, share: float, limit: str, planned: float) -> None:
+    """planned = min(rate, quota_share * the lowest quota/window announced); applied at once."""
+    clock = FakeClock()
+    pacer = Pacer(PacerConfig(rate=rate, quota_share=share), clock=clock)
+    pacer.observe(200, {"RateLimit-Limit": limit})
+    assert pacer.planned_rate == pytest.approx(planned)
+    assert pacer.rate == pytest.approx(planned)
+    for _ in range(100):
+        clock.now += 1
+        pacer.observe(200, {})
+    assert pacer.rate == pytest.approx(planned)
+
+
+def test_remaining_zero_closes_the_gate_until_reset() -> None:
+    """RateLimit-Remaining 0 pauses everyone until the reset (clamped to max_pause)."""
+    clock = FakeClock()
+    pacer = Pacer(PacerConfig(max_pause=900), clock=clock, rand=zero)
+    pacer.observe(200, {"RateLimit-Remaining": "0", "RateLimit-Reset": "30"})
+    assert pacer.paused_until == pytest.approx(clock.now + 30)
+    assert pacer.rate == pytest.approx(0.5)
+    pacer.observe(200, {"RateLimit-Remaining": "0", "RateLimit-Reset": "3600"})
+    assert pacer.paused_until == pytest.approx(clock.now + 900)
+
+
+@pytest.mark.parametrize(
+    ("configured", "header", "expected"),
+    [(100, "40", 36), (8, "40", 8), (100, "4", 3), (100, "1", 1)],
+)
+def test_concurrency_header_caps_the_limit_with_margin(
+    configured: int, header: str, expected: int
+) -> None:
+    """limit = min(--concurrency, max(1, floor(Concurrency-Limit-Limit * 0.9)))."""
+    clock = FakeClock()
+    pacer = Pacer(PacerConfig(concurrency=configured), clock=clock)
+    pacer.observe(200, {"Concurrency-Limit-Limit": header})
+    assert pacer.concurrency_limit == expected
+    for _ in range(50):
+        clock.now += 1
+        pacer.observe(200, {})
+    assert pacer.concurrency_limit == expected
+
+
+# -- 429s ------------------------------------------------------------------------------------
+
+
+async def test_concurrency_429_shrinks_the_limit_but_keeps_the_gate_open(vclock: Clock) -> None:
+    """Each concurrency 429 cuts the limit by 0.7 down to 1; other slots go on at once."""
+    pacer = Pacer(PacerConfig(concurrency=8), clock=vclock)
+    gate = pacer.paused_until
+    limits = []
+    for _ in range(5):
+        pacer.on_concurrency_limited()
+        limits.append(pacer.concurrency_limit)
+    assert limits == [5, 3, 2, 1, 1]
+    assert pacer.paused_until == gate
+    assert pacer.stats.concurrency_limited == 5
+    before = vclock()
+    async with pacer.slot():
+        assert vclock() == before
+
+
+async def test_shrinking_below_in_flight_blocks_until_enough_leave(vclock: Clock) -> None:
+    """With 5 in flight and the limit cut to 2, a newcomer waits until only 1 is left."""
+    pacer = Pacer(PacerConfig(rate=1000, concurrency=5), clock=vclock)
+    releases = [asyncio.Event() for _ in range(5)]
+
+    async def holder(done: asyncio.Event) -> None:
+        async with pacer.slot():
+            await done.wait()
+
+    holders = [asyncio.create_task(holder(e)) for e in releases]
+    await asyncio.sleep(1)
+    assert pacer.in_flight == 5
+    pacer.on_concurrency_limited()
+    pacer.on_concurrency_limited()
+    assert pacer.concurrency_limit == 2
+    entered = asyncio.Event()
+
+    async def newcomer() -> None:
+        async with pacer.slot():
+            entered.set()
+
+    late = asyncio.create_task(newcomer())
+    for i in range(4):
+        releases[i].set()
+        await asyncio.sleep(0.1)
+        assert entered.is_set() == (i == 3)
+    releases[4].set()
+    await asyncio.gather(late, *holders)
+    assert pacer.in_flight == 0
+
+
+def test_concurrency_recovers_gradually_up_to_the_ceiling() -> None:
+    """Successes grow a cut limit back, never above min(--concurrency, header cap)."""
+    clock = FakeClock()
+    pacer = Pacer(PacerConfig(concurrency=20, recovery_seconds=10), clock=clock)
+    pacer.observe(200, {"Concurrency-Limit-Limit": "10"})
+    assert pacer.concurrency_limit == 9
+    for _ in range(6):
+        pacer.on_concurrency_limited()
+    assert pacer.concurrency_limit == 1
+    clock.now += 1
+    pacer.observe(200, {"Concurrency-Limit-Limit": "10", "Concurrency-Limit-Remaining": "0"})
+    assert pacer.concurrency_limit == 1  # tenant saturated: hold
+    seen = []
+    for _ in range(30):
+        clock.now += 0.5
+        pacer.observe(200, {})
+        seen.append(pacer.concurrency_limit)
+    assert seen == sorted(seen)
+    assert seen[2] < 9
+    assert max(seen) == 9
+
+
+async def test_rate_429_closes_the_gate_for_everyone(vclock: Clock) -> None:
+    """After on_rate_limited no slot is entered before the pause ends, queued ones included."""
+    pacer = Pacer(PacerConfig(rate=2, concurrency=50), clock=vclock, rand=lambda: 0.5)
+    entries: list[float] = []
+    paused: list[tuple[float, float]] = []
+
+    async def client() -> None:
+        async with pacer.slot():
+            entries.append(vclock())
+
+    async def throttle() -> None:
+        await asyncio.sleep(1.2)
+        paused.append((vclock(), pacer.on_rate_limited(30.0, None)))
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(10):
+            tg.create_task(client())
+        tg.create_task(throttle())
+    ((t0, pause),) = paused
+    assert pause == pytest.approx(30 + 0.5 * 3.0)
+    assert pacer.paused_until == pytest.approx(t0 + pause)
+    assert all(t <= t0 or t >= t0 + pause - EPS for t in entries)
+    assert sum(t <= t0 for t in entries) == 3  # 0.0, 0.5, 1.0 s before the 429
+    assert len(entries) == 10
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "reset", "pause"),
+    [
+        (10.0, 100.0, 10 + 0.5 * 1.0),  # Retry-After wins over the reset
+        (None, 100.0, 100 + 0.5 * 5.0),  # jitter is capped at 5 s
+        (None, None, 1 + 0.5 * 0.1),
+        (-4.0, None, 0.0),
+    ],
+)
+def test_rate_429_pause_length(
+    retry_after: float | None, reset: float | None, pause: float
+) -> None:
+    """The pause is Retry-After, else the reset, else 1 s, plus uniform(0, min(5, 10 %))."""
+    clock = FakeClock()
+    pacer = Pacer(PacerConfig(), clock=clock, rand=lambda: 0.5)
+    assert pacer.on_rate_limited(retry_after, reset) == pytest.approx(pause)
+    assert pacer.paused_until == pytest.approx(clock.now + pause)
+
+
+def test_rate_429_cuts_the_rate_once_per_pause() -> None:
+    """A burst of 429s during one pause cuts once; the next pause cuts again; floor min_rate."""
+    clock = FakeClock()
+    pacer = Pacer(PacerConfig(rate=10, min_rate=0.5), clock=clock, rand=zero)
+    pacer.on_rate_limited(5.0, None)
+    assert pacer.rate == pytest.approx(7.0)
+    clock.now += 1
+    assert pacer.on_rate_limited(2.0, None) == pytest.approx(4.0)  # the longer pause stands
+    assert pacer.rate == pytest.approx(7.0)
+    clock.now += 10
+    pacer.on_rate_limited(1.0, None)
+    assert pacer.rate == pytest.approx(4.9)
+    for _ in range(20):
+        clock.now += 10
+        pacer.on_rate_limited(1.0, None)
+    assert pacer.rate == pytest.approx(0.5)
+    assert pacer.stats.rate_limited == 23
+    assert pacer.stats.min_rate_seen == pytest.approx(0.5)
+
+
+def test_pause_until_only_extends() -> None:
+    """pause_until never shortens an existing pause."""
+    clock = FakeClock()
+    pacer = Pacer(PacerConfig(), clock=clock)
+    pacer.pause_until(clock.now + 50)
+    pacer.pause_until(clock.now + 10)
+    assert pacer.paused_until == clock.now + 50
+
+
+# -- cancellation ----------------------------------------------------------------------------
+
+
+async def test_cancelled_permit_waiters_leak_nothing(vclock: Clock) -> None:
+    """Waiters cancelled in the permit queue free their place; the others enter in order."""
+    pacer = Pacer(PacerConfig(rate=1000, concurrency=1), clock=vclock)
+    release = asyncio.Event()
+    order: list[int] = []
+
+    async def client(i: int) -> None:
+        async with pacer.slot():
+            order.append(i)
+            if i == 0:
+                await release.wait()
+
+    tasks = [asyncio.create_task(client(i)) for i in range(6)]
+    await asyncio.sleep(1)
+    tasks[2].cancel()
+    tasks[4].cancel()
+    await asyncio.sleep(1)
+    release.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [isinstance(r, asyncio.CancelledError) for r in results] == [
+        False, False, True, False, True, False,
+    ]  # fmt: skip
+    assert order == [0, 1, 3, 5]
+    assert pacer.in_flight == 0
+
+
+async def test_permit_granted_then_cancelled_is_handed_back(vclock: Clock) -> None:
+    """A waiter cancelled after being handed a permit, before it ran, returns the permit."""
+    pacer = Pacer(PacerConfig(rate=1000, concurrency=1), clock=vclock)
+    holder = pacer.slot()
+    await holder.__aenter__()
+
+    async def waiter() -> None:
+        async with pacer.slot():
+            pytest.fail("a cancelled waiter must not enter")
+
+    task = asyncio.create_task(waiter())
+    await asyncio.sleep(0.1)
+    await holder.__aexit__(None, None, None)  # hands the permit to `task` ...
+    task.cancel()  # ... which is cancelled before it can run
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert pacer.in_flight == 0
+    async with asyncio.timeout(1), pacer.slot():
+        assert pacer.in_flight == 1
+
+
+async def test_cancel_while_waiting_for_a_token_spends_no_token(vclock: Clock) -> None:
+    """A client cancelled while waiting for a token leaves that token to the next client."""
+    pacer = Pacer(PacerConfig(rate=1, min_rate=0.5, concurrency=10), clock=vclock)
+    start = vclock()
+    async with pacer.slot():  # spends the one initial token
+        pass
+
+    async def client() -> float:
+        async with pacer.slot():
+            return vclock()
+
+    doomed = asyncio.create_task(client())
+    await asyncio.sleep(0.5)
+    assert pacer.in_flight == 0  # waiting for a token holds no permit
+    doomed.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await doomed
+    assert pacer.in_flight == 0
+    assert await client() == pytest.approx(start + 1.0)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await client()
+    assert pacer.in_flight == 0
+
+
+# -- a noisy tenant ----------------------------------------------------------------------------
+
+
+async def test_invariants_hold_under_random_throttling(vclock: Clock) -> None:
+    """Random headers and 429s never break the caps: in flight <= limit, rate <= --rate."""
+    config = PacerConfig(rate=20, concurrency=6, recovery_seconds=2)
+    rng = random.Random(3)
+    pacer = Pacer(config, clock=vclock, rand=rng.random)
+    entries: list[float] = []
+
+    async def client() -> None:
+        async with pacer.slot():
+            entries.append(vclock())
+            assert pacer.in_flight <= pacer.concurrency_limit
+            await asyncio.sleep(rng.uniform(0.05, 0.4))
+        roll = rng.random()
+        remaining = str(rng.randrange(0, 400))
+        pacer.observe(
+            429 if roll < 0.05 else 200,
+            {
+                "RateLimit-Remaining": remaining,
+                "RateLimit-Reset": "20",
+                "Concurrency-Limit-Limit": "9",
+            },
+        )
+        if roll < 0.03:
+            pacer.on_rate_limited(rng.choice([None, 0.5, 2.0]), 3.0)
+        elif roll < 0.05:
+            pacer.on_concurrency_limited()
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(400):
+            tg.create_task(client())
+    assert len(entries) == 400
+    assert pacer.stats.max_in_flight <= 6
+    for width in (1.0, 4.0):
+        assert max_in_window(entries, width) <= 20 * width + 2
+    assert pacer.stats.peak_rate <= 20
+    assert pacer.in_flight == 0
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"rate": 0},
+        {"concurrency": 0},
+        {"quota_share": 1.5},
+        {"rate_cut": 1.0},
+        {"min_rate": -1},
+        {"max_pause": -1},
+    ],
+)
+def test_config_rejects_out_of_range_values(bad: dict[str, float]) -> None:
+    """Out-of-range settings raise ValueError naming the field."""
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        PacerConfig(**bad)  # type: ignore[arg-type]
+
+
+# -- retry budget and backoff ----------------------------------------------------------------
+
+
+def test_retry_budget_drains_and_stops_at_empty() -> None:
+    """Transient retries cost 10 of 500; the 51st is refused and takes nothing."""
+    budget = RetryBudget()
+    assert all(budget.try_acquire("transient") for _ in range(50))
+    assert budget.available == 0
+    assert not budget.try_acquire("transient")
+    assert not budget.try_acquire("throttle")
+    assert budget.available == 0
+
+
+def test_retry_budget_costs_by_kind_and_refunds() -> None:
+    """Throttles are cheap, timeouts dear; first-try successes refund 1 up to capacity."""
+    budget = RetryBudget(capacity=25)
+    assert budget.try_acquire("timeout")
+    assert budget.try_acquire("transient")
+    assert budget.available == 5
+    assert not budget.try_acquire("transient")
+    assert budget.available == 5
+    assert budget.try_acquire("throttle")
+    assert budget.try_acquire("throttle")
+    assert not budget.try_acquire("throttle")
+    budget.on_success(first_try=False)
+    assert budget.available == 1
+    budget.on_success(first_try=True)
+    assert budget.available == 2
+    for _ in range(100):
+        budget.on_success(first_try=True)
+    assert budget.available == 25
+
+
+@given(
+    attempt=st.integers(min_value=-3, max_value=100_000),
+    base=st.floats(min_value=0, max_value=100),
+    cap=st.floats(min_value=0, max_value=100),
+    r=st.floats(min_value=0, max_value=1, exclude_max=True),
+)
+def test_backoff_stays_within_zero_and_cap(attempt: int, base: float, cap: float, r: float) -> None:
+    """Full jitter: 0 <= backoff <= cap for any attempt, without overflow."""
+    assert 0 <= backoff(attempt, base=base, cap=cap, rand=lambda: r) <= cap
+
+
+def test_backoff_doubles_until_the_cap() -> None:
+    """The upper bound is base*2**(attempt-1), truncated at cap."""
+    bounds = [backoff(n, base=0.25, cap=10, rand=lambda: 1.0) for n in range(1, 9)]
+    assert bounds == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+
+
+@given(
+    attempt=st.integers(min_value=1, max_value=50),
+    header=st.none() | st.floats(min_value=0, max_value=1000),
+    r=st.floats(min_value=0, max_value=1, exclude_max=True),
+)
+def test_retry_delay_honours_the_header(attempt: int, header: float | None, r: float) -> None:
+    """The delay is at least the header's, at most max(header, cap) + 5 s of jitter."""
+    delay = retry_delay(attempt, header, base=1, cap=20, rand=lambda: r)
+    assert delay >= (header or 0)
+    assert delay <= max(header or 0, 20) + 5
+
+
+def test_retry_delay_examples() -> None:
+    """Header beats a shorter backoff, plus 10 % jitter capped at 5 s; no header: plain backoff."""
+    assert retry_delay(1, 120, base=1, cap=20, rand=lambda: 0.5) == pytest.approx(122.5)
+    assert retry_delay(3, 0.1, base=1, cap=20, rand=lambda: 0.5) == pytest.approx(2 + 0.005)
+    assert retry_delay(3, None, base=1, cap=20, rand=lambda: 0.5) == pytest.approx(2.0)
+    assert retry_delay(1, -5, base=1, cap=20, rand=zero) == 0.0

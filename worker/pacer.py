@@ -1,0 +1,489 @@
+"""Pacing for one Zuora tenant: a rate bucket, a resizable concurrency limit and a pause gate.
+
+One :class:`Pacer` per tenant is shared by every coroutine that talks to it (listing, cancels,
+follow-up GETs, retries), so every request counts against the same budget. Each attempt runs
+inside ``async with pacer.slot():``, which waits for, in order:
+
+1. the pause gate (closed for everyone after a rate 429, or when `RateLimit-Remaining` hits 0);
+2. a concurrency permit (the limit shrinks on concurrency 429s and header caps);
+3. a rate token from a bucket whose rate changes at run time.
+
+Callers queue FIFO and only the head of the queue waits; it re-checks all three after every wake-up
+and takes permit and token in one step, so no token is spent while waiting for a permit, nobody
+enters while the gate is closed, and a shrunk limit binds at once. After every
+response the caller calls :meth:`Pacer.observe`; on a 429 it also calls
+:meth:`Pacer.on_rate_limited` or :meth:`Pacer.on_concurrency_limited`.
+
+Rate policy (pacing.md §5, §7): the *planned* rate is ``min(config.rate, quota_share x the
+lowest quota/window announced in RateLimit-Limit)``. When ``remaining / max(reset, 1) x safety``
+is below the current rate, the rate drops to it at once (floor ``min_rate``). Recovery is
+additive (linear): the rate climbs at ``planned / recovery_seconds`` per second of successful
+traffic, and one response earns at most one second of recovery, so idle time and pauses bank
+nothing. The concurrency limit recovers the same way, at ``ceiling / recovery_seconds`` permits
+per second. The rate never exceeds ``config.rate`` and in-flight requests never exceed the limit.
+
+The module also holds the job-level :class:`RetryBudget` and the :func:`backoff` /
+:func:`retry_delay` helpers (full jitter, AWS style).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from worker.ratelimit_headers import (
+    ConcurrencyInfo,
+    RateLimitInfo,
+    parse_concurrency,
+    parse_ratelimit,
+)
+
+__all__ = [
+    "Pacer",
+    "PacerConfig",
+    "PacerStats",
+    "RetryBudget",
+    "RetryKind",
+    "backoff",
+    "retry_delay",
+]
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+Rand = Callable[[], float]
+RetryKind = Literal["transient", "throttle", "timeout"]
+
+_NAP_S = 0.25
+"""Longest single sleep while waiting for a token, so a raised rate takes effect promptly."""
+_MAX_RECOVERY_STEP_S = 1.0
+"""The most recovery time one response can earn: nothing is banked while idle or paused."""
+_MIN_NAP_S = 1e-6
+"""Shortest token wait, so float rounding can never turn the wait into a zero-length spin."""
+_TOKEN_EPS = 1e-9
+"""Float slack on the token count (a refill of exactly 1 token may land a hair below 1)."""
+_JITTER_CAP_S = 5.0
+_JITTER_FRACTION = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class PacerConfig:
+    """Pacing knobs; every rate is in requests per second.
+
+    Attributes:
+        rate: upper bound on the request rate, never exceeded (``--rate``).
+        concurrency: upper bound on requests in flight (``--concurrency``).
+        quota_share: fraction of the header-reported quota this job may plan to use.
+        burst_seconds: bucket capacity is ``max(1, rate * burst_seconds)``.
+        safety: factor applied to the header-derived budget ``remaining / max(reset, 1)``.
+        concurrency_margin: the limit is capped at
+            ``max(1, floor(Concurrency-Limit-Limit * margin))``.
+        min_rate: floor for slow-downs and cuts (lowered to the planned rate if that is smaller).
+        recovery_seconds: time of successful traffic to climb from zero back to the planned rate
+            (or concurrency ceiling); the climb is linear.
+        rate_cut: multiplicative decrease of the rate on a rate 429.
+        concurrency_cut: multiplicative decrease of the concurrency limit on a concurrency 429.
+        max_pause: a pause longer than this is not waited; the caller stops the job.
+
+    Raises:
+        ValueError: when a value is out of range (names the field).
+    """
+
+    rate: float = 10.0
+    concurrency: int = 8
+    quota_share: float = 0.5
+    burst_seconds: float = 0.1
+    safety: float = 0.9
+    concurrency_margin: float = 0.9
+    min_rate: float = 0.5
+    recovery_seconds: float = 10.0
+    rate_cut: float = 0.7
+    concurrency_cut: float = 0.7
+    max_pause: float = 900.0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "rate": 0 < self.rate < math.inf,
+            "concurrency": self.concurrency >= 1,
+            "quota_share": 0 < self.quota_share <= 1,
+            "burst_seconds": 0 <= self.burst_seconds < math.inf,
+            "safety": 0 < self.safety <= 1,
+            "concurrency_margin": 0 < self.concurrency_margin <= 1,
+            "min_rate": 0 < self.min_rate < math.inf,
+            "recovery_seconds": 0 < self.recovery_seconds < math.inf,
+            "rate_cut": 0 < self.rate_cut < 1,
+            "concurrency_cut": 0 < self.concurrency_cut < 1,
+            "max_pause": self.max_pause >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid pacer setting(s): {', '.join(bad)}")
+
+
+@dataclass(slots=True)
+class PacerStats:
+    """Counters for the job summary; mutated only by the pacer.
+
+    Attributes:
+        requests: slots entered.
+        rate_limited: rate 429s reported through ``on_rate_limited``.
+        concurrency_limited: concurrency 429s reported through ``on_concurrency_limited``.
+        pauses: times the gate was closed or its pause extended.
+        waits_s: total time callers spent in ``slot()`` before entering (summed over callers).
+        min_rate_seen: lowest pacing rate applied.
+        peak_rate: highest pacing rate applied (never above ``config.rate``).
+        min_concurrency_seen: lowest concurrency limit applied.
+        max_in_flight: most slots in flight at once.
+    """
+
+    requests: int = 0
+    rate_limited: int = 0
+    concurrency_limited: int = 0
+    pauses: int = 0
+    waits_s: float = 0.0
+    min_rate_seen: float = math.inf
+    peak_rate: float = 0.0
+    min_concurrency_seen: int = 0
+    max_in_flight: int = 0
+
+
+class Pacer:
+    """Shared rate and concurrency pacing for one tenant; see the module docstring.
+
+    Create it inside the running event loop. ``clock`` and ``sleep`` must agree (the default pair
+    is the loop's own: ``loop.time`` is ``time.monotonic``); inject both to run on virtual time.
+    Not thread-safe: use it from one event loop.
+    """
+
+    def __init__(
+        self,
+        config: PacerConfig,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        rand: Rand = random.random,
+    ) -> None:
+        self._cfg = config
+        self._clock, self._sleep, self._rand = clock, sleep, rand
+        now = clock()
+        self._planned = config.rate
+        self._rate = config.rate
+        self._capacity = _capacity(config.rate, config.burst_seconds)
+        self._tokens = 1.0  # starts with one token, not a full bucket
+        self._refilled_at = now
+        self._queue = asyncio.Lock()  # FIFO: only the head of the queue waits on gate/permit/token
+        self._freed: asyncio.Future[None] | None = None
+        self._ceiling = config.concurrency
+        self._level = float(config.concurrency)
+        self._in_flight = 0
+        self._paused_until = now
+        self._cut_until = now
+        self._recovered_at = now
+        self.stats = PacerStats(
+            min_rate_seen=config.rate,
+            peak_rate=config.rate,
+            min_concurrency_seen=config.concurrency,
+        )
+
+    @property
+    def rate(self) -> float:
+        """Current pacing rate (requests/s)."""
+        return self._rate
+
+    @property
+    def planned_rate(self) -> float:
+        """The rate recovery climbs back to: ``min(config.rate, quota_share x header quota)``."""
+        return self._planned
+
+    @property
+    def concurrency_limit(self) -> int:
+        """Current limit on requests in flight (>= 1)."""
+        return int(self._level)
+
+    @property
+    def in_flight(self) -> int:
+        """Slots entered and not yet left."""
+        return self._in_flight
+
+    @property
+    def paused_until(self) -> float:
+        """Clock time before which no slot is entered (in the past when the gate is open)."""
+        return self._paused_until
+
+    def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Return ``async with pacer.slot():`` for one request attempt.
+
+        Entering queues FIFO; the head of the queue waits for the pause gate to open, then for a
+        free concurrency permit, then for a rate token, and takes permit and token together.
+        Leaving releases the permit, also on exception or cancellation. A caller cancelled while
+        waiting has taken nothing.
+        """
+        return self._slot()
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        started = self._clock()
+        await self._enter()
+        try:
+            self._record_entry(started)
+            yield
+        finally:
+            self._in_flight -= 1
+            self._notify_permit()
+
+    def observe(self, status: int, headers: Mapping[str, str]) -> None:
+        """Learn from one response (call after every response, errors included).
+
+        Applies the RateLimit fields (planned rate, immediate slow-down to the header budget, a
+        gate pause until the reset when Remaining is 0) and `Concurrency-Limit-Limit` (caps the
+        limit). A response the server did not refuse for load (status < 500, not 429) lets the
+        rate and the concurrency limit recover; Concurrency-Limit-Remaining 0 holds the limit.
+        """
+        now = self._clock()
+        step = self._recovery_step(now) if _counts_as_success(status) else 0.0
+        self._observe_rate(parse_ratelimit(headers), step, now)
+        self._observe_concurrency(parse_concurrency(headers), step)
+
+    def on_rate_limited(self, retry_after: float | None, reset: float | None) -> float:
+        """Handle a rate 429: close the gate for everyone and cut the rate.
+
+        The gate stays closed for ``retry_after`` (which wins over ``reset``), else ``reset``,
+        else 1 s, plus jitter ``uniform(0, min(5 s, 10 %))``. The rate is cut by ``rate_cut``
+        (floor ``min_rate``) once per pause: 429s that arrive while the gate closed by an earlier
+        cut is still shut were sent before that cut and do not cut again.
+
+        Returns:
+            Seconds until the gate opens. Never raises; the caller compares it with
+            ``config.max_pause`` and stops the job when it is longer.
+        """
+        now = self._clock()
+        self.stats.rate_limited += 1
+        delay = next((d for d in (retry_after, reset) if d is not None), 1.0)
+        self._pause_for(delay, now)
+        if now >= self._cut_until:
+            self._set_rate(max(self._floor(), self._rate * self._cfg.rate_cut), now)
+            self._recovered_at = now
+        self._cut_until = max(self._cut_until, self._paused_until)
+        return max(0.0, self._paused_until - now)
+
+    def on_concurrency_limited(self) -> None:
+        """Handle a concurrency 429: shrink the limit by ``concurrency_cut`` (floor 1).
+
+        The gate stays open for other slots; the caller requeues only that item after its
+        Retry-After. Each call cuts once, so call it once per concurrency 429.
+        """
+        self.stats.concurrency_limited += 1
+        self._recovered_at = self._clock()
+        self._set_level(max(1.0, math.floor(self.concurrency_limit * self._cfg.concurrency_cut)))
+
+    def pause_until(self, t: float) -> None:
+        """Keep the gate closed until clock time ``t``; an earlier ``t`` than now set is ignored."""
+        if t > self._paused_until:
+            self._paused_until = t
+            self.stats.pauses += 1
+
+    # -- gate, permits, tokens -------------------------------------------------------------
+
+    async def _enter(self) -> None:
+        """Wait at the head of the FIFO queue for gate, permit and token; then take both.
+
+        The permit is checked before the token, so no token is spent while waiting for a
+        permit; both are taken in one synchronous step, so nothing leaks on cancellation and a
+        shrunk limit binds every later entry.
+        """
+        async with self._queue:
+            while True:
+                now = self._clock()
+                self._refill(now)
+                gate = self._paused_until - now
+                if gate > 0:
+                    await self._sleep(gate)
+                elif self._in_flight >= self.concurrency_limit:
+                    await self._permit_freed()
+                elif self._tokens < 1.0 - _TOKEN_EPS:
+                    need = (1.0 - self._tokens) / self._rate
+                    await self._sleep(min(max(need, _MIN_NAP_S), _NAP_S))
+                else:
+                    break
+            self._tokens -= 1.0
+            self._in_flight += 1
+
+    def _permit_freed(self) -> asyncio.Future[None]:
+        """A future the queue head awaits; resolved when a slot is left or the limit grows."""
+        self._freed = asyncio.get_running_loop().create_future()
+        return self._freed
+
+    def _notify_permit(self) -> None:
+        if self._freed is not None and not self._freed.done():
+            self._freed.set_result(None)
+        self._freed = None
+
+    def _refill(self, now: float) -> None:
+        elapsed = now - self._refilled_at
+        if elapsed > 0:
+            self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
+            self._refilled_at = now
+
+    def _record_entry(self, started: float) -> None:
+        self.stats.requests += 1
+        self.stats.waits_s += max(0.0, self._clock() - started)
+        self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
+
+    # -- learning --------------------------------------------------------------------------
+
+    def _observe_rate(self, info: RateLimitInfo | None, step: float, now: float) -> None:
+        """Slow at once to a tighter header budget; otherwise recover by ``step`` seconds' worth."""
+        budget: float | None = None
+        if info is not None:
+            self._learn_plan(info)
+            if info.budget_rate is not None:
+                budget = info.budget_rate * self._cfg.safety
+            if info.remaining == 0 and info.reset is not None:
+                self._pause_for(min(info.reset, self._cfg.max_pause), now)
+        ceiling = self._planned if budget is None else min(self._planned, budget)
+        if self._rate > ceiling:
+            self._set_rate(max(self._floor(), ceiling), now)
+        elif step > 0 and self._rate < ceiling:
+            climb = self._planned / self._cfg.recovery_seconds * step
+            self._set_rate(min(ceiling, self._rate + climb), now)
+
+    def _learn_plan(self, info: RateLimitInfo) -> None:
+        sustained = info.sustained_rate
+        if sustained is not None:
+            self._planned = min(self._cfg.rate, self._cfg.quota_share * sustained)
+
+    def _observe_concurrency(self, info: ConcurrencyInfo | None, step: float) -> None:
+        """Cap the limit by the header (with margin); grow it by ``step`` seconds' worth."""
+        if info is not None and info.limit is not None:
+            header_cap = max(1, math.floor(info.limit * self._cfg.concurrency_margin))
+            self._ceiling = min(self._cfg.concurrency, header_cap)
+            if self._level > self._ceiling:
+                self._set_level(float(self._ceiling))
+        saturated = info is not None and info.remaining == 0
+        if step > 0 and not saturated and self._level < self._ceiling:
+            climb = self._ceiling / self._cfg.recovery_seconds * step
+            self._set_level(min(float(self._ceiling), self._level + climb))
+
+    def _recovery_step(self, now: float) -> float:
+        step = min(_MAX_RECOVERY_STEP_S, max(0.0, now - self._recovered_at))
+        self._recovered_at = now
+        return step
+
+    def _pause_for(self, delay: float, now: float) -> None:
+        delay = max(0.0, delay)
+        self.pause_until(now + delay + _jitter(delay, self._rand))
+
+    def _floor(self) -> float:
+        return min(self._cfg.min_rate, self._planned)
+
+    def _set_rate(self, rate: float, now: float) -> None:
+        """Change the bucket's fill rate; tokens earned so far are kept, up to the new capacity."""
+        self._refill(now)
+        self._rate = rate
+        self._capacity = _capacity(rate, self._cfg.burst_seconds)
+        self._tokens = min(self._tokens, self._capacity)
+        self.stats.min_rate_seen = min(self.stats.min_rate_seen, rate)
+        self.stats.peak_rate = max(self.stats.peak_rate, rate)
+
+    def _set_level(self, level: float) -> None:
+        grew = int(level) > self.concurrency_limit
+        self._level = level
+        self.stats.min_concurrency_seen = min(self.stats.min_concurrency_seen, int(level))
+        if grew:
+            self._notify_permit()
+
+
+class RetryBudget:
+    """Job-level retry quota, as botocore's ``RetryQuotaChecker`` (a circuit breaker).
+
+    Each retry takes tokens by kind; a first-try success refunds ``refund`` (up to
+    ``capacity``). When a retry cannot be paid for, the caller stops the job cleanly instead of
+    adding load during an outage. Single event loop only (not thread-safe).
+    """
+
+    def __init__(
+        self,
+        capacity: int = 500,
+        retry_cost: int = 10,
+        throttle_cost: int = 2,
+        timeout_cost: int = 10,
+        refund: int = 1,
+    ) -> None:
+        if capacity < 0 or min(retry_cost, throttle_cost, timeout_cost, refund) < 0:
+            raise ValueError("retry budget capacity and costs must be >= 0")
+        self._capacity = capacity
+        self._available = capacity
+        self._costs: dict[RetryKind, int] = {
+            "transient": retry_cost,
+            "throttle": throttle_cost,
+            "timeout": timeout_cost,
+        }
+        self._refund = refund
+
+    @property
+    def available(self) -> int:
+        """Tokens left."""
+        return self._available
+
+    def try_acquire(self, kind: RetryKind) -> bool:
+        """Pay for one retry of ``kind``; False (and nothing taken) when the budget cannot pay."""
+        cost = self._costs[kind]
+        if cost > self._available:
+            return False
+        self._available -= cost
+        return True
+
+    def on_success(self, first_try: bool) -> None:
+        """Record a success; a first-try success refunds ``refund`` tokens, capped at capacity."""
+        if first_try:
+            self._available = min(self._capacity, self._available + self._refund)
+
+
+def backoff(attempt: int, *, base: float, cap: float, rand: Rand) -> float:
+    """Full-jitter exponential backoff: ``rand() * min(cap, base * 2**(attempt-1))``.
+
+    Args:
+        attempt: 1 for the first retry; values below 1 count as 1.
+        base, cap: seconds, >= 0.
+        rand: returns a float in [0, 1).
+
+    Returns:
+        A delay in ``[0, cap]`` (the cap sits inside the random factor, botocore #3178).
+    """
+    exponent = min(max(attempt, 1) - 1, 64)  # 2**64 x any sane base is past any cap
+    return rand() * min(cap, base * 2.0**exponent)
+
+
+def retry_delay(
+    attempt: int, header_delay: float | None, *, base: float, cap: float, rand: Rand
+) -> float:
+    """Delay before retry ``attempt``: the header's delay wins when longer than the backoff.
+
+    Returns:
+        ``backoff(...)`` without a header delay; otherwise ``max(header_delay, backoff(...))``
+        plus jitter ``uniform(0, min(5 s, 10 % of header_delay))`` so callers told the same
+        Retry-After do not return together. A negative header delay counts as 0.
+    """
+    fallback = backoff(attempt, base=base, cap=cap, rand=rand)
+    if header_delay is None:
+        return fallback
+    header_delay = max(0.0, header_delay)
+    return max(header_delay, fallback) + _jitter(header_delay, rand)
+
+
+def _capacity(rate: float, burst_seconds: float) -> float:
+    return max(1.0, rate * burst_seconds)
+
+
+def _jitter(delay: float, rand: Rand) -> float:
+    return rand() * min(_JITTER_CAP_S, _JITTER_FRACTION * delay)
+
+
+def _counts_as_success(status: int) -> bool:
+    """Any answer the server did not refuse for load (not 429, not 5xx) may let pacing recover."""
+    return status < 500 and status != 429
