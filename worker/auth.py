@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from worker.config import Target
-from worker.errors import AuthError, TransientError
+from worker.errors import ApiUnreachable, AuthError, TransientError
 from worker.http import Transport
+from worker.logs import redact
 from worker.models import describe_error
 from worker.secrets import Credentials
 
@@ -56,11 +57,12 @@ class OAuth:
 
     def __init__(self, target: Target, creds: Credentials, transport: Transport, *,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], object] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 track_id: Callable[[], str] | None = None) -> None:
         assert creds.client_id
         assert creds.client_secret
         self._target, self._creds, self._transport = target, creds, transport
-        self._clock = clock
+        self._clock, self._sleep, self._track_id = clock, sleep, track_id
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = asyncio.Lock()
@@ -88,32 +90,36 @@ class OAuth:
                 await self._fetch()
 
     async def _fetch(self) -> None:
+        """Get a token; a token endpoint that cannot be reached raises ApiUnreachable (exit 6)."""
         form = {"client_id": self._creds.client_id or "",
                 "client_secret": self._creds.client_secret or "",
                 "grant_type": "client_credentials"}
-        last: Exception | None = None
+        last: TransientError | None = None
         for attempt in range(1, TOKEN_ATTEMPTS + 1):
+            if attempt > 1:
+                await self._sleep(min(0.1 * 2**attempt, 2.0))  # 0.4, 0.8, 1.6 s
             self._requests += 1
+            headers = {"Zuora-Track-Id": self._track_id()} if self._track_id else {}
             try:
                 resp = await self._transport.send("POST", self._target.token_url,
-                                                  headers={}, form=form)
+                                                  headers=headers, form=form)
             except TransientError as exc:
                 last = exc
-                await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
                 continue
             if resp.status in (429, 500, 502, 503, 504):
                 last = TransientError(f"token endpoint answered {resp.status}",
                                       status=resp.status)
-                await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
                 continue
             self._accept(resp.status, resp.body)
             return
-        raise AuthError(f"could not obtain an OAuth token: {last}", status=None) from last
+        raise ApiUnreachable(f"could not obtain an OAuth token after {TOKEN_ATTEMPTS} attempts: "
+                             f"{last}", status=last.status if last else None) from last
 
     def _accept(self, status: int, body: object) -> None:
         if status != 200 or not isinstance(body, dict) or not isinstance(
                 body.get("access_token"), str):
             detail = describe_error(body) if body is not None else "no JSON body"
+            detail = redact(detail, self._creds.secrets())  # a server may echo the secret
             raise AuthError(f"the token endpoint refused the client credentials ({status}: "
                             f"{detail}); check ZUORA_CLIENT_ID and ZUORA_CLIENT_SECRET",
                             status=status)

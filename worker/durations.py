@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -23,6 +24,8 @@ def parse_duration(text: str) -> float:
         pos = match.end()
     if not cleaned or pos != len(cleaned):
         raise ValueError(f"{text!r} is not a duration; use e.g. 90s, 30m, 2h, 1d or 1h30m")
+    if not math.isfinite(total):
+        raise ValueError(f"{text!r} is too large a duration")
     return total
 
 

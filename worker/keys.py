@@ -35,7 +35,9 @@ class Key:
 
     @property
     def env(self) -> str:
-        return ENV_PREFIX + self.field.upper()
+        """ZUORA_REAPER_<FIELD>; exclusions get EXCLUDE_ so they never share a filter's name."""
+        prefix = ENV_PREFIX + "EXCLUDE_" if self.section == "exclude" else ENV_PREFIX
+        return prefix + self.field.upper()
 
     @property
     def cli_flag(self) -> str | None:

@@ -26,6 +26,7 @@ KNOWN_STATUSES = frozenset(IN_PROGRESS) | TERMINAL_STATUSES
 # Epoch values above this are milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
 _MS_THRESHOLD = 1e11
 _ISO_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class Outcome(StrEnum):
@@ -68,8 +69,16 @@ class ReportRun:
 def parse_time(value: Any) -> datetime | None:
     """Read ``startedOn``/``updatedOn``: epoch seconds or ms, or ISO-8601 (``+0000``, ``Z``).
 
-    Returns None for anything else (missing, bool, NaN, garbage, out of range).
+    Returns None for anything else (missing, bool, NaN, garbage, out of range, or before
+    2000: a time that old is a broken value, and it would make a run look ancient).
     """
+    parsed = _parse_time(value)
+    if parsed is None or parsed < EARLIEST_TIME:
+        return None
+    return parsed
+
+
+def _parse_time(value: Any) -> datetime | None:
     if isinstance(value, bool) or value is None:
         return None
     try:

@@ -44,4 +44,4 @@ def summary_line(result: JobResult) -> str:
     if result.finished_at:
         took = (result.finished_at - result.started_at).total_seconds()
         parts.append(f"in {took:.1f}s")
-    return ", ".join(parts)
+    return ", ".join(parts) + "".join(f"\nwarning: {w}" for w in result.warnings)

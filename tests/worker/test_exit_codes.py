@@ -1,0 +1,167 @@
+"""Exit codes 0-6, each staged for real; a few through a real subprocess."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.emulator import DEMO_USERNAME
+
+FAST = ("--rate", "1000", "--concurrency", "16")
+LEGACY_BAD = {"ZUORA_USERNAME": DEMO_USERNAME, "ZUORA_PASSWORD": "wrong-password-123"}
+
+
+def _old_runs(emu, n):
+    for i in range(n):
+        emu.add_run(run_id=f"r{i:02d}")
+
+
+def test_exit_0_subprocess(emu_thread, cli_subprocess):
+    """Everything cancelled: exit 0, nothing on stderr's last line claiming an error."""
+    emu = emu_thread(runs=0)
+    _old_runs(emu, 3)
+    res = cli_subprocess(emu, "run", *FAST, "--log-level", "warning")
+    assert res.code == 0, res.stderr
+    assert emu.cancelled_ids() == {"r00", "r01", "r02"}
+    assert "exit" not in res.stderr
+
+
+def test_exit_0_nothing_to_do(emu_thread, cli):
+    """No in-progress runs at all: exit 0 and a report with zero counts."""
+    emu = emu_thread(runs=0)
+    emu.add_run(status="COMPLETED")
+    res = cli(emu, "run", *FAST)
+    assert res.code == 0, res.stderr
+    assert res.report["counts"]["listed"] == 0
+    assert emu.deletes() == []
+
+
+def test_exit_1_subprocess(emu_thread, cli_subprocess):
+    """A run failing after retries: exit 1 and a one-line reason on stderr."""
+    emu = emu_thread(runs=0, poison_ids={"r00"})
+    _old_runs(emu, 2)
+    res = cli_subprocess(emu, "run", *FAST, "--max-attempts", "1", "--log-level", "error")
+    assert res.code == 1
+    assert res.stderr.strip().splitlines()[-1].startswith("zuora-reaper: exit 1:")
+    assert res.outcomes() == {"r00": "failed", "r01": "cancelled"}
+
+
+def test_exit_2_subprocess_sends_nothing(emu_thread, cli_subprocess):
+    """--older-than banana: exit 2 before any request; the emulator saw nothing."""
+    emu = emu_thread(runs=0)
+    _old_runs(emu, 2)
+    res = cli_subprocess(emu, "run", "--older-than", "banana")
+    assert res.code == 2
+    assert emu.records == []
+    assert "banana" in res.stderr
+    assert "filters.older_than" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert res.report is None
+
+
+@pytest.mark.parametrize("args", [
+    ("--status", "COMPLETED"),
+    ("--max-cancel", "-1"),
+    ("--page-size", "251"),
+    ("--auth", "basic"),
+    ("--bogus-flag",),
+])
+def test_exit_2_usage_errors(emu_thread, cli, args):
+    """Any usage or config error exits 2 with no request made."""
+    emu = emu_thread(runs=0)
+    res = cli(emu, "run", *args)
+    assert res.code == 2
+    assert emu.records == []
+    assert res.stderr.strip()
+
+
+def test_exit_2_missing_credentials(emu_thread, cli):
+    """No credentials in the environment: exit 2 naming the variable, nothing sent."""
+    emu = emu_thread(runs=0)
+    res = cli(emu, "run", env={})
+    assert res.code == 2
+    assert "ZUORA_CLIENT_ID" in res.stderr
+    assert emu.records == []
+
+
+def test_exit_3_bad_legacy_password_subprocess(emu_thread, cli_subprocess):
+    """Legacy credentials refused: exit 3 and no DELETE."""
+    emu = emu_thread(runs=0)
+    _old_runs(emu, 2)
+    res = cli_subprocess(emu, "run", *FAST, "--auth", "legacy", env=LEGACY_BAD)
+    assert res.code == 3
+    assert emu.deletes() == []
+    assert "zuora-reaper: exit 3:" in res.stderr
+
+
+def test_exit_3_systemic_permission_failure(emu_thread, cli):
+    """Every cancel answering 403: the job stops after 5 and exits 3 with a permission hint."""
+    emu = emu_thread(runs=0, forbid_cancel=True)
+    _old_runs(emu, 10)
+    res = cli(emu, "run", "--rate", "1000", "--concurrency", "1")
+    assert res.code == 3
+    assert len(emu.deletes()) == 5
+    assert "403" in res.stderr
+    assert res.report["counts"]["not_attempted"] == 5
+
+
+def test_exit_4_max_cancel_subprocess(emu_thread, cli_subprocess):
+    """The max-cancel guard exits 4 in a real process and cancels nothing."""
+    emu = emu_thread(runs=0)
+    _old_runs(emu, 3)
+    res = cli_subprocess(emu, "run", *FAST, "--max-cancel", "2")
+    assert res.code == 4
+    assert emu.deletes() == []
+    assert "3 runs matched" in res.stderr
+
+
+def test_exit_5_deadline(emu_thread, cli):
+    """A deadline reached mid-job stops it: exit 5, the rest not attempted."""
+    emu = emu_thread(runs=0, latency_ms=250)
+    _old_runs(emu, 12)
+    res = cli(emu, "run", "--rate", "1000", "--concurrency", "1", "--deadline", "1s")
+    assert res.code == 5, res.stderr
+    assert len(emu.cancelled_ids()) < 12
+    assert "deadline" in res.stderr
+    if res.report is not None:  # listing finished before the deadline
+        assert res.report["counts"]["not_attempted"] > 0
+
+
+def test_exit_5_retry_budget(emu_thread, cli):
+    """An exhausted retry budget stops the job: exit 5, later runs never sent."""
+    emu = emu_thread(runs=0, poison_ids={f"r{i:02d}" for i in range(6)})
+    _old_runs(emu, 6)
+    res = cli(emu, "run", "--rate", "1000", "--concurrency", "1", "--retry-budget", "0")
+    assert res.code == 5, res.stderr
+    assert "retry budget" in res.stderr
+    assert len(emu.deletes()) == 1  # the first failure could not be retried; the job stopped
+    assert res.report["counts"]["not_attempted"] == 5
+
+
+@pytest.mark.parametrize("fault", ["html", "text", "no_list", "truncated"])
+def test_exit_6_unusable_listing(emu_thread, cli, fault):
+    """A listing body that cannot be read exits 6, names what was seen, cancels nothing."""
+    emu = emu_thread(runs=0, list_fault=fault)
+    _old_runs(emu, 3)
+    res = cli(emu, "run", *FAST)
+    assert res.code == 6
+    assert emu.deletes() == []
+    assert "UnusableResponse" in res.stderr
+    if fault == "no_list":
+        assert "total" in res.stderr  # the keys seen are named
+
+
+def test_exit_6_unreachable_legacy_subprocess(cli_subprocess):
+    """A base URL nobody listens on exits 6 (legacy: the listing cannot connect)."""
+    res = cli_subprocess(None, "run", "--base-url", "http://127.0.0.1:1", "--auth", "legacy",
+                         "--max-attempts", "2",
+                         env={"ZUORA_USERNAME": "u", "ZUORA_PASSWORD": "p"})
+    assert res.code == 6
+    assert "ApiUnreachable" in res.stderr
+
+
+def test_exit_6_unreachable_oauth(cli):
+    """OAuth against a closed port: the token endpoint cannot be reached, exit 6 (not 3)."""
+    res = cli(None, "run", "--base-url", "http://127.0.0.1:1")
+    assert res.code == 6
+    assert "ApiUnreachable" in res.stderr
+    assert "token" in res.stderr

@@ -1,0 +1,129 @@
+"""The report file: schema_version 1 with every field the issue lists, also on failure exits."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from worker.models import Outcome
+
+FAST = ("--rate", "1000", "--concurrency", "16")
+RUN_FIELDS = {"id", "report_id", "report_type", "status", "started_on", "created_by",
+              "selected", "reason", "outcome", "attempts", "error"}
+
+
+def _is_iso_utc(text: str) -> bool:
+    return text.endswith("Z") and datetime.fromisoformat(text.replace("Z", "+00:00")) is not None
+
+
+def test_report_schema_after_run(emu_thread, cli):
+    """A run report has every documented field, counts per outcome, and a run per listed run."""
+    emu = emu_thread(runs=0, poison_ids={"bad"}, entity_id="ent-1")
+    emu.add_run(run_id="ok", report_type="Summary", created_by="bob@example.com", age_s=7200)
+    emu.add_run(run_id="bad")
+    emu.add_run(run_id="young", age_s=30)
+    emu.add_run(run_id="other", report_type="Detail", created_by="eve@example.com")
+    env = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+           "ZUORA_ENTITY_ID": "ent-1"}
+    res = cli(emu, "run", *FAST, "--max-attempts", "1", "--exclude-created-by",
+              "eve@example.com", env=env)
+    assert res.code == 1
+    doc = res.report
+    assert doc["schema_version"] == 1
+    assert doc["mode"] == "run"
+    assert _is_iso_utc(doc["started_at"])
+    assert _is_iso_utc(doc["finished_at"])
+    assert doc["started_at"] <= doc["finished_at"]
+    assert doc["target"] == {"base_url": emu.base_url, "environment": None, "auth": "oauth"}
+    text = json.dumps(doc)
+    assert DEMO_CLIENT_SECRET not in text
+    assert DEMO_CLIENT_ID not in text
+    assert doc["filters"]["statuses"] == ["STARTED", "QUERYDATA", "PROCESSINGDATA"]
+    assert doc["filters"]["exclude"]["created_by"] == ["eve@example.com"]
+    assert doc["filters"]["min_age_s"] == 300.0
+    assert doc["filters"]["max_cancel"] == 100
+    counts = doc["counts"]
+    assert {"listed", "selected", *(o.value for o in Outcome)} <= set(counts)
+    assert counts["listed"] == 4
+    assert counts["selected"] == 2
+    assert counts["cancelled"] == 1
+    assert counts["failed"] == 1
+    assert counts["would_cancel"] == counts["not_found"] == counts["not_attempted"] == 0
+    runs = {r["id"]: r for r in doc["runs"]}
+    assert set(runs) == {"ok", "bad", "young", "other"}
+    for entry in runs.values():
+        assert set(entry) >= RUN_FIELDS
+        assert _is_iso_utc(entry["started_on"])
+    ok = runs["ok"]
+    assert (ok["report_id"], ok["report_type"], ok["status"], ok["created_by"]) == (
+        emu.runs["ok"].report_id, "Summary", "STARTED", "bob@example.com")
+    assert (ok["selected"], ok["reason"], ok["outcome"], ok["attempts"], ok["error"]) == (
+        True, "selected", "cancelled", 1, None)
+    assert runs["bad"]["outcome"] == "failed"
+    assert runs["bad"]["error"]
+    assert (runs["young"]["selected"], runs["young"]["reason"], runs["young"]["outcome"]) == (
+        False, "age_floor", None)
+    assert runs["other"]["reason"] == "excluded_created_by"
+    assert runs["other"]["outcome"] is None
+
+
+def test_report_written_on_guard_failure(emu_thread, cli):
+    """A refused job (exit 4) still writes its report, since runs were listed."""
+    emu = emu_thread(runs=0)
+    for i in range(3):
+        emu.add_run(run_id=f"r{i}")
+    res = cli(emu, "run", *FAST, "--max-cancel", "1")
+    assert res.code == 4
+    assert res.report is not None
+    assert res.report["counts"]["not_attempted"] == 3
+    assert res.report["counts"]["selected"] == 3
+
+
+def test_report_filters_reflect_flags(emu_thread, cli):
+    """The filters section holds the effective filters."""
+    emu = emu_thread(runs=0)
+    res = cli(emu, "plan", "--older-than", "2h", "--status", "STARTED", "--report-type",
+              "Detail", "--created-by", "a@example.com", "--report-id", "rep-1",
+              "--exclude-report-type", "Summary", "--exclude-report-id", "rep-2",
+              "--allow-young", "--max-cancel", "7")
+    assert res.code == 0, res.stderr
+    f = res.report["filters"]
+    assert f["older_than_s"] == 7200.0
+    assert f["statuses"] == ["STARTED"]
+    assert f["report_types"] == ["Detail"]
+    assert f["created_by"] == ["a@example.com"]
+    assert f["report_ids"] == ["rep-1"]
+    assert f["exclude"] == {"report_types": ["Summary"], "created_by": [],
+                            "report_ids": ["rep-2"]}
+    assert f["min_age_s"] == 0.0
+    assert f["max_cancel"] == 7
+    assert res.report["mode"] == "plan"
+
+
+def test_unparseable_runs_are_reported_never_cancelled(emu_thread, cli):
+    """A run with an unreadable id or startedOn is listed as unparseable and never sent."""
+    emu = emu_thread(runs=0)
+    emu.add_run(run_id="good")
+    broken = emu.add_run(run_id="broken-time")
+    broken.started_on = 1.0  # 1970: not a plausible startedOn
+    emu.add_run(run_id="")  # no id at all
+    res = cli(emu, "run", *FAST, "--allow-young", "--older-than", "1s")
+    assert res.code == 0, res.stderr
+    assert emu.cancelled_ids() == {"good"}
+    assert {r.run_id for r in emu.deletes()} == {"good"}
+    reasons = sorted(r["reason"] for r in res.report["runs"])
+    assert reasons == ["selected", "unparseable", "unparseable"]
+    assert res.report["counts"]["unparseable"] == 2
+    assert all(r["outcome"] is None for r in res.report["runs"] if r["reason"] == "unparseable")
+
+
+def test_json_output_is_the_report(emu_thread, cli):
+    """--output json prints the same document on stdout."""
+    emu = emu_thread(runs=0)
+    emu.add_run(run_id="r1")
+    res = cli(emu, "plan", "--output", "json")
+    assert res.code == 0, res.stderr
+    printed = json.loads(res.stdout)
+    assert printed["schema_version"] == 1
+    assert printed["runs"] == res.report["runs"]
