@@ -198,7 +198,14 @@ def layer(flags: Mapping[str, Any], env: Mapping[str, str],
     if file_table:
         values[BY_STATUS], sources[BY_STATUS] = file_table, "file"
     if flags.get(BY_STATUS):
-        values[BY_STATUS], sources[BY_STATUS] = flags[BY_STATUS], "flag"
+        # Merge per status: a flag for STARTED must not drop the file's PROCESSINGDATA = "6h".
+        flag_table, merged = flags[BY_STATUS], values[BY_STATUS]
+        if isinstance(flag_table, Mapping) and isinstance(merged, Mapping):
+            merged = {str(k).upper(): v for k, v in merged.items()}
+            merged.update({str(k).upper(): v for k, v in flag_table.items()})
+        else:
+            merged = flag_table  # not a table: _by_status names the error
+        values[BY_STATUS], sources[BY_STATUS] = merged, "flag"
     return values, sources
 
 
@@ -217,7 +224,8 @@ def coerce(key: Key, raw: Any) -> Any:
                if v not in key.choices]
         if bad:
             raise ConfigError(key.name, f"{bad[0]!r} is not allowed; "
-                                        f"allowed: {', '.join(key.choices)}")
+                                        f"allowed: {', '.join(key.choices)} "
+                                        f"(flag {key.cli_flag}, env {key.env})")
     return value
 
 
@@ -284,6 +292,7 @@ def load_settings(command: str, flags: Mapping[str, Any], env: Mapping[str, str]
     values = {name: coerce(KEYS_BY_NAME[name], raw[name]) for name in KEYS_BY_NAME}
     values[BY_STATUS] = _by_status(BY_STATUS, raw[BY_STATUS])
     _validate_ranges(values)
+    _validate_outputs(values)
     target = _target(values, sources)
     selection = Selection(
         filters=_filters(values, "filters."),
@@ -435,3 +444,34 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _validate_outputs(values: Mapping[str, Any]) -> None:
+    """Pushgateway, webhook and job name: checked here so a typo fails before any network call."""
+    if not values["output.job_name"]:
+        raise ConfigError("output.job_name", "must not be empty")
+    if values["output.pushgateway"]:
+        check_service_url("output.pushgateway", values["output.pushgateway"], https_only=False)
+    if values["output.notify_webhook"]:
+        check_service_url("output.notify_webhook", values["output.notify_webhook"],
+                          https_only=True)
+
+
+def check_service_url(key: str, url: str, *, https_only: bool) -> str:
+    """An http(s) URL with a host (a path and query are allowed); with ``https_only`` plain http
+    is accepted only for loopback hosts. The URL itself is never echoed: it may hold a token."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(key, "must be an absolute http(s) URL, e.g. https://host/path")
+    if parts.fragment:
+        raise ConfigError(key, "must not have a #fragment")
+    if parts.username and not https_only:
+        raise ConfigError(key, "user:password@ in the URL is not supported here")
+    if https_only and parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(key, f"plain http is only allowed for loopback hosts, not "
+                               f"{parts.hostname!r}; use https")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise ConfigError(key, "has an invalid port") from exc
+    return url.strip()

@@ -1,17 +1,45 @@
-"""``zuora-reaper explain``: every key, its effective value and where it came from."""
+"""``zuora-reaper explain``: every key, its effective value and where it came from.
+
+Sources are ``flag``, ``env``, ``file`` and ``default`` (and ``derived`` for values computed
+from others). Nothing secret is printed: credentials show only whether they are set, URLs that
+may carry a token (webhook, Pushgateway) show only scheme and host, and the credential values
+are scrubbed from the whole text as a last resort.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-from worker.config import BY_STATUS, Settings
+from worker.config import BY_STATUS, Filters, Rule, Settings
 from worker.durations import format_duration
-from worker.keys import KEYS
+from worker.keys import KEYS, STATUS_CHOICES
+from worker.logs import Redactor
+from worker.selection import threshold
+
+# Keys whose value is a URL that may hold a secret in its user info, path or query.
+SECRET_URL_KEYS = frozenset({"output.notify_webhook", "output.pushgateway"})
+NOTE = ("Notes: a run's age threshold is the larger of filters.older_than and its status's "
+        "filters.older_than_by_status entry (effective.older_than.* above); exclusions always "
+        "win over every filter and rule; no run younger than safety.min_age is cancelled "
+        "unless safety.allow_young.")
 
 
-def _show(kind: str, value: Any) -> str:
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]`` plus ``/***`` when the URL has a path, query or user info."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.hostname:
+        return "***"
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    hidden = parts.path not in ("", "/") or parts.query or parts.username or parts.fragment
+    return f"{parts.scheme}://{host}{'/***' if hidden else ''}"
+
+
+def _show(name: str, kind: str, value: Any) -> str:
     if value is None:
         return "-"
+    if name in SECRET_URL_KEYS:
+        return redact_url(str(value))
     if kind == "duration":
         return format_duration(float(value))
     if isinstance(value, tuple):
@@ -19,21 +47,52 @@ def _show(kind: str, value: Any) -> str:
     return str(value)
 
 
-def render_explain(settings: Settings) -> str:
-    """A table of key, value, source (flag/env/file/default) and the flag/env names; no secrets."""
-    rows = [("KEY", "VALUE", "SOURCE", "FLAG", "ENV")]
-    for key in KEYS:
-        rows.append((key.name, _show(key.kind, settings.values.get(key.name)),
-                     settings.sources.get(key.name, "default"), key.cli_flag or "-", key.env))
-    by_status = settings.values.get(BY_STATUS) or ()
-    rows.append((BY_STATUS, ", ".join(f"{s}={format_duration(d)}" for s, d in by_status) or "-",
+def _by_status(pairs: tuple[tuple[str, float], ...]) -> str:
+    return ", ".join(f"{s}={format_duration(d)}" for s, d in pairs) or "-"
+
+
+def _describe(filters: Filters) -> str:
+    """A compact one-line description of a rule's filters (only what it sets)."""
+    parts = [f"statuses={'/'.join(filters.statuses)}"]
+    if filters.older_than is not None:
+        parts.append(f"older_than={format_duration(filters.older_than)}")
+    if filters.older_than_by_status:
+        parts.append(f"by_status=[{_by_status(filters.older_than_by_status)}]")
+    if filters.idle_for is not None:
+        parts.append(f"idle_for={format_duration(filters.idle_for)}")
+    for label, items in (("report_types", filters.report_types),
+                         ("created_by", filters.created_by), ("report_ids", filters.report_ids)):
+        if items:
+            parts.append(f"{label}={'/'.join(items)}")
+    return " ".join(parts)
+
+
+def _rows(settings: Settings) -> list[tuple[str, str, str, str, str]]:
+    rows = [(key.name, _show(key.name, key.kind, settings.values.get(key.name)),
+             settings.sources.get(key.name, "default"), key.cli_flag or "-", key.env)
+            for key in KEYS]
+    rows.append((BY_STATUS, _by_status(settings.selection.filters.older_than_by_status),
                  settings.sources.get(BY_STATUS, "default"), "--older-than STATUS=DUR", "-"))
-    rows.append(("rules", ", ".join(r.name for r in settings.selection.rules) or "-",
-                 "file" if settings.selection.rules else "default", "-", "-"))
-    creds = settings.credentials
-    rows.append(("credentials", repr(creds), "env", "-",
+    filters = settings.selection.filters
+    rows += [(f"effective.older_than.{status}", format_duration(threshold(filters, status)),
+              "derived", "-", "-") for status in STATUS_CHOICES]
+    rows += _rule_rows(settings.selection.rules)
+    rows.append(("credentials", repr(settings.credentials), "env", "-",
                  "ZUORA_CLIENT_ID/SECRET or ZUORA_USERNAME/PASSWORD"))
     rows.append(("target.api_root", settings.target.api_root, "derived", "-", "-"))
+    return rows
+
+
+def _rule_rows(rules: tuple[Rule, ...]) -> list[tuple[str, str, str, str, str]]:
+    if not rules:
+        return [("rules", "- (no [[rules]]: the filters alone decide)", "default", "-", "-")]
+    return [(f"rules.{rule.name}", _describe(rule.filters), "file", "-", "-") for rule in rules]
+
+
+def render_explain(settings: Settings) -> str:
+    """A table of key, value, source (flag/env/file/default) and the flag/env names; no secrets."""
+    rows = [("KEY", "VALUE", "SOURCE", "FLAG", "ENV"), *_rows(settings)]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
+    table = "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+                      for r in rows)
+    return Redactor(settings.credentials.secrets()).scrub(f"{table}\n\n{NOTE}")

@@ -1,6 +1,9 @@
 """One job: list, select, guard, cancel, repeat until nothing new is selected; never raises.
 
 ``plan`` and ``run`` share every step and differ only in whether ``cancel_all`` is called.
+With ``--ids-file`` the listing is replaced by one GET per id (one pass); with ``--plan`` a
+selected run not named by the plan is kept with reason ``not_in_plan``; ``plan --plan-out``
+writes the selection for a later ``run --plan`` (``worker.planfile``).
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TextIO
 
 import structlog
 
@@ -18,11 +22,13 @@ from worker.config import Settings
 from worker.control import Counters, JobControl
 from worker.errors import GuardRefused, WorkerError
 from worker.http import Transport
+from worker.idsource import fetch_runs, read_ids
 from worker.listing import iter_pages
-from worker.models import Outcome
+from worker.models import Outcome, ReportRun
 from worker.pacer import Pacer, PacerConfig, RetryBudget
+from worker.planfile import Plan, check_options, load_plan, write_plan
 from worker.records import RunRecord
-from worker.selection import judge
+from worker.selection import Verdict, judge
 
 log = structlog.get_logger("worker.job")
 
@@ -42,6 +48,7 @@ class JobResult:
     counters: Counters = field(default_factory=Counters)
     token_requests: int = 0
     job_id: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def listed_anything(self) -> bool:
@@ -50,7 +57,7 @@ class JobResult:
 
 @dataclass
 class JobDeps:
-    """What tests inject: the clock, the retry policy, and a per-run callback."""
+    """What tests inject: the clock, the retry policy, stdin, and per-run callbacks."""
 
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     policy: RetryPolicy | None = None
@@ -58,6 +65,25 @@ class JobDeps:
     on_selected: Callable[[int], None] | None = None
     control: JobControl | None = None
     result: JobResult | None = None  # owned by the caller, so a cancelled job keeps its state
+    stdin: TextIO | None = None  # read by --ids-file - (default: sys.stdin)
+
+
+@dataclass(frozen=True, slots=True)
+class JobInputs:
+    """What is read before any network call: explicit run ids and the plan to apply."""
+
+    ids: list[str] | None = None
+    plan: Plan | None = None
+
+
+def prepare(settings: Settings, deps: JobDeps) -> JobInputs:
+    """Check options and read --ids-file and --plan; raise ConfigError / GuardRefused."""
+    check_options(settings)
+    plan = load_plan(settings, deps.now())
+    ids = read_ids(settings.run.ids_file, deps.stdin) if settings.run.ids_file else None
+    if ids == []:
+        log.warning("ids.empty", path=settings.run.ids_file)
+    return JobInputs(ids=ids, plan=plan)
 
 
 async def run_job(settings: Settings, deps: JobDeps | None = None) -> JobResult:
@@ -67,78 +93,151 @@ async def run_job(settings: Settings, deps: JobDeps | None = None) -> JobResult:
                                       started_at=deps.now())
     control = deps.control or JobControl(settings.pacing.deadline)
     result.job_id, result.counters = control.job_id, control.counters
-    pacing = settings.pacing
-    async with Transport(limit=pacing.concurrency, attempt_timeout=pacing.attempt_timeout) as tr:
-        auth = make_auth(settings, tr)
-        pacer = Pacer(PacerConfig(rate=pacing.rate, concurrency=pacing.concurrency,
-                                  quota_share=pacing.quota_share))
-        client = ApiClient(settings.target.api_root, tr, auth, pacer,
-                           RetryBudget(capacity=pacing.retry_budget), control,
-                           deps.policy or RetryPolicy(max_attempts=pacing.max_attempts))
-        try:
-            await _passes(settings, client, result, deps)
-        except WorkerError as exc:
-            result.error = exc
-        finally:
-            result.token_requests = auth.token_requests
+    try:
+        inputs = prepare(settings, deps)
+    except WorkerError as exc:
+        result.error = exc
+    else:
+        await _with_client(settings, _Job(settings, result, deps, inputs), control)
     if control.stop_reason and result.error is None:
         result.stop_reason, result.stop_exit = control.stop_reason, control.stop_exit
     result.finished_at = deps.now()
     return result
 
 
-def make_auth(settings: Settings, transport: Transport) -> Auth:
+async def _with_client(settings: Settings, job: _Job, control: JobControl) -> None:
+    pacing = settings.pacing
+    async with Transport(limit=pacing.concurrency, attempt_timeout=pacing.attempt_timeout) as tr:
+        auth = make_auth(settings, tr, control.track_id)
+        pacer = Pacer(PacerConfig(rate=pacing.rate, concurrency=pacing.concurrency,
+                                  quota_share=pacing.quota_share))
+        client = ApiClient(settings.target.api_root, tr, auth, pacer,
+                           RetryBudget(capacity=pacing.retry_budget), control,
+                           job.deps.policy or RetryPolicy(max_attempts=pacing.max_attempts))
+        try:
+            await job.passes(client)
+            job.hand_off(client.control)
+        except WorkerError as exc:
+            job.result.error = exc
+        finally:
+            job.result.token_requests = auth.token_requests
+
+
+def make_auth(settings: Settings, transport: Transport,
+              track_id: Callable[[], str] | None = None) -> Auth:
     if settings.target.auth == "legacy":
         return LegacyAuth(settings.credentials)
-    return OAuth(settings.target, settings.credentials, transport)
+    return OAuth(settings.target, settings.credentials, transport, track_id=track_id)
 
 
-async def _passes(settings: Settings, client: ApiClient, result: JobResult,
-                  deps: JobDeps) -> None:
-    passes = 1 if settings.dry_run else settings.listing.max_passes
-    for pass_no in range(1, passes + 1):
-        if client.control.is_stopping():
+@dataclass
+class _Job:
+    """One job's moving parts: list (or fetch ids) -> judge -> plan filter -> guard -> act."""
+
+    settings: Settings
+    result: JobResult
+    deps: JobDeps
+    inputs: JobInputs
+
+    async def passes(self, client: ApiClient) -> None:
+        if self.inputs.ids is not None:  # explicit ids: one pass, no listing
+            self.result.passes = 1
+            await self._act(client, await self._fetch_and_select(client))
             return
-        result.passes = pass_no
-        fresh = await _list_and_select(settings, client, result, pass_no, deps)
-        log.info("pass.selected", pass_no=pass_no, listed=len(result.records),
-                 selected=len(fresh))
+        passes = 1 if self.settings.dry_run else self.settings.listing.max_passes
+        for pass_no in range(1, passes + 1):
+            if client.control.is_stopping():
+                return
+            self.result.passes = pass_no
+            fresh = await self._list_and_select(client, pass_no)
+            log.info("pass.selected", pass_no=pass_no, listed=len(self.result.records),
+                     selected=len(fresh))
+            if not fresh or not await self._act(client, fresh):
+                return
+
+    async def _act(self, client: ApiClient, fresh: list[RunRecord]) -> bool:
+        """Guard, then cancel (run) or mark would_cancel (plan); True when another pass helps."""
         if not fresh:
-            return
-        _guard_max_cancel(settings, result, fresh)
-        if settings.dry_run:
+            return False
+        _guard_max_cancel(self.settings, self.result, fresh)
+        if self.settings.dry_run:
             for rec in fresh:
                 rec.outcome = Outcome.WOULD_CANCEL
+            return False
+        if self.deps.on_selected:
+            self.deps.on_selected(len(fresh))
+        await cancel_all(client, fresh, workers=self.settings.pacing.concurrency * 4,
+                         on_done=self.deps.on_done)
+        return True
+
+    async def _list_and_select(self, client: ApiClient, pass_no: int) -> list[RunRecord]:
+        """List every page; record new runs; return the runs selected for the first time."""
+        fresh: dict[str, RunRecord] = {}
+        records = self.result.records
+        selection = self.settings.selection
+        anonymous = 0  # id-less runs are keyed by their order, so each pass re-finds them
+        async for page in iter_pages(client, selection.filters.statuses, self.settings.listing):
+            now = self.deps.now()
+            for run in page.runs:
+                anonymous += run.id is None
+                key = run.id if run.id is not None else f"#unparseable-{anonymous}"
+                known = records.get(key)
+                if known is not None and (known.selected or key in fresh):
+                    continue  # already handled by this job (or seen twice in this pass)
+                rec = self._judge(run, key, pass_no, now)
+                records[key] = rec
+                if rec.selected:
+                    fresh[key] = rec
+        return list(fresh.values())
+
+    async def _fetch_and_select(self, client: ApiClient) -> list[RunRecord]:
+        """GET each explicit id, judge it like a listed run; return the selected ones."""
+        assert self.inputs.ids is not None
+        fetched = await fetch_runs(client, self.inputs.ids,
+                                   workers=self.settings.pacing.concurrency * 4)
+        now = self.deps.now()
+        for item in fetched:
+            rec = (RunRecord(item.run, item.requested, 1, False, item.reason) if item.reason
+                   else self._judge(item.run, item.requested, 1, now))
+            self.result.records[item.requested] = rec
+        log.info("ids.selected", requested=len(self.inputs.ids), fetched=len(fetched),
+                 selected=sum(1 for r in self.result.records.values() if r.selected))
+        return [r for r in self.result.records.values() if r.selected]
+
+    def _judge(self, run: ReportRun, key: str, pass_no: int, now: datetime) -> RunRecord:
+        verdict = judge(run, self.settings.selection, now)
+        plan = self.inputs.plan
+        if verdict.selected and plan is not None and run.id not in plan.run_ids:
+            verdict = Verdict.no("not_in_plan")
+        return RunRecord(run, key, pass_no, verdict.selected, verdict.reason, verdict.rule)
+
+    def hand_off(self, control: JobControl) -> None:
+        """Plan mode: write --plan-out (only after a complete, uninterrupted selection)."""
+        plan = self.inputs.plan
+        if plan is not None:
+            seen = {r.run.id for r in self.result.records.values()}
+            missing = sorted(plan.run_ids - seen)
+            if missing:
+                log.warning("plan.runs_not_listed", count=len(missing), run_ids=missing[:20])
+        if not (self.settings.dry_run and self.settings.run.plan_out):
             return
-        if deps.on_selected:
-            deps.on_selected(len(fresh))
-        await cancel_all(client, fresh, workers=settings.pacing.concurrency * 4,
-                         on_done=deps.on_done)
-
-
-async def _list_and_select(settings: Settings, client: ApiClient, result: JobResult,
-                           pass_no: int, deps: JobDeps) -> list[RunRecord]:
-    """List every page; record new runs; return the runs selected for the first time."""
-    fresh: dict[str, RunRecord] = {}
-    selection = settings.selection
-    async for page in iter_pages(client, selection.filters.statuses, settings.listing):
-        now = deps.now()
-        for run in page.runs:
-            key = run.id if run.id is not None else f"#unparseable-{len(result.records)}"
-            known = result.records.get(key)
-            if known is not None and (known.selected or key in fresh):
-                continue  # already handled by this job (or seen twice in this pass)
-            verdict = judge(run, selection, now)
-            rec = RunRecord(run, key, pass_no, verdict.selected, verdict.reason, verdict.rule)
-            result.records[key] = rec
-            if rec.selected:
-                fresh[key] = rec
-    return list(fresh.values())
+        if control.is_stopping():
+            log.warning("plan.not_written", path=self.settings.run.plan_out,
+                        reason=control.stop_reason)
+            return
+        count = write_plan(self.settings, self.result.records.values(), self.deps.now())
+        log.info("plan.written", path=self.settings.run.plan_out, runs=count)
 
 
 def _guard_max_cancel(settings: Settings, result: JobResult, fresh: list[RunRecord]) -> None:
     total = sum(1 for r in result.records.values() if r.selected)
-    if settings.dry_run or total <= settings.max_cancel:
+    if total <= settings.max_cancel:
+        return
+    if settings.dry_run:  # a plan cancels nothing, but must say that run would refuse
+        result.warnings.append(
+            f"run would refuse: {total} runs selected, more than --max-cancel "
+            f"{settings.max_cancel}; raise it with --max-cancel {total} if the selection is right")
+        log.warning("plan.over_max_cancel", selected=total, max_cancel=settings.max_cancel)
         return
     for rec in fresh:
         rec.outcome = Outcome.NOT_ATTEMPTED

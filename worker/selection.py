@@ -2,6 +2,11 @@
 
 Exclusions always win; a run must pass the global filters AND (when ``[[rules]]`` exist) at
 least one rule; no run younger than the age floor, or unparseable, is ever selected.
+
+A run's age threshold is the larger of ``older_than`` and its status's entry in
+``older_than_by_status`` (so ``--older-than 1h --older-than STARTED=20m`` still needs 1h).
+When no rule matches, the reason is the one every rule gave (e.g. ``no_updated_on``) or, when
+the rules disagree, ``no_rule``.
 """
 
 from __future__ import annotations
@@ -41,13 +46,22 @@ def judge(run: ReportRun, selection: Selection, now: datetime) -> Verdict:
         return Verdict.no(reason)
     rule = None
     if selection.rules:
-        rule = next((r.name for r in selection.rules if not filter_miss(run, r.filters, now)),
-                    None)
+        misses = {r.name: filter_miss(run, r.filters, now) for r in selection.rules}
+        rule = next((name for name, miss in misses.items() if miss is None), None)
         if rule is None:
-            return Verdict.no("no_rule")
+            return Verdict.no(_rule_miss(set(misses.values())))
     if age < selection.min_age:
         return Verdict.no("age_floor")
     return Verdict(True, "selected", rule)
+
+
+def _rule_miss(reasons: set[str | None]) -> str:
+    """Why no rule matched: the reason every rule gave when they agree, else ``no_rule``."""
+    if len(reasons) == 1:
+        only = next(iter(reasons))
+        if only is not None:
+            return only
+    return "no_rule"
 
 
 def _excluded(run: ReportRun, selection: Selection) -> str | None:

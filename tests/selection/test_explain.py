@@ -1,0 +1,78 @@
+"""explain: every key with its value and source (flag, env, file, default), and no secrets."""
+
+from __future__ import annotations
+
+import re
+
+from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from worker.keys import KEYS
+
+ENV = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+       "ZUORA_REAPER_RATE": "50", "ZUORA_REAPER_EXCLUDE_CREATED_BY": "bot@example.com"}
+CONFIG = """
+[pacing]
+concurrency = 4
+
+[filters]
+older_than = "2h"
+
+[filters.older_than_by_status]
+PROCESSINGDATA = "6h"
+
+[[rules]]
+name = "stuck-start"
+statuses = ["STARTED"]
+older_than = "20m"
+"""
+
+
+def _table(stdout: str) -> dict[str, tuple[str, str]]:
+    """{key: (value, source)} from explain's table."""
+    rows = {}
+    for line in stdout.splitlines()[1:]:
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) >= 3 and "." in cells[0]:
+            rows[cells[0]] = (cells[1], cells[2])
+    return rows
+
+
+def test_explain_names_each_source(emu_thread, cli, write_file):
+    """A flag, an env var, a file key and a default each show their value and source."""
+    emu = emu_thread(runs=0)
+    config = write_file("c.toml", CONFIG)
+    res = cli(emu, "explain", "--config", config, "--max-cancel", "7", "--older-than",
+              "STARTED=30m", env=ENV)
+    assert res.code == 0, res.stderr
+    rows = _table(res.stdout)
+    assert {k.name for k in KEYS} <= set(rows)
+    assert rows["safety.max_cancel"] == ("7", "flag")
+    assert rows["target.base_url"] == (emu.base_url, "flag")
+    assert rows["pacing.rate"] == ("50.0", "env")
+    assert rows["exclude.created_by"] == ("bot@example.com", "env")
+    assert rows["pacing.concurrency"] == ("4", "file")
+    assert rows["filters.older_than"] == ("2h", "file")
+    assert rows["listing.page_size"] == ("100", "default")
+    assert rows["run.plan_max_age"] == ("1h", "default")
+    assert rows["filters.older_than_by_status"] == ("PROCESSINGDATA=6h, STARTED=30m", "flag")
+    assert rows["effective.older_than.STARTED"] == ("2h", "derived")
+    assert rows["effective.older_than.PROCESSINGDATA"] == ("6h", "derived")
+    assert rows["rules.stuck-start"][1] == "file"
+    assert "older_than=20m" in rows["rules.stuck-start"][0]
+    assert "larger of filters.older_than" in res.stdout
+    assert emu.records == []  # explain never calls the API
+
+
+def test_explain_prints_no_secrets(cli):
+    """Credentials show only set/unset; webhook and Pushgateway URLs hide their tokens."""
+    env = {"ZUORA_CLIENT_ID": "client-id-value-1234", "ZUORA_CLIENT_SECRET": "s3cr3t-value-xyz"}
+    res = cli(None, "explain", "--base-url", "https://rest.zuora.com",
+              "--notify-webhook", "https://hooks.slack.com/services/T0/B0/WEBHOOKTOKEN",
+              "--pushgateway", "https://push.example.com:9091/gw?token=PUSHTOKEN", env=env)
+    assert res.code == 0, res.stderr
+    for secret in ("client-id-value-1234", "s3cr3t-value-xyz", "WEBHOOKTOKEN", "PUSHTOKEN"):
+        assert secret not in res.stdout
+        assert secret not in res.stderr
+    rows = _table(res.stdout)
+    assert rows["output.notify_webhook"] == ("https://hooks.slack.com/***", "flag")
+    assert rows["output.pushgateway"] == ("https://push.example.com:9091/***", "flag")
+    assert "client_secret=set" in res.stdout
