@@ -1,58 +1,113 @@
-"""``zuora-reaper check``: config, credentials and one listing page; never cancels."""
+"""``zuora-reaper check``: config, credentials and one listing page; never cancels.
+
+Prints the target, the auth mode and entity, whether the credentials were accepted, how many
+in-progress runs the first page shows, and the rate and concurrency limits the server reported
+next to the configured pacing. ``--output json`` prints the same facts as one JSON object.
+Exit codes are those of ``run`` (3 for refused credentials, 6 for an unreachable API...).
+"""
 
 from __future__ import annotations
 
+import json
 import sys
+from typing import Any
 
 from worker.client import ApiClient, RetryPolicy
 from worker.config import Settings
 from worker.control import JobControl
 from worker.errors import WorkerError
-from worker.http import Transport
+from worker.http import Response, Transport
 from worker.job import make_auth
 from worker.listing import fetch_page, page_items
 from worker.models import parse_run
 from worker.pacer import Pacer, PacerConfig, RetryBudget
 from worker.ratelimit_headers import RateLimitInfo, parse_concurrency, parse_ratelimit
 
+LABELS = (("target", "target"), ("api_root", "api root"), ("auth", "auth"),
+          ("entity", "entity"), ("credentials", "credentials"), ("statuses", "statuses"),
+          ("in_progress", "in progress"), ("rate_limit", "rate limit"),
+          ("concurrency_limit", "concurrency"), ("pacing", "pacing"))
+
 
 async def run_check(settings: Settings) -> int:
     """Print what the target looks like; return 0, or the exit code of the failure."""
-    out = sys.stdout
-    t, creds = settings.target, settings.credentials
-    out.write(f"target:       {t.base_url} ({t.environment or 'custom base URL'})\n")
-    out.write(f"api root:     {t.api_root}\n")
-    out.write(f"auth:         {t.auth}{', entity ' + creds.entity_id if creds.entity_id else ''}\n")
-    pacing = settings.pacing
+    facts = _static_facts(settings)
     try:
-        async with Transport(limit=2, attempt_timeout=pacing.attempt_timeout) as transport:
-            auth = make_auth(settings, transport)
-            await auth.headers()
-            out.write("credentials:  accepted" + (" (token obtained)\n" if t.auth == "oauth"
-                                                  else " (checked on first call)\n"))
-            client = ApiClient(t.api_root, transport, auth,
-                               Pacer(PacerConfig(rate=pacing.rate, concurrency=1)),
-                               RetryBudget(capacity=pacing.retry_budget),
-                               JobControl(pacing.deadline), RetryPolicy(max_attempts=3))
-            statuses = [("status", s) for s in settings.selection.filters.statuses]
-            resp = await fetch_page(client, statuses, 1, settings.listing.page_size)
-            runs = [parse_run(i) for i in page_items(resp, settings.listing.list_items_field, 1)]
+        facts.update(await _probe(settings))
     except WorkerError as exc:
-        print(f"zuora-reaper: check failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        facts.update(ok=False, error=f"{type(exc).__name__}: {exc}", exit_code=exc.exit_code)
+        _emit(settings, facts)
+        print(f"zuora-reaper: check failed: {facts['error']}", file=sys.stderr)
         return exc.exit_code
-    full = len(runs) >= settings.listing.page_size
-    out.write(f"in progress:  {len(runs)}{'+' if full else ''} visible on the first page "
-              f"({sum(1 for r in runs if not r.parseable)} unparseable)\n")
-    rate, conc = parse_ratelimit(resp.headers), parse_concurrency(resp.headers)
-    out.write(f"rate limit:   {_rate_text(rate)}\n")
-    out.write(f"concurrency:  {conc.limit if conc and conc.limit else 'not reported'}"
-              f"{f' ({conc.remaining} free)' if conc and conc.remaining is not None else ''}\n")
-    out.write("check: OK\n")
+    facts.update(ok=True, exit_code=0)
+    _emit(settings, facts)
     return 0
+
+
+def _static_facts(settings: Settings) -> dict[str, Any]:
+    t, creds, pacing = settings.target, settings.credentials, settings.pacing
+    return {
+        "target": f"{t.base_url} ({t.environment or 'custom base URL'})",
+        "api_root": t.api_root,
+        "auth": t.auth,
+        "entity": creds.entity_id or "none (the user's default entity)",
+        "statuses": ", ".join(settings.selection.filters.statuses),
+        "pacing": f"at most {pacing.rate:g} requests/s and {pacing.concurrency} in flight "
+                  f"(configured; {pacing.quota_share:g} of a reported quota)",
+    }
+
+
+async def _probe(settings: Settings) -> dict[str, Any]:
+    """Get a token (OAuth) and list one page; raise the WorkerError of the first failure."""
+    t, pacing = settings.target, settings.pacing
+    async with Transport(limit=2, attempt_timeout=pacing.attempt_timeout) as transport:
+        auth = make_auth(settings, transport)
+        await auth.headers()  # OAuth: fetches a token now, so a bad secret fails here
+        client = ApiClient(t.api_root, transport, auth,
+                           Pacer(PacerConfig(rate=pacing.rate, concurrency=1)),
+                           RetryBudget(capacity=pacing.retry_budget),
+                           JobControl(pacing.deadline), RetryPolicy(max_attempts=3))
+        statuses = [("status", s) for s in settings.selection.filters.statuses]
+        resp = await fetch_page(client, statuses, 1, settings.listing.page_size)
+        runs = [parse_run(i) for i in page_items(resp, settings.listing.list_items_field, 1)]
+    full = len(runs) >= settings.listing.page_size
+    bad = sum(1 for r in runs if not r.parseable)
+    return {
+        "credentials": "accepted (token obtained, listing answered)" if t.auth == "oauth"
+        else "accepted (listing answered)",
+        "in_progress": f"{len(runs)}{'+' if full else ''} visible on the first page"
+                       + (f" ({bad} unparseable)" if bad else ""),
+        "in_progress_count": len(runs),
+        "in_progress_more": full,
+        **_limits(resp),
+    }
+
+
+def _limits(resp: Response) -> dict[str, Any]:
+    rate, conc = parse_ratelimit(resp.headers), parse_concurrency(resp.headers)
+    conc_text = "not reported"
+    if conc is not None and conc.limit is not None:
+        free = f" ({conc.remaining} free)" if conc.remaining is not None else ""
+        conc_text = f"{conc.limit} requests in flight{free}"
+    return {"rate_limit": _rate_text(rate), "concurrency_limit": conc_text,
+            "reported_rate_limit": rate.limit if rate else None,
+            "reported_rate_window_s": rate.window if rate else None,
+            "reported_concurrency_limit": conc.limit if conc else None}
 
 
 def _rate_text(info: RateLimitInfo | None) -> str:
     if info is None or info.limit is None:
         return "not reported"
     span = f" per {info.window:g}s" if info.window else ""
-    return f"{info.limit}{span}, {info.remaining} remaining"
+    left = f", {info.remaining} remaining" if info.remaining is not None else ""
+    return f"{info.limit} requests{span}{left}"
+
+
+def _emit(settings: Settings, facts: dict[str, Any]) -> None:
+    if settings.output.output == "json":
+        print(json.dumps(facts, indent=2))
+        return
+    for key, label in LABELS:
+        if key in facts:
+            print(f"{label + ':':<13} {facts[key]}")
+    print("check: OK" if facts["ok"] else "check: FAILED")

@@ -1,0 +1,97 @@
+"""``zuora-reaper check`` against the emulator: credentials, entity, limits; never a DELETE."""
+
+from __future__ import annotations
+
+import json
+
+from worker.emulator import DEMO_CLIENT_ID, DEMO_PASSWORD, DEMO_USERNAME
+
+
+def test_check_ok_prints_target_auth_count_and_server_limits(emu_thread, cli):
+    """Good OAuth credentials: exit 0, the visible count and the limits the server reported."""
+    emu = emu_thread(runs=0, rate=5, rate_window=60, concurrency=4)
+    for _ in range(3):
+        emu.add_run(age_s=7200)
+    emu.add_run(status="COMPLETED")
+    res = cli(emu, "check")
+    assert res.code == 0, res.stderr
+    lines = dict(line.split(":", 1) for line in res.stdout.splitlines() if ":" in line)
+    assert lines["target"].strip().startswith(emu.base_url)
+    assert lines["auth"].strip() == "oauth"
+    assert lines["credentials"].strip().startswith("accepted (token obtained")
+    assert lines["in progress"].strip() == "3 visible on the first page"
+    assert lines["rate limit"].strip().startswith("300 requests per 60s")
+    assert lines["concurrency"].strip().startswith("4 requests in flight")
+    assert res.stdout.rstrip().endswith("check: OK")
+    assert emu.count("token") == 1
+    assert emu.count("list") == 1
+    assert emu.deletes() == []
+
+
+def test_check_bad_secret_exits_3_without_listing(emu_thread, cli):
+    """A refused client secret exits 3 after the token call; nothing is listed or cancelled."""
+    emu = emu_thread(runs=5)
+    res = cli(emu, "check", env={"ZUORA_CLIENT_ID": DEMO_CLIENT_ID,
+                                 "ZUORA_CLIENT_SECRET": "wrong"})
+    assert res.code == 3
+    assert "AuthError" in res.stderr
+    assert "wrong" not in res.stderr
+    assert "check: FAILED" in res.stdout
+    assert [r.kind for r in emu.records] == ["token"]
+
+
+def test_check_legacy_mode_good_and_bad(emu_thread, cli):
+    """Legacy credentials are checked by the listing call: 0 when accepted, 3 when refused."""
+    emu = emu_thread(runs=0)
+    emu.add_run(age_s=7200)
+    good = cli(emu, "check", "--auth", "legacy",
+               env={"ZUORA_USERNAME": DEMO_USERNAME, "ZUORA_PASSWORD": DEMO_PASSWORD})
+    assert good.code == 0, good.stderr
+    assert "credentials:  accepted (listing answered)" in good.stdout
+    assert "/api/rest/v1" in good.stdout
+    bad = cli(emu, "check", "--auth", "legacy",
+              env={"ZUORA_USERNAME": DEMO_USERNAME, "ZUORA_PASSWORD": "nope"})
+    assert bad.code == 3
+    assert emu.count("token") == 0
+    assert emu.deletes() == []
+    assert [r.path for r in emu.records] == ["/api/rest/v1/reportruns"] * 2
+
+
+def test_check_entity_refused_then_accepted(emu_thread, cli):
+    """A multi-entity tenant refuses the call without ZUORA_ENTITY_ID (3) and accepts it with."""
+    emu = emu_thread(runs=0, entity_id="ent-7")
+    missing = cli(emu, "check")
+    assert missing.code == 3
+    with_entity = cli(emu, "check", env={"ZUORA_CLIENT_ID": DEMO_CLIENT_ID,
+                                         "ZUORA_CLIENT_SECRET": "demo-secret",
+                                         "ZUORA_ENTITY_ID": "ent-7"})
+    assert with_entity.code == 0, with_entity.stderr
+    assert "entity:       ent-7" in with_entity.stdout
+    assert emu.deletes() == []
+
+
+def test_check_json_output(emu_thread, cli):
+    """--output json prints the facts as one JSON object with the reported limits as numbers."""
+    emu = emu_thread(runs=0, rate=2, rate_window=60, concurrency=3)
+    emu.add_run(age_s=7200)
+    res = cli(emu, "check", "--output", "json")
+    assert res.code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["ok"] is True
+    assert doc["exit_code"] == 0
+    assert doc["in_progress_count"] == 1
+    assert doc["in_progress_more"] is False
+    assert doc["reported_rate_limit"] == 120
+    assert doc["reported_rate_window_s"] == 60
+    assert doc["reported_concurrency_limit"] == 3
+
+
+def test_check_unreachable_api_exits_6(cli, tmp_path):
+    """Nothing listening on the target: check exits 6 (the API could not be reached)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    res = cli(None, "check", "--base-url", f"http://127.0.0.1:{port}", "--auth", "legacy",
+              env={"ZUORA_USERNAME": DEMO_USERNAME, "ZUORA_PASSWORD": DEMO_PASSWORD})
+    assert res.code == 6, res.stderr

@@ -1,0 +1,33 @@
+"""Console output of plan: the table and summary line, and --output json on stdout."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_plan_table_lists_what_would_be_cancelled(emu_thread, cli):
+    """The plan table shows id, type, status, age and owner of each selected run, then a summary."""
+    emu = emu_thread(runs=0)
+    old = emu.add_run(status="QUERYDATA", age_s=7200, report_type="Summary",
+                      created_by="carol@example.com")
+    young = emu.add_run(age_s=60)
+    res = cli(emu, "plan", "--older-than", "1h")
+    assert res.code == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].split() == ["RUN", "ID", "TYPE", "STATUS", "AGE", "OWNER", "RULE", "OUTCOME"]
+    row = lines[1].split()
+    assert row[:5] == [old.id, "Summary", "QUERYDATA", "2h", "carol@example.com"]
+    assert row[-1] == "would_cancel"
+    assert young.id not in res.stdout
+    assert lines[-1].startswith("plan: listed 2, selected 1, would_cancel 1")
+
+
+def test_output_json_prints_the_report_to_stdout(emu_thread, cli):
+    """--output json prints exactly the report document (the same as --report-file)."""
+    emu = emu_thread(runs=0)
+    emu.add_run(age_s=7200)
+    res = cli(emu, "plan", "--older-than", "1h", "--output", "json")
+    assert res.code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc == res.report
+    assert doc["counts"]["would_cancel"] == 1

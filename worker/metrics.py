@@ -1,0 +1,175 @@
+"""Prometheus metrics of one batch job: a textfile-collector file and a Pushgateway push.
+
+Every value describes the last run (gauges, the batch-job convention), labelled with ``target``
+and ``job_name``. ``zuora_reaper_last_success_timestamp_seconds`` is set only on exit 0; after a
+failed run it keeps its previous value (read back from the old file, or left in place on the
+Pushgateway by pushing with POST without it), so "no success in 26h" alerts keep working.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, pushadd_to_gateway
+from prometheus_client.exposition import write_to_textfile
+from prometheus_client.parser import text_string_to_metric_families
+
+from worker.config import Settings
+from worker.job import JobResult
+from worker.models import Outcome
+from worker.notify import host_of
+from worker.report import counts
+
+log = structlog.get_logger("worker.metrics")
+
+PREFIX = "zuora_reaper_"
+LAST_SUCCESS = PREFIX + "last_success_timestamp_seconds"
+PUSH_TIMEOUT_S = 10.0
+STATUS_CLASSES = ("2xx", "4xx", "5xx")
+LIMIT_KINDS = ("rate", "concurrency")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """What the metrics are made of, taken once from the finished job."""
+
+    labels: dict[str, str]
+    exit_code: int
+    dry_run: bool
+    finished: datetime
+    duration_s: float
+    result: JobResult
+
+
+def sample_of(settings: Settings, result: JobResult, exit_code: int) -> Sample:
+    """Freeze the values to publish (the finish time defaults to now for an aborted job)."""
+    finished = result.finished_at or datetime.now(UTC)
+    return Sample(labels={"target": settings.target.base_url,
+                          "job_name": settings.output.job_name},
+                  exit_code=exit_code, dry_run=settings.dry_run, finished=finished,
+                  duration_s=max(0.0, (finished - result.started_at).total_seconds()),
+                  result=result)
+
+
+def stamp(moment: datetime) -> float:
+    """Unix seconds with the report's millisecond precision, so both carry the same instant."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000).timestamp()
+
+
+def build_registry(sample: Sample, last_success: float | None) -> CollectorRegistry:
+    """A registry with every metric of the run; ``last_success`` None leaves that one out."""
+    reg = CollectorRegistry(auto_describe=True)
+    labels = sample.labels
+    made: dict[str, Gauge] = {}
+
+    def gauge(name: str, doc: str, value: float, **extra: str) -> None:
+        if name not in made:
+            made[name] = Gauge(PREFIX + name, doc, (*labels, *extra), registry=reg)
+        made[name].labels(**labels, **extra).set(value)
+
+    if last_success is not None:
+        gauge("last_success_timestamp_seconds", "End of the last run that exited 0.",
+              last_success)
+    _job_gauges(gauge, sample)
+    _run_gauges(gauge, sample.result)
+    return reg
+
+
+def _job_gauges(gauge: Callable[..., None], sample: Sample) -> None:
+    gauge("last_run_timestamp_seconds", "End of the last run, whatever its exit code.",
+          stamp(sample.finished))
+    gauge("last_run_duration_seconds", "Wall time of the last run.", sample.duration_s)
+    gauge("last_run_exit_code", "Exit code of the last run (0 ok, see README).", sample.exit_code)
+    gauge("last_run_dry_run", "1 when the last run was a plan (nothing cancelled).",
+          int(sample.dry_run))
+
+
+def _run_gauges(gauge: Callable[..., None], result: JobResult) -> None:
+    c, counters = counts(result), result.counters
+    gauge("last_run_runs_listed", "In-progress runs listed by the last run.", c["listed"])
+    gauge("last_run_runs_selected", "Runs selected for cancelling by the last run.",
+          c["selected"])
+    for outcome in Outcome:
+        gauge("last_run_cancels", "Selected runs of the last run by outcome.",
+              c[outcome.value], outcome=outcome.value)
+    for cls in sorted({*STATUS_CLASSES, *counters.by_class}):
+        gauge("last_run_requests", "API responses of the last run by status class.",
+              counters.by_class.get(cls, 0), status_class=cls)
+    for kind in LIMIT_KINDS:
+        gauge("last_run_rate_limited", "HTTP 429 answers of the last run by kind.",
+              counters.limited.get(kind, 0), kind=kind)
+    gauge("last_run_retries", "Retries scheduled by the last run.", counters.retries)
+    gauge("last_run_network_errors", "Attempts that got no HTTP answer.",
+          counters.network_errors)
+    gauge("last_run_token_requests", "OAuth token requests of the last run.",
+          result.token_requests)
+
+
+def previous_success(path: str, labels: dict[str, str]) -> float | None:
+    """The last-success value of these labels in an existing metrics file, if any."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("metrics.read_failed", path=path, error=str(exc))
+        return None
+    try:
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == LAST_SUCCESS and all(s.labels.get(k) == v
+                                                  for k, v in labels.items()):
+                    return float(s.value)
+    except ValueError as exc:
+        log.warning("metrics.unparseable_previous_file", path=path, error=str(exc))
+    return None
+
+
+def write_metrics_file(path: str, sample: Sample) -> None:
+    """Write the textfile atomically (temp file + rename, readable by node_exporter)."""
+    last = stamp(sample.finished) if sample.exit_code == 0 else \
+        previous_success(path, sample.labels)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # prometheus_client's writer renames a temp file into place; unlike mkstemp it leaves the
+    # file with umask permissions, so a node_exporter running as another user can read it.
+    write_to_textfile(path, build_registry(sample, last))
+    log.info("metrics.written", path=path, last_success=last)
+
+
+def push_metrics(gateway: str, sample: Sample, timeout: float = PUSH_TIMEOUT_S) -> bool:
+    """Push to a Pushgateway in a thread bounded by ``timeout``; False (logged) on failure.
+
+    Exit 0 replaces the group (PUT) with a fresh last-success value; any other exit code adds
+    (POST) every metric except last-success, so the gateway keeps the previous one.
+    """
+    ok = sample.exit_code == 0
+    registry = build_registry(sample, stamp(sample.finished) if ok else None)
+    sender = push_to_gateway if ok else pushadd_to_gateway
+    job, key = sample.labels["job_name"], {"target": sample.labels["target"]}
+    errors: list[str] = []
+
+    def push() -> None:
+        try:
+            sender(gateway, job=job, registry=registry, grouping_key=key, timeout=timeout)
+        except Exception as exc:  # urllib raises many kinds; each means "not pushed"
+            errors.append(f"{type(exc).__name__}: {exc}")
+            closer = getattr(exc, "close", None)  # urllib's HTTPError holds the socket open
+            if callable(closer):
+                closer()
+
+    thread = threading.Thread(target=push, name="pushgateway", daemon=True)
+    thread.start()
+    thread.join(timeout + 1.0)
+    where = host_of(gateway)
+    if thread.is_alive() or errors:
+        reason = errors[0] if errors else f"no answer within {timeout:g}s"
+        log.warning("metrics.push_failed", gateway=where, error=reason[:300])
+        return False
+    log.info("metrics.pushed", gateway=where, method="PUT" if ok else "POST")
+    return True
+
