@@ -6,8 +6,9 @@ This is the only module that sends a DELETE, and it is never called in plan mode
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -15,7 +16,7 @@ import structlog
 
 from worker.client import ApiClient, CallState
 from worker.control import JobControl
-from worker.errors import AuthError, Interrupted, PermanentError, TransientError
+from worker.errors import ApiError, AuthError, Interrupted, PermanentError, TransientError
 from worker.http import Response
 from worker.models import CANCELLED_STATUSES, FINISHED_STATUSES, Outcome, describe_error, parse_run
 from worker.records import RunRecord
@@ -29,15 +30,38 @@ PERMISSION_HINT = ("the API user probably lacks the 'Manage All Reports' permiss
 
 
 class SystemicGuard:
-    """Stops the job when cancels keep failing the same non-retryable way (403, 401)."""
+    """Stops the job when cancels keep failing the same non-retryable way (403, 401).
+
+    Until one cancel has succeeded, and again while a failure streak runs, cancels go one at a
+    time (``admit``), so a systemic refusal costs ``threshold`` DELETEs, not a pool's worth.
+    """
 
     def __init__(self, control: JobControl, threshold: int = SYSTEMIC_THRESHOLD) -> None:
         self._control, self._threshold = control, threshold
         self._streak = 0
         self._signature: str | None = None
+        self._proven = False
+        self._probe = asyncio.Lock()
+
+    def _trusted(self) -> bool:
+        return self._proven and self._streak == 0
+
+    @contextlib.asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        """Hold one cancel: concurrent once cancels are known to work, else one at a time."""
+        if not self._trusted():
+            await self._probe.acquire()
+            if not self._trusted():
+                try:
+                    yield
+                finally:
+                    self._probe.release()
+                return
+            self._probe.release()
+        yield
 
     def success(self) -> None:
-        self._streak, self._signature = 0, None
+        self._streak, self._signature, self._proven = 0, None, True
 
     def failure(self, signature: str, message: str) -> None:
         self._streak = self._streak + 1 if signature == self._signature else 1
@@ -66,6 +90,8 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard) ->
         client.control.request_stop(str(exc), 3)
     except TransientError as exc:
         rec.outcome, rec.error = Outcome.FAILED, f"gave up after {st.attempts} attempts: {exc}"
+    except ApiError as exc:  # e.g. the token endpoint became unreachable mid-job
+        rec.outcome, rec.error = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
     except asyncio.CancelledError:
         rec.outcome = Outcome.NOT_ATTEMPTED if st.attempts == 0 else Outcome.FAILED
         rec.error = None if st.attempts == 0 else "interrupted in flight: server state unknown"
@@ -79,7 +105,9 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard) ->
 async def _interpret(client: ApiClient, path: str, resp: Response,
                      guard: SystemicGuard) -> tuple[Outcome, str | None]:
     body = resp.body
-    if 200 <= resp.status < 300 and isinstance(body, Mapping) and body.get("success") is not False:
+    refused = isinstance(body, Mapping) and body.get("success") is False
+    accepted = 200 <= resp.status < 300 and not refused
+    if accepted and isinstance(body, Mapping) and body.get("success") is True:
         guard.success()
         message = str(body.get("response", "")).lower()
         if "was cancel" in message:
@@ -93,12 +121,16 @@ async def _interpret(client: ApiClient, path: str, resp: Response,
         guard.failure("403", detail)
         return Outcome.FAILED, detail
     refusal = f"HTTP {resp.status}: {describe_error(body) if body is not None else 'not JSON'}"
-    return await _follow_up(client, path, refusal, guard)
+    return await _follow_up(client, path, refusal, guard, accepted)
 
 
-async def _follow_up(client: ApiClient, path: str, refusal: str,
-                     guard: SystemicGuard) -> tuple[Outcome, str | None]:
-    """The cancel was refused or unreadable: a GET tells whether the run is already over."""
+async def _follow_up(client: ApiClient, path: str, refusal: str, guard: SystemicGuard,
+                     accepted: bool = False) -> tuple[Outcome, str | None]:
+    """The cancel was refused or unreadable: a GET tells whether the run is already over.
+
+    ``accepted``: the DELETE got a 2xx whose body could not be read (no ``success: true``);
+    a run now cancelled was then cancelled by this call.
+    """
     try:
         resp = await client.request("GET", path)
     except (TransientError, PermanentError) as exc:
@@ -109,7 +141,7 @@ async def _follow_up(client: ApiClient, path: str, refusal: str,
     run = parse_run(resp.body.get("response") if isinstance(resp.body, Mapping) else None)
     if run.status in CANCELLED_STATUSES:
         guard.success()
-        return Outcome.ALREADY_CANCELLED, None
+        return (Outcome.CANCELLED if accepted else Outcome.ALREADY_CANCELLED), None
     if run.status in FINISHED_STATUSES:
         guard.success()
         return Outcome.ALREADY_FINISHED, None
@@ -138,7 +170,8 @@ async def cancel_all(client: ApiClient, records: list[RunRecord], workers: int,
     async def worker() -> None:
         while queue and not client.control.is_stopping():
             rec = queue.popleft()
-            await cancel_one(client, rec, guard)
+            async with guard.admit():
+                await cancel_one(client, rec, guard)
             if on_done is not None:
                 on_done(rec)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
@@ -44,6 +46,9 @@ class JobControl:
         loop = asyncio.get_running_loop()
         self.deadline = loop.time() + deadline_s if deadline_s is not None else None
         self.counters = Counters()
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def track_id(self) -> str:
         """A Zuora-Track-Id: the job id and a sequence number (<= 64 ASCII chars, no ':;\"')."""
@@ -65,3 +70,24 @@ class JobControl:
         if self.deadline is None:
             return None
         return self.deadline - asyncio.get_running_loop().time()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered (or failed)."""
+        return self._in_flight
+
+    @contextlib.contextmanager
+    def sending(self) -> Iterator[None]:
+        """Wrap one HTTP attempt, so a stopping job knows when nothing is in flight."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return when no request is in flight."""
+        await self._idle.wait()

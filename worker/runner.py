@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
@@ -17,13 +18,16 @@ from worker.control import JobControl
 from worker.errors import WorkerError
 from worker.job import JobDeps, JobResult, finalize_not_attempted, run_job
 from worker.lock import job_lock
-from worker.logs import configure_logging
+from worker.logs import REDACTOR, configure_logging, redact_data
 from worker.outcome import exit_status
+from worker.progress import progress_for
+from worker.publish import publish
 from worker.report import build_report, counts, write_report
 from worker.summary import render_table, summary_line
 
 log = structlog.get_logger("worker.runner")
-GRACE_SECONDS = 5.0
+GRACE_SECONDS = 5.0  # how long in-flight calls may take to finish once the job stops
+SETTLE_SECONDS = 0.05
 
 
 def execute(settings: Settings) -> int:
@@ -52,23 +56,50 @@ def execute(settings: Settings) -> int:
 async def _run_with_signals(settings: Settings) -> JobResult:
     control = JobControl(settings.pacing.deadline)
     result = JobResult(mode="plan" if settings.dry_run else "run", started_at=datetime.now(UTC))
-    deps = JobDeps(control=control, result=result)
+    progress = progress_for(settings)
+    deps = JobDeps(control=control, result=result, on_selected=progress.selected,
+                   on_done=progress.finished)
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
     job = asyncio.ensure_future(run_job(settings, deps))
+    job.add_done_callback(lambda _: progress.close())
+
+    received: list[str] = []
 
     def on_signal(name: str) -> None:
+        received.append(name)
+        if len(received) > 1:
+            log.warning("job.interrupted_again", signal=name)
+            job.cancel()  # a second signal: do not wait for in-flight calls
+            return
         log.warning("job.interrupted", signal=name, grace_s=GRACE_SECONDS)
         control.request_stop(f"interrupted by {name}", 5)
-        loop.call_later(GRACE_SECONDS, job.cancel)
 
     handled = _install_signals(loop, on_signal)
+    watcher = loop.create_task(_cancel_when_stopped(job, control))
     try:
         return await _await_job(job, result, control)
     finally:
+        watcher.cancel()
         for sig in handled:
             loop.remove_signal_handler(sig)
+
+
+async def _cancel_when_stopped(job: asyncio.Future[JobResult], control: JobControl) -> None:
+    """Once the job is told to stop, let in-flight calls finish (up to the grace period), then
+    cancel what is left: runs still waiting for a pacer slot or a backoff were never sent."""
+    await control.stopped.wait()
+    try:
+        async with asyncio.timeout(GRACE_SECONDS):
+            while True:
+                await control.wait_idle()
+                await asyncio.sleep(SETTLE_SECONDS)  # let answered calls record their outcome
+                if control.in_flight == 0:
+                    break
+    except TimeoutError:
+        log.warning("job.grace_expired", in_flight=control.in_flight)
+    job.cancel()
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop,
@@ -88,9 +119,11 @@ async def _await_job(job: asyncio.Future[JobResult], result: JobResult,
     except asyncio.CancelledError:
         if not control.is_stopping():
             raise
-        # The grace period ran out and in-flight calls were cancelled; the result object
-        # still holds every outcome set so far (cancel_one records in-flight runs as failed).
-        result.stop_reason, result.stop_exit = control.stop_reason or "interrupted", 5
+        # Cancelled by _cancel_when_stopped: the result object still holds every outcome set
+        # so far (cancel_one records a run cancelled in flight as failed, unsent as
+        # not_attempted).
+        result.stop_reason = control.stop_reason or "interrupted"
+        result.stop_exit = control.stop_exit or 5
         result.finished_at = datetime.now(UTC)
         return result
 
@@ -99,9 +132,12 @@ def finish(settings: Settings, result: JobResult) -> int:
     """Write the report, print the output, log the summary; return the exit code."""
     finalize_not_attempted(result)
     code, reason = exit_status(result)
-    doc = build_report(settings, result, code, reason)
-    if settings.output.report_file and (result.listed_anything or code == 0):
-        write_report(settings.output.report_file, doc)
+    reason = REDACTOR.scrub(reason) if reason is not None else None
+    doc = redact_data(build_report(settings, result, code, reason))
+    report_file = settings.output.report_file
+    if report_file and (result.listed_anything or code == 0) \
+            and not _save_report(report_file, doc):
+        code, reason = code or 1, reason or "the report file could not be written"
     if settings.output.output == "json":
         print(json.dumps(doc, indent=2))
     else:
@@ -111,6 +147,18 @@ def finish(settings: Settings, result: JobResult) -> int:
              passes=result.passes, requests=result.counters.requests,
              rate_limited=dict(result.counters.limited), retries=result.counters.retries,
              token_requests=result.token_requests, **counts(result))
+    publish(settings, result, code, doc)
     if code:
         print(f"zuora-reaper: exit {code}: {reason}", file=sys.stderr)
     return code
+
+
+def _save_report(path: str, doc: dict[str, Any]) -> bool:
+    """Write the report atomically; when that fails the previous file is left whole."""
+    try:
+        write_report(path, doc)
+    except OSError as exc:
+        log.error("report.write_failed", path=path, error=str(exc))
+        print(f"zuora-reaper: could not write the report to {path}: {exc}", file=sys.stderr)
+        return False
+    return True

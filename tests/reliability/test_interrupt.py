@@ -1,0 +1,109 @@
+"""Interruption: SIGTERM/SIGINT sent to a real subprocess; the report agrees with the server."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+RUNS = 300
+
+
+def _slow_emulator(emu_thread):
+    emu = emu_thread(runs=0, latency_ms=200)
+    for _ in range(RUNS):
+        emu.add_run(status="STARTED", age_s=7200)
+    return emu
+
+
+def _interrupt(emu, job, wait_until, sig: signal.Signals) -> tuple[int, float, float]:
+    wait_until(lambda: len(emu.deletes()) >= 8, timeout=30)
+    sent_at = time.monotonic()
+    job.proc.send_signal(sig)
+    job.proc.wait(timeout=20)
+    return job.proc.returncode, sent_at, time.monotonic() - sent_at
+
+
+def _assert_report_matches_server(emu, report) -> None:
+    selected = {r["id"]: r["outcome"] for r in report["runs"] if r["selected"]}
+    assert len(selected) == RUNS
+    assert None not in selected.values()
+    cancelled_by_server = emu.cancelled_ids()
+    assert cancelled_by_server, "the job cancelled something before the signal"
+    assert cancelled_by_server == {i for i, o in selected.items() if o == "cancelled"}
+    sent = {r.run_id for r in emu.deletes()}
+    not_attempted = {i for i, o in selected.items() if o == "not_attempted"}
+    assert not_attempted, "the signal landed before the end of the job"
+    assert not not_attempted & sent
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_job_exits_5_with_a_true_report(emu_thread, popen_job, wait_until, sig):
+    """A signal mid-job stops it within seconds (exit 5) and the report matches the server."""
+    emu = _slow_emulator(emu_thread)
+    job = popen_job(emu, "run", "--older-than", "1h", "--rate", "8", "--concurrency", "8",
+                    "--max-cancel", "1000")
+    code, sent_at, took = _interrupt(emu, job, wait_until, sig)
+    _, err = job.proc.communicate()
+    assert code == 5, err
+    assert took < 2.5
+    time.sleep(0.3)  # let the emulator record answers still being written
+    report = job.report()
+    assert report["exit_code"] == 5
+    assert "interrupted" in report["exit_reason"]
+    _assert_report_matches_server(emu, report)
+    # DELETEs that arrived within one latency before the signal were in flight when it landed.
+    in_flight = {r.run_id for r in emu.deletes() if sent_at - 0.2 < r.t < sent_at}
+    assert in_flight, "no DELETE was in flight when the signal landed"
+    outcomes = {r["id"]: r["outcome"] for r in report["runs"]}
+    assert {outcomes[i] for i in in_flight} == {"cancelled"}
+
+
+def test_grace_period_cuts_hung_calls(emu_thread, popen_job, wait_until):
+    """Calls still in flight when the grace period ends are cut and reported failed."""
+    emu = emu_thread(runs=0)
+    for _ in range(20):
+        emu.add_run(status="STARTED", age_s=7200)
+    job = popen_job(emu, "run", "--older-than", "1h", "--rate", "5", "--concurrency", "4",
+                    grace=0.3)
+    wait_until(lambda: emu.count("list") >= 2, timeout=20)
+    emu.config.latency_ms = 1500  # every DELETE from now on hangs past the grace period
+    time.sleep(0.6)
+    sent_at = time.monotonic()
+    job.proc.send_signal(signal.SIGTERM)
+    job.proc.wait(timeout=20)
+    assert job.proc.returncode == 5, job.proc.stderr.read() if job.proc.stderr else ""
+    assert time.monotonic() - sent_at < 1.5
+    report = job.report()
+    selected = {r["id"]: r for r in report["runs"] if r["selected"]}
+    hung = [r for r in selected.values() if r["outcome"] == "failed"]
+    assert hung, "some DELETE was still in flight when the grace period ended"
+    assert all("interrupted in flight" in r["error"] for r in hung)
+    time.sleep(1.6)  # the server finishes the hung calls after the client gave up on them
+    cancelled = {i for i, r in selected.items() if r["outcome"] == "cancelled"}
+    assert cancelled <= emu.cancelled_ids()
+    sent = {r.run_id for r in emu.deletes()}
+    assert not {i for i, r in selected.items() if r["outcome"] == "not_attempted"} & sent
+
+
+def test_second_signal_stops_at_once(emu_thread, popen_job, wait_until):
+    """A second SIGINT does not wait out the grace period for calls that hang."""
+    emu = emu_thread(runs=0)
+    for _ in range(10):
+        emu.add_run(status="STARTED", age_s=7200)
+    job = popen_job(emu, "run", "--older-than", "1h", "--rate", "5", "--concurrency", "2")
+    wait_until(lambda: emu.count("list") >= 2, timeout=20)
+    emu.config.latency_ms = 1500  # DELETEs hang; the grace period (5 s) would wait for them
+    time.sleep(0.5)
+    job.proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    sent_at = time.monotonic()
+    job.proc.send_signal(signal.SIGINT)
+    job.proc.wait(timeout=20)
+    assert job.proc.returncode == 5
+    assert time.monotonic() - sent_at < 1.0
+    outcomes = {r["id"]: r["outcome"] for r in job.report()["runs"] if r["selected"]}
+    assert "failed" in outcomes.values()
+    assert {i for i, o in outcomes.items() if o == "cancelled"} <= emu.cancelled_ids()

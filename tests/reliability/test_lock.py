@@ -1,0 +1,76 @@
+"""Overlap: one job per target; a second one exits 4 and sends nothing; stale locks never block."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from worker.config import load_settings
+from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from worker.errors import LockHeld
+from worker.lock import default_lock_path, job_lock
+
+ENV = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
+
+
+def test_second_job_on_the_same_lock_sends_nothing(emu_thread, popen_job, cli, tmp_path,
+                                                   wait_until, job_ids_seen):
+    """While a job holds the lock, a second job exits 4 with a clear message and sends nothing."""
+    emu = emu_thread(runs=0, latency_ms=100)
+    for _ in range(60):
+        emu.add_run(status="STARTED", age_s=7200)
+    lock = str(tmp_path / "shared.lock")
+    first = popen_job(emu, "run", "--older-than", "1h", "--rate", "5", "--lock-file", lock)
+    wait_until(lambda: len(emu.deletes()) >= 1, timeout=20)
+    tokens_before = emu.count("token")
+    second = cli(emu, "run", "--older-than", "1h", "--lock-file", lock)
+    assert second.code == 4
+    assert "holds the lock" in second.stderr
+    assert f"pid {first.proc.pid}" in second.stderr
+    assert "sent nothing" in second.stderr
+    assert emu.count("token") == tokens_before
+    assert len(job_ids_seen(emu)) == 1, "only the first job's requests reached the server"
+    assert first.proc.poll() is None, "the first job was still running during the check"
+
+
+def test_default_lock_is_per_target(monkeypatch, tmp_path):
+    """Without --lock-file the lock is a per-target file in the temp dir: same target refused."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    one = load_settings("run", {"target.base_url": "https://rest.apisandbox.zuora.com"}, ENV)
+    other = load_settings("run", {"target.base_url": "https://rest.zuora.com"}, ENV)
+    assert default_lock_path(one).startswith(str(tmp_path))
+    assert default_lock_path(one) != default_lock_path(other)
+    with job_lock(one):
+        with pytest.raises(LockHeld, match=r"rest\.apisandbox\.zuora\.com"), job_lock(one):
+            pass
+        with job_lock(other):
+            pass
+    with job_lock(one):
+        pass
+
+
+def test_stale_lock_file_never_blocks(emu_thread, cli, tmp_path):
+    """A lock file left by a dead process (its pid inside, no flock held) does not block a job."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    lock = tmp_path / "stale.lock"
+    lock.write_text(dead.stdout)
+    emu = emu_thread(runs=0)
+    run = emu.add_run(status="STARTED", age_s=7200)
+    res = cli(emu, "run", "--older-than", "1h", "--lock-file", str(lock))
+    assert res.code == 0, res.stderr
+    assert emu.cancelled_ids() == {run.id}
+
+
+def test_lock_is_released_after_the_job(emu_thread, cli, tmp_path):
+    """Two jobs one after the other on the same lock file both run."""
+    emu = emu_thread(runs=0)
+    emu.add_run(status="STARTED", age_s=7200)
+    lock = str(tmp_path / "seq.lock")
+    assert cli(emu, "run", "--older-than", "1h", "--lock-file", lock).code == 0
+    emu.add_run(status="STARTED", age_s=7200)
+    assert cli(emu, "run", "--older-than", "1h", "--lock-file", lock).code == 0
+    assert len(emu.cancelled_ids()) == 2
