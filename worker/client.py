@@ -8,6 +8,7 @@ the caller, who decides what they mean for a run.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,7 +23,7 @@ from worker.control import JobControl
 from worker.errors import AuthError, Interrupted, RateLimited, TransientError
 from worker.http import Response, Transport
 from worker.models import describe_error, reason_codes
-from worker.pacer import Pacer, RetryBudget, retry_delay
+from worker.pacer import Pacer, RetryBudget, RetryKind, retry_delay
 from worker.ratelimit_headers import parse_retry_after
 
 log = structlog.get_logger("worker.client")
@@ -45,6 +46,17 @@ class RetryPolicy:
 
 class _Reauth(Exception):
     """A 401 was answered and the token refreshed: try again at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One logical request, as every attempt sends it."""
+
+    method: str
+    path: str
+    url: str
+    json_body: Any
+    params: list[tuple[str, str]] | None
 
 
 @dataclass
@@ -77,47 +89,83 @@ class ApiClient:
 
         Raises TransientError when retries are exhausted, AuthError on a 401 that survives a
         token refresh, Interrupted when the job is stopping.
+
+        Fast path: the first attempt runs without tenacity (most calls succeed first time and an
+        ``AsyncRetrying`` costs ~100 us of CPU). Only a retryable failure builds the retrying
+        loop, which replays that failure as its first attempt, so stop, wait and before_sleep
+        see exactly what they would have seen.
         """
         st = state or CallState()
         st.started = asyncio.get_running_loop().time()
+        call = _Call(method, path, self.api_root + path, json_body, params)
+        try:
+            resp = await self._attempt(call, st)
+        except (TransientError, _Reauth) as first:
+            resp = await self._retry(call, st, first)
+        self._budget.on_success(first_try=st.attempts == 1)
+        return resp
+
+    async def _retry(self, call: _Call, st: CallState, first: Exception) -> Response:
+        """Retry after the first attempt failed with ``first`` (one AsyncRetrying per call)."""
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, TransientError | _Reauth)),
             stop=lambda rs: self._should_stop(rs, st),
             wait=lambda rs: self._wait(rs, st),
             sleep=self._sleep,
-            before_sleep=lambda rs: self._before_sleep(rs, method, path),
+            before_sleep=lambda rs: self._before_sleep(rs, call.method, call.path),
             reraise=True,
         )
-        url = self.api_root + path
+        replay: Exception | None = first
         async for attempt in retrying:
             with attempt:
-                resp = await self._attempt(method, url, json_body, params, st)
-        self._budget.on_success(first_try=st.attempts == 1)
+                if replay is not None:
+                    failed, replay = replay, None
+                    raise failed
+                resp = await self._attempt(call, st)
         return resp
 
-    async def _attempt(self, method: str, url: str, json_body: Any,
-                       params: list[tuple[str, str]] | None, st: CallState) -> Response:
-        if self._control.is_stopping():
-            raise Interrupted(self._control.stop_reason or "stopping")
-        auth_headers = await self._auth.headers()
-        headers = {**auth_headers, "Zuora-Track-Id": self._control.track_id()}
-        async with self._pacer.slot():
-            if self._control.is_stopping():  # stopped while we waited for a slot
-                raise Interrupted(self._control.stop_reason or "stopping")
-            st.attempts += 1
-            try:
-                resp = await self._transport.send(method, url, headers=headers,
-                                                  json_body=json_body, params=params)
-            except TransientError:
-                self._control.counters.network_errors += 1
-                st.transient += 1
-                raise
+    async def _attempt(self, call: _Call, st: CallState) -> Response:
+        """One attempt: pacer slot -> HTTP -> observe -> classify; raises to retry."""
+        self._raise_if_stopping()
+        resp, auth_headers, headers = await self._send(call, st)
         self._pacer.observe(resp.status, resp.headers)
         self._control.counters.count_status(resp.status, resp.elapsed)
-        log.debug("http.response", method=method, url=url, status=resp.status,
-                  track_id=headers["Zuora-Track-Id"], elapsed_ms=round(resp.elapsed * 1000, 1),
-                  request_id=resp.header("Zuora-Request-Id"))
+        if log.is_enabled_for(logging.DEBUG):
+            log.debug("http.response", method=call.method, url=call.url, status=resp.status,
+                      track_id=headers["Zuora-Track-Id"],
+                      elapsed_ms=round(resp.elapsed * 1000, 1),
+                      request_id=resp.header("Zuora-Request-Id"))
         return await self._classify(resp, auth_headers, st)
+
+    async def _send(self, call: _Call, st: CallState
+                    ) -> tuple[Response, dict[str, str], dict[str, str]]:
+        """Send inside a pacer slot. Waiting for the slot ends at the job deadline (which then
+        stops the job), so a request queued behind a closed pause gate never waits past it.
+        Returns the response, the auth headers used and all headers sent."""
+        try:
+            async with self._pacer.slot(self._control.deadline):
+                self._raise_if_stopping()  # stopped while we waited for a slot
+                # Take the token only now: one taken before a long wait for a slot (a rate
+                # pause) may have expired by the time the request goes out.
+                auth_headers = await self._auth.headers()
+                headers = {**auth_headers, "Zuora-Track-Id": self._control.track_id()}
+                st.attempts += 1
+                with self._control.sending():
+                    resp = await self._transport.send(call.method, call.url, headers=headers,
+                                                      json_body=call.json_body,
+                                                      params=call.params)
+                    return resp, auth_headers, headers
+        except TransientError:
+            self._control.counters.network_errors += 1
+            st.transient += 1
+            raise
+        except TimeoutError:  # only the slot wait raises it: Transport translates its own
+            self._control.request_stop("deadline reached", 5)
+            raise Interrupted("deadline reached") from None
+
+    def _raise_if_stopping(self) -> None:
+        if self._control.is_stopping():
+            raise Interrupted(self._control.stop_reason or "stopping")
 
     async def _classify(self, resp: Response, auth_headers: dict[str, str],
                         st: CallState) -> Response:
@@ -134,7 +182,8 @@ class ApiClient:
             st.transient += 1
             raise TransientError(f"HTTP {resp.status}: {describe_error(resp.body)}",
                                  status=resp.status,
-                                 retry_after=parse_retry_after(resp.header("Retry-After"), time.time()))
+                                 retry_after=parse_retry_after(resp.header("Retry-After"),
+                                                               time.time()))
         return resp
 
     def _throttled(self, resp: Response) -> RateLimited:
@@ -155,6 +204,7 @@ class ApiClient:
             return False
         if self._control.is_stopping():
             return True
+        kind: RetryKind
         if isinstance(exc, RateLimited):
             elapsed = asyncio.get_running_loop().time() - st.started
             if elapsed > self._policy.throttle_window:
@@ -165,15 +215,30 @@ class ApiClient:
                 return True
             kind = "timeout" if isinstance(exc, TransientError) and exc.code == "timeout" \
                 else "transient"
-        left = self._control.time_left()
-        if left is not None and (rs.upcoming_sleep or 0.0) >= left:
-            self._control.request_stop("deadline reached", 5)
+        if self._past_deadline(rs, exc):
             return True
-        if not self._budget.try_acquire(kind):  # type: ignore[arg-type]
+        if not self._budget.try_acquire(kind):
             self._control.request_stop("retry budget exhausted: the API keeps failing", 5)
             return True
         self._control.counters.retries += 1
         return False
+
+    def _past_deadline(self, rs: RetryCallState, exc: BaseException | None) -> bool:
+        """True when the next attempt could not start before the job deadline.
+
+        A closed pause gate (rate 429) holds every request, so the job stops now; a longer
+        Retry-After or backoff of this request alone fails only this request.
+        """
+        left = self._control.time_left()
+        if left is None:
+            return False
+        if isinstance(exc, RateLimited) and exc.kind == "rate":
+            gate = self._pacer.paused_until - asyncio.get_running_loop().time()
+            if gate >= left:
+                self._control.request_stop(
+                    f"deadline reached: the rate quota reopens in {gate:.0f}s", 5)
+                return True
+        return (rs.upcoming_sleep or 0.0) >= left
 
     def _wait(self, rs: RetryCallState, st: CallState) -> float:
         exc = rs.outcome.exception() if rs.outcome else None

@@ -15,12 +15,18 @@ response the caller calls :meth:`Pacer.observe`; on a 429 it also calls
 :meth:`Pacer.on_rate_limited` or :meth:`Pacer.on_concurrency_limited`.
 
 Rate policy (pacing.md §5, §7): the *planned* rate is ``min(config.rate, quota_share x the
-lowest quota/window announced in RateLimit-Limit)``. When ``remaining / max(reset, 1) x safety``
-is below the current rate, the rate drops to it at once (floor ``min_rate``). Recovery is
-additive (linear): the rate climbs at ``planned / recovery_seconds`` per second of successful
-traffic, and one response earns at most one second of recovery, so idle time and pauses bank
-nothing. The concurrency limit recovers the same way, at ``ceiling / recovery_seconds`` permits
-per second. The rate never exceeds ``config.rate`` and in-flight requests never exceed the limit.
+lowest quota/window announced in RateLimit-Limit)``. The header *budget* is
+``remaining / max(reset, 1)``, the rate that spends the rest of the window exactly. When it is
+below ``safety x planned`` (the plan would overrun the window, e.g. because other clients share
+it), the rate drops at once to ``safety x budget`` (floor ``min_rate``); a budget at or above that
+threshold does not bind, so a job told the whole quota is not slowed by the safety factor or by
+the whole-second rounding of ``RateLimit-Reset``. A rate lowered by the headers returns to the
+plan as soon as a response shows room again; after a 429 cut, or when responses stop carrying
+the fields, recovery is additive (linear): the rate climbs at ``planned / recovery_seconds`` per
+second of successful traffic, and one response earns at most one second of recovery, so idle
+time and pauses bank nothing. The concurrency limit recovers the same way, at
+``ceiling / recovery_seconds`` permits per second. The rate never exceeds ``config.rate`` and
+in-flight requests never exceed the limit.
 
 The module also holds the job-level :class:`RetryBudget` and the :func:`backoff` /
 :func:`retry_delay` helpers (full jitter, AWS style).
@@ -37,12 +43,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from worker.ratelimit_headers import (
-    ConcurrencyInfo,
-    RateLimitInfo,
-    parse_concurrency,
-    parse_ratelimit,
-)
+from worker.ratelimit_headers import ConcurrencyInfo, RateLimitInfo, parse_limits
 
 __all__ = [
     "Pacer",
@@ -183,6 +184,7 @@ class Pacer:
         self._in_flight = 0
         self._paused_until = now
         self._cut_until = now
+        self._header_slowed = False  # the rate was last lowered by the headers, not by a 429
         self._recovered_at = now
         self.stats = PacerStats(
             min_rate_seen=config.rate,
@@ -215,20 +217,28 @@ class Pacer:
         """Clock time before which no slot is entered (in the past when the gate is open)."""
         return self._paused_until
 
-    def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
+    def slot(self, deadline: float | None = None) -> contextlib.AbstractAsyncContextManager[None]:
         """Return ``async with pacer.slot():`` for one request attempt.
 
         Entering queues FIFO; the head of the queue waits for the pause gate to open, then for a
         free concurrency permit, then for a rate token, and takes permit and token together.
         Leaving releases the permit, also on exception or cancellation. A caller cancelled while
         waiting has taken nothing.
+
+        Args:
+            deadline: event-loop time (``loop.time()``) by which the slot must be entered;
+                entering raises ``TimeoutError``, having taken nothing, when it is not.
         """
-        return self._slot()
+        return self._slot(deadline)
 
     @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
+    async def _slot(self, deadline: float | None) -> AsyncIterator[None]:
         started = self._clock()
-        await self._enter()
+        if deadline is None:
+            await self._enter()
+        else:
+            async with asyncio.timeout_at(deadline):
+                await self._enter()
         try:
             self._record_entry(started)
             yield
@@ -246,8 +256,9 @@ class Pacer:
         """
         now = self._clock()
         step = self._recovery_step(now) if _counts_as_success(status) else 0.0
-        self._observe_rate(parse_ratelimit(headers), step, now)
-        self._observe_concurrency(parse_concurrency(headers), step)
+        rate_info, concurrency_info = parse_limits(headers)
+        self._observe_rate(rate_info, step, now)
+        self._observe_concurrency(concurrency_info, step)
 
     def on_rate_limited(self, retry_after: float | None, reset: float | None) -> float:
         """Handle a rate 429: close the gate for everyone and cut the rate.
@@ -268,6 +279,7 @@ class Pacer:
         if now >= self._cut_until:
             self._set_rate(max(self._floor(), self._rate * self._cfg.rate_cut), now)
             self._recovered_at = now
+            self._header_slowed = False  # a 429 cut recovers gradually, whatever headers say
         self._cut_until = max(self._cut_until, self._paused_until)
         return max(0.0, self._paused_until - now)
 
@@ -337,17 +349,25 @@ class Pacer:
     # -- learning --------------------------------------------------------------------------
 
     def _observe_rate(self, info: RateLimitInfo | None, step: float, now: float) -> None:
-        """Slow at once to a tighter header budget; otherwise recover by ``step`` seconds' worth."""
-        budget: float | None = None
+        """Slow at once to a tight header budget; back to the plan when the headers show room;
+        otherwise recover by ``step`` seconds' worth."""
+        ceiling, room = self._planned, False
         if info is not None:
             self._learn_plan(info)
-            if info.budget_rate is not None:
-                budget = info.budget_rate * self._cfg.safety
+            ceiling = self._planned
+            budget = info.budget_rate
+            if budget is not None and budget < self._planned * self._cfg.safety:
+                ceiling = budget * self._cfg.safety
+            elif budget is not None:
+                room = True
             if info.remaining == 0 and info.reset is not None:
                 self._pause_for(min(info.reset, self._cfg.max_pause), now)
-        ceiling = self._planned if budget is None else min(self._planned, budget)
         if self._rate > ceiling:
             self._set_rate(max(self._floor(), ceiling), now)
+            self._header_slowed = True
+        elif self._rate < ceiling and room and self._header_slowed:
+            self._set_rate(ceiling, now)
+            self._header_slowed = False
         elif step > 0 and self._rate < ceiling:
             climb = self._planned / self._cfg.recovery_seconds * step
             self._set_rate(min(ceiling, self._rate + climb), now)

@@ -13,16 +13,20 @@ yields ``None``, since later responses need not carry the fields at all.
 from __future__ import annotations
 
 import email.utils
+import functools
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
 __all__ = [
     "ConcurrencyInfo",
     "RateLimitInfo",
     "parse_concurrency",
+    "parse_limits",
     "parse_ratelimit",
     "parse_retry_after",
 ]
@@ -32,9 +36,21 @@ MAX_RESET_S = 86_400.0
 MAX_WINDOW_S = 366 * 86_400.0
 """The longest quota window accepted; Zuora's longest is one day."""
 _MAX_FIELD_LEN = 1024
-_INT = re.compile(r"[0-9]{1,15}")
 _NUM = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
 _SIGNED_NUM = re.compile(r"[+-]?[0-9]{1,15}(?:\.[0-9]{1,9})?")
+
+_FIELDS = (
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+    "ratelimit",
+    "ratelimit-policy",
+    "concurrency-limit-type",
+    "concurrency-limit-limit",
+    "concurrency-limit-remaining",
+)
+"""Every header field the parsers read (lower case)."""
+_PREFIXES = ("ratelimit", "concurrency-limit-")
 
 _Params = dict[str, str]
 _Policies = tuple[tuple[int, float], ...]
@@ -92,9 +108,7 @@ def parse_ratelimit(headers: Mapping[str, str]) -> RateLimitInfo | None:
         `RateLimit-Policy` pair, else None. Malformed parts are dropped; returns None when nothing
         usable is left. Never raises.
     """
-    folded = _fold(headers)
-    old = _parse_draft02(folded)
-    return old if old is not None else _parse_draft10(folded)
+    return _ratelimit(_fold(headers))
 
 
 def parse_concurrency(headers: Mapping[str, str]) -> ConcurrencyInfo | None:
@@ -102,7 +116,23 @@ def parse_concurrency(headers: Mapping[str, str]) -> ConcurrencyInfo | None:
 
     A limit of 0 is treated as malformed (a tenant always allows one request).
     """
+    return _concurrency(_fold(headers))
+
+
+def parse_limits(
+    headers: Mapping[str, str],
+) -> tuple[RateLimitInfo | None, ConcurrencyInfo | None]:
+    """``(parse_ratelimit(headers), parse_concurrency(headers))``, reading the headers once."""
     folded = _fold(headers)
+    return _ratelimit(folded), _concurrency(folded)
+
+
+def _ratelimit(folded: Mapping[str, str]) -> RateLimitInfo | None:
+    old = _parse_draft02(folded)
+    return old if old is not None else _parse_draft10(folded)
+
+
+def _concurrency(folded: Mapping[str, str]) -> ConcurrencyInfo | None:
     raw_type = folded.get("concurrency-limit-type")
     limit_type = raw_type.strip() or None if raw_type is not None else None
     limit = _positive_int(folded.get("concurrency-limit-limit"))
@@ -150,6 +180,7 @@ def _parse_draft02(folded: Mapping[str, str]) -> RateLimitInfo | None:
     return _info(limit, window, _int(raw_remaining), _reset(raw_reset), policies)
 
 
+@functools.lru_cache(maxsize=64)  # a server repeats the same RateLimit-Limit on every response
 def _parse_limit_list(raw: str | None) -> tuple[int | None, float | None, _Policies]:
     """First item = quota nearest exhaustion; its window is its own `w`, else a later twin's `w`."""
     members = _members(raw)
@@ -209,10 +240,15 @@ def _info(
 
 
 def _fold(headers: Mapping[str, str]) -> dict[str, str]:
-    """Lower-case the names; the first value wins for repeated names (as `Mapping.get` does)."""
+    """The fields we read, by lower-case name; the first value wins for repeated names (as
+    `Mapping.get` does). aiohttp's case-insensitive headers are looked up, not scanned."""
+    if isinstance(headers, CIMultiDictProxy | CIMultiDict):
+        return {name: value for name in _FIELDS if (value := headers.get(name)) is not None}
     folded: dict[str, str] = {}
     for name, value in headers.items():
-        folded.setdefault(name.lower(), value)
+        lower = name.lower()
+        if lower.startswith(_PREFIXES):
+            folded.setdefault(lower, value)
     return folded
 
 
@@ -262,7 +298,8 @@ def _int(raw: str | None) -> int | None:
     if raw is None:
         return None
     text = raw.strip()
-    return int(text) if _INT.fullmatch(text) else None
+    # ASCII digits only (str.isdigit alone accepts e.g. superscripts), at most 15 of them
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 15 else None
 
 
 def _positive_int(raw: str | None) -> int | None:

@@ -624,3 +624,30 @@ def test_retry_delay_examples() -> None:
     assert retry_delay(3, 0.1, base=1, cap=20, rand=lambda: 0.5) == pytest.approx(2 + 0.005)
     assert retry_delay(3, None, base=1, cap=20, rand=lambda: 0.5) == pytest.approx(2.0)
     assert retry_delay(1, -5, base=1, cap=20, rand=zero) == 0.0
+
+
+def test_budget_within_the_safety_margin_does_not_bind() -> None:
+    """A job told the whole quota keeps its plan while the window can sustain safety x plan."""
+    clock = FakeClock()
+    pacer = Pacer(PacerConfig(rate=500, quota_share=1.0), clock=clock, rand=zero)
+    # 500/s in 10 s windows; Reset rounded up to whole seconds makes the budget read 485/s
+    pacer.observe(200, {"RateLimit-Limit": "5000;w=10", "RateLimit-Remaining": "4850",
+                        "RateLimit-Reset": "10"})
+    assert pacer.rate == pytest.approx(500)
+    pacer.observe(200, {"RateLimit-Remaining": "800", "RateLimit-Reset": "2"})  # 400/s < 450/s
+    assert pacer.rate == pytest.approx(400 * 0.9)
+
+
+def test_header_slowdown_lifts_when_the_headers_show_room_but_a_429_cut_does_not() -> None:
+    """Rates lowered by the headers return to the plan at once; rates cut by a 429 climb back."""
+    clock = FakeClock()
+    pacer = Pacer(PacerConfig(rate=100, recovery_seconds=10), clock=clock, rand=zero)
+    pacer.observe(200, {"RateLimit-Remaining": "100", "RateLimit-Reset": "10"})
+    assert pacer.rate == pytest.approx(9.0)
+    clock.now += 0.1
+    pacer.observe(200, {"RateLimit-Remaining": "1000", "RateLimit-Reset": "5"})
+    assert pacer.rate == pytest.approx(100)
+    pacer.on_rate_limited(retry_after=1.0, reset=None)
+    clock.now += 2.0
+    pacer.observe(200, {"RateLimit-Remaining": "1000", "RateLimit-Reset": "5"})
+    assert pacer.rate == pytest.approx(70 + 100 / 10 * 1.0)

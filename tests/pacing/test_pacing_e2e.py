@@ -1,0 +1,224 @@
+"""Acceptance tests of pacing against the emulator: caps, header learning, both 429 kinds,
+the retry budget and the deadline. Everything is asserted on what the emulator received.
+
+Waits are zero or about one second: retries use ``RetryPolicy(base=0, cap=0)`` or the emulator's
+``concurrency_retry_after``; the only real pause is the rate-429 gate (Retry-After is whole
+seconds, so at least 1 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from worker.client import RetryPolicy
+from worker.config import Settings, load_settings
+from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator
+from worker.emulator.model import RequestRecord
+from worker.job import JobDeps, JobResult, finalize_not_attempted, run_job
+from worker.models import Outcome
+from worker.outcome import exit_status
+
+OAUTH = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
+API_KINDS = ("list", "get", "delete")
+
+
+def add_runs(emu: Emulator, count: int) -> set[str]:
+    """``count`` stuck runs, an hour old; returns their ids."""
+    return {emu.add_run(status="STARTED", age_s=3600).id for _ in range(count)}
+
+
+def api_records(emu: Emulator) -> list[RequestRecord]:
+    return sorted((r for r in emu.records if r.kind in API_KINDS), key=lambda r: r.t)
+
+
+def max_in_window(times: list[float], width: float) -> int:
+    """The most timestamps inside any window of ``width`` seconds."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(ordered):
+        while ordered[start] < t - width:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def settings_for(emu: Emulator, **flags: Any) -> Settings:
+    values = {"target.base_url": emu.base_url, "safety.max_cancel": "100000", **flags}
+    return load_settings("run", values, OAUTH)
+
+
+async def run_fast(settings: Settings, **deps: Any) -> JobResult:
+    """run_job with zero-wait backoff, and the not_attempted fill-in the runner does."""
+    result = await run_job(settings, JobDeps(policy=RetryPolicy(base=0, cap=0), **deps))
+    finalize_not_attempted(result)
+    return result
+
+
+def outcomes(result: JobResult) -> dict[str, Outcome | None]:
+    return {key: rec.outcome for key, rec in result.records.items() if rec.selected}
+
+
+# -- the caps ------------------------------------------------------------------------------
+
+
+def test_never_exceeds_rate_or_concurrency(emu_thread: Callable[..., Emulator],
+                                           cli: Callable[..., Any]) -> None:
+    """Requests in flight stay <= --concurrency and starts obey --rate over sliding windows."""
+    emu = emu_thread(runs=0, latency_ms=15)
+    ids = add_runs(emu, 120)
+    res = cli(emu, "run", "--rate", "100", "--concurrency", "3", "--max-cancel", "1000")
+    assert res.code == 0, res.stderr
+    assert set(res.outcomes()) == ids
+    assert set(res.outcomes().values()) == {"cancelled"}
+    assert emu.max_in_flight <= 3
+    times = [r.t for r in api_records(emu)]
+    # a bucket of 0.1 s of rate: at most rate*w + 10 (+1 for the starting token) in w seconds
+    for width in (0.2, 0.5, 1.0):
+        assert max_in_window(times, width) <= 100 * width + 10 + 1 + 2  # 2: arrival jitter
+
+
+# -- learning from headers -----------------------------------------------------------------
+
+
+def test_slows_to_a_quota_tighter_than_rate(emu_thread: Callable[..., Emulator],
+                                            cli: Callable[..., Any]) -> None:
+    """With --rate 10x the server's quota the job learns the quota from the headers."""
+    emu = emu_thread(runs=0, rate=80, rate_window=1)
+    ids = add_runs(emu, 120)
+    res = cli(emu, "run", "--rate", "800", "--quota-share", "1.0", "--concurrency", "4",
+              "--max-cancel", "1000")
+    assert res.code == 0, res.stderr
+    assert set(res.outcomes()) == ids
+    assert set(res.outcomes().values()) == {"cancelled"}
+    api = api_records(emu)
+    assert emu.limited_count("rate") <= 2  # at most a stray one, never a storm
+    assert emu.limited_count("concurrency") == 0
+    admitted = [r.t for r in api if r.limited is None]
+    assert max_in_window(admitted, 1.0) <= 80 + 8 + 2  # quota + burst + arrival jitter
+    assert admitted[-1] - admitted[0] >= 1.0  # 120+ calls at 80/s cannot take under 1.5 s
+
+
+# -- the two kinds of 429 ------------------------------------------------------------------
+
+
+async def test_rate_429_pauses_every_request(make_emulator: Callable[..., Any]) -> None:
+    """A rate 429 closes the gate for all: nothing is admitted until Retry-After has passed."""
+    emu: Emulator = await make_emulator(runs=0, rate=1000, rate_window=1, latency_ms=10)
+    ids = add_runs(emu, 60)
+    settings = settings_for(emu, **{"pacing.rate": "200", "pacing.concurrency": "4",
+                                    "pacing.quota_share": "1.0"})
+    done = 0
+
+    def squeeze(_rec: Any) -> None:  # after 10 cancels the quota shrinks below what was used
+        nonlocal done
+        done += 1
+        if done == 10:
+            emu.config.rate = 1
+
+    async def restore() -> None:
+        while emu.limited_count("rate") == 0:  # noqa: ASYNC110 - the emulator has no event
+            await asyncio.sleep(0.005)
+        emu.config.rate = 1000
+
+    restorer = asyncio.create_task(restore())
+    result = await run_fast(settings, on_done=squeeze)
+    await restorer
+    assert set(outcomes(result)) == ids
+    assert set(outcomes(result).values()) == {Outcome.CANCELLED}
+    api = api_records(emu)
+    limited = [r for r in api if r.limited == "rate"]
+    assert 1 <= len(limited) <= 4  # only what was already in flight when the quota ran out
+    first = limited[0].t
+    in_pause = [r for r in api if first < r.t < first + 0.9]
+    assert len(in_pause) <= 3  # only calls already in flight (4 slots); Retry-After held the rest
+    assert any(r.t >= first + 0.9 and r.limited is None for r in api)  # then everyone resumed
+    assert result.counters.limited["rate"] == len(limited)
+
+
+async def test_concurrency_429_requeues_only_that_run(make_emulator: Callable[..., Any]) -> None:
+    """A concurrency 429 delays only its own run (Retry-After) and shrinks the limit."""
+    emu: Emulator = await make_emulator(runs=0, concurrency_retry_after=1, latency_ms=30)
+    ids = add_runs(emu, 40)
+    settings = settings_for(emu, **{"pacing.rate": "1000", "pacing.concurrency": "6"})
+
+    def cap(_rec: Any) -> None:  # the cap appears once cancels run (the listing would teach it)
+        emu.config.concurrency = 3
+
+    result = await run_fast(settings, on_done=cap)
+    assert set(outcomes(result)) == ids
+    assert set(outcomes(result).values()) == {Outcome.CANCELLED}
+    api = api_records(emu)
+    limited = [r for r in api if r.limited == "concurrency"]
+    assert 1 <= len(limited) <= 3  # the opening burst (6 > 3); then Concurrency-Limit-Limit caps
+    assert all(r.seq <= limited[0].seq + 6 for r in limited)  # none once the limit was learned
+    assert emu.limited_count("rate") == 0
+    for refused in limited:
+        retries = [r for r in api if r.run_id == refused.run_id and r.t > refused.t]
+        assert retries
+        assert retries[0].t - refused.t >= 0.95  # waited its own Retry-After
+        others = [r for r in api if refused.t < r.t < retries[0].t and r.limited is None]
+        assert len(others) >= 5  # while the other runs went on
+    assert result.counters.limited["concurrency"] == len(limited)
+
+
+# -- budgets and the deadline --------------------------------------------------------------
+
+
+async def test_retry_budget_exhausted_stops_with_exit_5(make_emulator: Callable[..., Any]) -> None:
+    """An empty retry budget stops the job: exit 5, every selected run has an outcome."""
+    emu: Emulator = await make_emulator(runs=0)
+    ids = add_runs(emu, 12)
+    emu.config.poison_ids = set(ids)  # every DELETE answers 500
+    settings = settings_for(emu, **{"pacing.rate": "1000", "pacing.concurrency": "1",
+                                    "pacing.retry_budget": "30"})
+    result = await run_fast(settings)
+    code, reason = exit_status(result)
+    assert code == 5
+    assert "retry budget" in (reason or "")
+    assert set(outcomes(result)) == ids
+    assert None not in outcomes(result).values()
+    counted = {o: list(outcomes(result).values()).count(o) for o in set(outcomes(result).values())}
+    assert counted == {Outcome.FAILED: 1, Outcome.NOT_ATTEMPTED: 11}
+    assert len(emu.deletes()) == 4  # first try + 3 retries at 10 tokens each, then stop
+
+
+def test_deadline_stops_new_work_and_reports_everything(emu_thread: Callable[..., Emulator],
+                                                       cli: Callable[..., Any]) -> None:
+    """After --deadline nothing new starts, in-flight calls finish, the report is whole, exit 5."""
+    emu = emu_thread(runs=0, latency_ms=100)
+    ids = add_runs(emu, 60)
+    res = cli(emu, "run", "--rate", "1000", "--concurrency", "2", "--max-cancel", "1000",
+              "--deadline", "0.8s")
+    assert res.code == 5, res.stderr
+    assert "deadline" in res.stderr
+    got = res.outcomes()
+    assert set(got) == ids  # every selected run is in the report
+    assert set(got.values()) == {"cancelled", "not_attempted"}  # none cut off in flight
+    assert {k for k, v in got.items() if v == "cancelled"} == emu.cancelled_ids()
+    assert 4 <= len(emu.cancelled_ids()) <= 20  # 2 in flight x 100 ms over ~0.8 s
+    deletes = [r.t for r in emu.deletes()]
+    first = min(r.t for r in emu.records)
+    assert max(deletes) - first <= 0.8 + 0.15  # nothing started after the deadline
+
+
+async def test_deadline_ends_a_wait_behind_a_closed_gate(
+        make_emulator: Callable[..., Any]) -> None:
+    """Runs queued behind a rate pause longer than the deadline stop at the deadline."""
+    emu: Emulator = await make_emulator(runs=0)
+    ids = add_runs(emu, 20)
+    settings = settings_for(emu, **{"pacing.rate": "1000", "pacing.concurrency": "2",
+                                    "pacing.deadline": "0.5s"})
+    loop = asyncio.get_running_loop()
+
+    def close_gate(_rec: Any) -> None:  # from now on: one request per minute
+        emu.config.rate, emu.config.rate_window = 0.001, 60.0
+
+    start = loop.time()
+    result = await run_fast(settings, on_done=close_gate)
+    assert loop.time() - start < 2.0  # not the minute the quota needs to reopen
+    assert exit_status(result)[0] == 5
+    assert "deadline" in (result.stop_reason or "")
+    assert set(outcomes(result)) == ids
+    assert None not in outcomes(result).values()
