@@ -1,0 +1,33 @@
+"""The README's configuration reference and commands stay true to the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from worker.environments import ENVIRONMENTS
+from worker.keys import KEYS
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def test_every_key_has_a_row_with_its_flag_and_env():
+    """Each config key is documented in the README table with its own flag and env variable."""
+    rows = {line.split("|")[1].strip(" `"): line for line in README.splitlines()
+            if line.startswith("| `") and "." in line.split("|")[1]}
+    for key in KEYS:
+        assert key.name in rows, key.name
+        assert f"`{key.env}`" in rows[key.name], key.name
+        if key.cli_flag:
+            assert key.cli_flag in rows[key.name], key.name
+
+
+def test_every_environment_is_documented():
+    """Each --environment name is listed in the README."""
+    for name in ENVIRONMENTS:
+        assert f"`{name}`" in README, name
+
+
+def test_the_two_newcomer_commands_are_stated():
+    """The README states the demo command and the test command a newcomer runs."""
+    assert "pip install . && zuora-reaper demo" in README
+    assert "pip install -e '.[test]' && pytest" in README
