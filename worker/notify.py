@@ -30,9 +30,9 @@ def should_notify(doc: dict[str, Any]) -> bool:
     return bool(c["cancelled"] or c["failed"] or doc["exit_code"])
 
 
-def build_payload(doc: dict[str, Any], job_name: str, duration_s: float) -> dict[str, Any]:
+def build_payload(doc: dict[str, Any], failed: list[str], job_name: str,
+                  duration_s: float) -> dict[str, Any]:
     """The summary sent to the webhook: counts, target, duration, exit code, failed run ids."""
-    failed = [r["id"] for r in doc["runs"] if r["outcome"] == "failed"]
     reason = doc["exit_reason"]
     return {
         "event": "zuora_reaper.job_finished",

@@ -11,6 +11,7 @@ from worker.config import Settings
 from worker.job import JobResult
 from worker.metrics import push_metrics, sample_of, write_metrics_file
 from worker.notify import build_payload, post_webhook, should_notify
+from worker.report import failed_ids
 
 log = structlog.get_logger("worker.publish")
 
@@ -27,5 +28,5 @@ def publish(settings: Settings, result: JobResult, code: int, doc: dict[str, Any
     if out.pushgateway:
         push_metrics(out.pushgateway, sample)
     if out.notify_webhook and should_notify(doc):
-        payload = build_payload(doc, out.job_name, sample.duration_s)
+        payload = build_payload(doc, failed_ids(result), out.job_name, sample.duration_s)
         asyncio.run(post_webhook(out.notify_webhook, payload))

@@ -6,12 +6,14 @@ import json
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from worker.config import Settings
 from worker.job import JobResult
+from worker.logs import REDACTOR
 from worker.models import Outcome
 
 SCHEMA_VERSION = 1
@@ -62,9 +64,9 @@ def filters_doc(settings: Settings) -> dict[str, Any]:
     }
 
 
-def build_report(settings: Settings, result: JobResult, exit_code: int,
+def build_header(settings: Settings, result: JobResult, exit_code: int,
                  reason: str | None) -> dict[str, Any]:
-    """The whole report document."""
+    """Every report field but ``runs``, which is streamed by ``run_lines`` (it can be 50k long)."""
     c = result.counters
     return {
         "schema_version": SCHEMA_VERSION,
@@ -85,8 +87,36 @@ def build_report(settings: Settings, result: JobResult, exit_code: int,
                      "rate_limited": dict(c.limited), "retries": c.retries,
                      "network_errors": c.network_errors, "token_requests": result.token_requests,
                      "mean_latency_ms": round(c.mean_latency * 1000, 1)},
-        "runs": [run_entry(rec) for rec in result.records.values()],
     }
+
+
+def run_lines(result: JobResult) -> Iterator[str]:
+    """One compact JSON line per listed run, scrubbed of secrets (C-accelerated encoder)."""
+    for rec in result.records.values():
+        yield REDACTOR.scrub(json.dumps(run_entry(rec)))
+
+
+def failed_ids(result: JobResult) -> list[str]:
+    """Ids of the selected runs whose outcome is ``failed``."""
+    return [rec.key for rec in result.records.values() if rec.outcome is Outcome.FAILED]
+
+
+def report_chunks(header: Mapping[str, Any], lines: Iterable[str]) -> Iterator[str]:
+    """The report text: the header fields one per line, then ``runs`` with one run per line.
+
+    Readable with ``less`` and ``grep``, valid JSON for ``jq``, and streamable, so a report of
+    50,000 runs never exists in memory as a whole document.
+    """
+    yield "{\n"
+    for key, value in header.items():
+        if key != "runs":
+            yield f"  {json.dumps(key)}: {json.dumps(value)},\n"
+    yield '  "runs": ['
+    sep = "\n    "
+    for line in lines:
+        yield sep + line
+        sep = ",\n    "
+    yield ("\n  ]" if sep != "\n    " else "]") + "\n}\n"
 
 
 def run_entry(rec: Any) -> dict[str, Any]:
@@ -102,14 +132,15 @@ def run_entry(rec: Any) -> dict[str, Any]:
     }
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and a rename."""
+def write_atomic(path: str, text: str | Iterable[str]) -> None:
+    """Write ``text`` (or its chunks) to ``path`` via a temp file in the same folder + rename."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            for chunk in (text,) if isinstance(text, str) else text:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -118,5 +149,8 @@ def write_atomic(path: str, text: str) -> None:
         raise
 
 
-def write_report(path: str, doc: dict[str, Any]) -> None:
-    write_atomic(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+def write_report(path: str, header: Mapping[str, Any], lines: Iterable[str] | None = None) -> None:
+    """Write the report atomically. Without ``lines``, ``header["runs"]`` (dicts) is written."""
+    if lines is None:
+        lines = (json.dumps(run) for run in header.get("runs", ()))
+    write_atomic(path, report_chunks(header, lines))

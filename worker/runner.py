@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sys
 import threading
@@ -13,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from worker import eventloop
 from worker.config import Settings
 from worker.control import JobControl
 from worker.errors import WorkerError
@@ -22,7 +22,7 @@ from worker.logs import REDACTOR, configure_logging, redact_data
 from worker.outcome import exit_status
 from worker.progress import progress_for
 from worker.publish import publish
-from worker.report import build_report, counts, write_report
+from worker.report import build_header, counts, report_chunks, run_lines, write_report
 from worker.summary import render_table, summary_line
 
 log = structlog.get_logger("worker.runner")
@@ -40,13 +40,13 @@ def execute(settings: Settings) -> int:
         return 0
     if settings.command == "check":
         from worker.check import run_check
-        return asyncio.run(run_check(settings))
+        return eventloop.run(run_check(settings))
     log.info("job.start", command=settings.command, target=settings.target.base_url,
              environment=settings.target.environment, auth=settings.target.auth,
              dry_run=settings.dry_run)
     try:
         with job_lock(settings):
-            result = asyncio.run(_run_with_signals(settings))
+            result = eventloop.run(_run_with_signals(settings))
     except WorkerError as exc:  # the lock is held by another job
         print(f"zuora-reaper: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -133,13 +133,13 @@ def finish(settings: Settings, result: JobResult) -> int:
     finalize_not_attempted(result)
     code, reason = exit_status(result)
     reason = REDACTOR.scrub(reason) if reason is not None else None
-    doc = redact_data(build_report(settings, result, code, reason))
+    doc = redact_data(build_header(settings, result, code, reason))
     report_file = settings.output.report_file
     if report_file and (result.listed_anything or code == 0) \
-            and not _save_report(report_file, doc):
+            and not _save_report(report_file, doc, result):
         code, reason = code or 1, reason or "the report file could not be written"
     if settings.output.output == "json":
-        print(json.dumps(doc, indent=2))
+        sys.stdout.writelines(report_chunks(doc, run_lines(result)))
     else:
         render_table(result, datetime.now(UTC), sys.stdout)
         print(summary_line(result))
@@ -153,10 +153,10 @@ def finish(settings: Settings, result: JobResult) -> int:
     return code
 
 
-def _save_report(path: str, doc: dict[str, Any]) -> bool:
+def _save_report(path: str, doc: dict[str, Any], result: JobResult) -> bool:
     """Write the report atomically; when that fails the previous file is left whole."""
     try:
-        write_report(path, doc)
+        write_report(path, doc, run_lines(result))
     except OSError as exc:
         log.error("report.write_failed", path=path, error=str(exc))
         print(f"zuora-reaper: could not write the report to {path}: {exc}", file=sys.stderr)
