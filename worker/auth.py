@@ -64,6 +64,7 @@ class OAuth:
         self._target, self._creds, self._transport = target, creds, transport
         self._clock, self._sleep, self._track_id = clock, sleep, track_id
         self._token: str | None = None
+        self._failure: AuthError | ApiUnreachable | None = None
         self._expires_at = 0.0
         self._lock = asyncio.Lock()
         self._requests = 0
@@ -90,7 +91,20 @@ class OAuth:
                 await self._fetch()
 
     async def _fetch(self) -> None:
-        """Get a token; a token endpoint that cannot be reached raises ApiUnreachable (exit 6)."""
+        """Get a token; a token endpoint that cannot be reached raises ApiUnreachable (exit 6).
+
+        A refusal (or an endpoint still unreachable after its retries) is final for the job:
+        callers that queued behind the failed fetch get the same error, without asking again.
+        """
+        if self._failure is not None:
+            raise self._failure
+        try:
+            await self._request_token()
+        except (AuthError, ApiUnreachable) as exc:
+            self._failure = exc
+            raise
+
+    async def _request_token(self) -> None:
         form = {"client_id": self._creds.client_id or "",
                 "client_secret": self._creds.client_secret or "",
                 "grant_type": "client_credentials"}

@@ -8,6 +8,7 @@ writes the selection for a later ``run --plan`` (``worker.planfile``).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from worker.control import Counters, JobControl
 from worker.errors import GuardRefused, WorkerError
 from worker.http import Transport
 from worker.idsource import fetch_runs, read_ids
-from worker.listing import iter_pages
+from worker.listing import LOOKAHEAD, iter_pages
 from worker.models import Outcome, ReportRun
 from worker.pacer import Pacer, PacerConfig, RetryBudget
 from worker.planfile import Plan, check_options, load_plan, write_plan
@@ -173,22 +174,31 @@ class _Job:
     async def _list_and_select(self, client: ApiClient, pass_no: int) -> list[RunRecord]:
         """List every page; record new runs; return the runs selected for the first time."""
         fresh: dict[str, RunRecord] = {}
-        records = self.result.records
         selection = self.settings.selection
         anonymous = 0  # id-less runs are keyed by their order, so each pass re-finds them
-        async for page in iter_pages(client, selection.filters.statuses, self.settings.listing):
-            now = self.deps.now()
-            for run in page.runs:
-                anonymous += run.id is None
-                key = run.id if run.id is not None else f"#unparseable-{anonymous}"
-                known = records.get(key)
-                if known is not None and (known.selected or key in fresh):
-                    continue  # already handled by this job (or seen twice in this pass)
-                rec = self._judge(run, key, pass_no, now)
-                records[key] = rec
-                if rec.selected:
-                    fresh[key] = rec
+        pages = iter_pages(client, selection.filters.statuses, self.settings.listing,
+                           lookahead=min(LOOKAHEAD, self.settings.pacing.concurrency))
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                anonymous = self._select_page(page.runs, fresh, pass_no, anonymous)
         return list(fresh.values())
+
+    def _select_page(self, runs: list[ReportRun], fresh: dict[str, RunRecord], pass_no: int,
+                     anonymous: int) -> int:
+        """Record and judge one page's new runs; return the running count of id-less runs."""
+        records = self.result.records
+        now = self.deps.now()
+        for run in runs:
+            anonymous += run.id is None
+            key = run.id if run.id is not None else f"#unparseable-{anonymous}"
+            known = records.get(key)
+            if known is not None and (known.selected or key in fresh):
+                continue  # already handled by this job (or seen twice in this pass)
+            rec = self._judge(run, key, pass_no, now)
+            records[key] = rec
+            if rec.selected:
+                fresh[key] = rec
+        return anonymous
 
     async def _fetch_and_select(self, client: ApiClient) -> list[RunRecord]:
         """GET each explicit id, judge it like a listed run; return the selected ones."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 
 import structlog
@@ -14,6 +17,8 @@ from worker.http import Response
 from worker.models import ReportRun, describe_error, extract_items, parse_run
 
 log = structlog.get_logger("worker.listing")
+
+LOOKAHEAD = 4  # listing pages requested ahead; bounded by the pacer like every call
 
 COLUMNS = ["id", "reportId", "reportName", "startedOn", "updatedOn", "reportType",
            "createdByUserProfile.username", "status"]
@@ -32,24 +37,52 @@ def list_body(page: int, size: int) -> dict[str, object]:
             "sort": [{"field": "startedOn", "direction": "asc", "priority": 0}]}
 
 
-async def iter_pages(client: ApiClient, statuses: tuple[str, ...],
-                     listing: Listing) -> AsyncIterator[Page]:
-    """Yield pages until one comes back empty; raise when the page cap is passed.
+async def iter_pages(client: ApiClient, statuses: tuple[str, ...], listing: Listing,
+                     lookahead: int = LOOKAHEAD) -> AsyncGenerator[Page, None]:
+    """Yield pages in order until one comes back empty; raise when the page cap is passed.
 
-    A short page does not end the listing (a server may cap the page size). Errors:
-    UnusableResponse for an unreadable body, ApiUnreachable when the API cannot be reached.
+    After a full page, up to ``lookahead`` pages are requested ahead (through the pacer, like
+    every call), so a long listing costs about one page latency per ``lookahead`` pages. After
+    a short page the end is near, so only the next page is asked for: a one-page listing costs
+    two requests, as a serial one does, and spends no quota on guesses. A short page still does
+    not end the listing (a server may cap the page size). Errors surface in page order:
+    UnusableResponse for an unreadable body, ApiUnreachable when the API cannot be reached,
+    AuthError on a 403. Close it with ``contextlib.aclosing`` so pages ahead are cancelled if
+    the caller stops early.
     """
     params = [("status", s) for s in statuses]
-    for number in range(1, listing.max_pages + 2):
-        if number > listing.max_pages:
-            raise UnusableResponse(f"listing passed the page cap of {listing.max_pages} pages "
-                                   "without an empty page; raise --max-pages if that is real")
-        resp = await fetch_page(client, params, number, listing.page_size)
-        items = page_items(resp, listing.list_items_field, number)
-        if not items:
-            return
-        log.debug("runs.page_fetched", page=number, items=len(items))
-        yield Page(number, [parse_run(item) for item in items], len(items))
+    ahead: deque[tuple[int, asyncio.Task[Response]]] = deque()
+    upcoming = iter(range(1, listing.max_pages + 1))
+    window = 1
+    try:
+        while True:
+            for number in itertools.islice(upcoming, max(0, window - len(ahead))):
+                ahead.append((number, asyncio.ensure_future(
+                    fetch_page(client, params, number, listing.page_size))))
+            if not ahead:
+                raise UnusableResponse(
+                    f"listing passed the page cap of {listing.max_pages} pages without an "
+                    "empty page; raise --max-pages if that is real")
+            number, task = ahead.popleft()
+            items = page_items(await task, listing.list_items_field, number)
+            if not items:
+                # Let pages requested past the end finish: they are already on the wire, and
+                # their answers keep the job's request counts true to what the server saw.
+                await asyncio.gather(*(t for _, t in ahead), return_exceptions=True)
+                return
+            window = max(1, lookahead) if len(items) >= listing.page_size else 1
+            log.debug("runs.page_fetched", page=number, items=len(items))
+            yield Page(number, [parse_run(item) for item in items], len(items))
+    finally:
+        await _discard(task for _, task in ahead)
+
+
+async def _discard(tasks: Iterable[asyncio.Task[Response]]) -> None:
+    """Cancel pages requested ahead that are no longer wanted (error or early stop); reap them."""
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()  # a no-op on a finished task; gather still retrieves its exception
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def fetch_page(client: ApiClient, params: list[tuple[str, str]], number: int,
