@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,3 +173,69 @@ def _load_report(default: Path, argv: list[str]) -> dict[str, Any] | None:
     path.unlink()
     assert isinstance(data, dict)
     return data
+
+
+# ---------------------------------------------------------------- background CLI processes
+@dataclass
+class Job:
+    """A ``python -m worker`` subprocess started in the background, and where its report goes."""
+
+    proc: subprocess.Popen[str]
+    report_path: Path
+
+    def wait(self, timeout: float = 30) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+    def report(self) -> dict[str, Any]:
+        data = json.loads(self.report_path.read_text())
+        assert isinstance(data, dict)
+        return data
+
+
+@pytest.fixture
+def popen_job(tmp_path: Path) -> Iterator[Callable[..., Job]]:
+    """Start ``python -m worker ARGS`` against ``emu`` without waiting (to send it signals).
+
+    ``name`` keeps several jobs of one test apart; ``grace`` shortens the signal grace period.
+    Processes still running after the test are killed.
+    """
+    started: list[subprocess.Popen[str]] = []
+
+    def start(emu: Emulator, *args: str, name: str = "job", grace: float | None = None) -> Job:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZUORA_")}
+        env.update(OAUTH_ENV)
+        report = tmp_path / f"{name}-report.json"
+        entry = ["-m", "worker"]
+        if grace is not None:  # a shorter grace period, so a test need not wait 5 s
+            entry = ["-c", "import sys, worker.runner as r; from worker.cli import main; "
+                           f"r.GRACE_SECONDS = {grace}; sys.exit(main(sys.argv[1:]))"]
+        argv = [sys.executable, *entry, *args, "--base-url", emu.base_url,
+                "--report-file", str(report)]
+        if "--lock-file" not in args:
+            argv += ["--lock-file", str(tmp_path / f"{name}.lock")]
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        started.append(proc)
+        return Job(proc, report)
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def poll_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
+    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            pytest.fail(f"timed out waiting for {what or predicate}")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., None]:
+    """``wait_for(predicate, timeout=20, what="")``: poll until true, else fail the test."""
+    return poll_until

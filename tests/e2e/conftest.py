@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmuRun
+from worker.emulator import Emulator, EmuRun
 from worker.emulator import app as emulator_app
 
-ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600.0
 
 # name -> add_run kwargs. Ages are relative to the emulator clock; "young" is under the floor.
@@ -89,52 +82,3 @@ def after_first_list(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], 
         monkeypatch.setattr(emulator_app, "list_runs", list_then_act)
 
     return install
-
-
-@dataclass
-class CliProcess:
-    """A ``python -m worker`` process started in the background."""
-
-    proc: subprocess.Popen[str]
-    report_file: Path
-
-    def wait(self, timeout: float = 30) -> tuple[int, str, str]:
-        out, err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, out, err
-
-
-@pytest.fixture
-def spawn_cli(tmp_path: Path) -> Iterator[Callable[..., CliProcess]]:
-    """Start ``python -m worker ARGS`` against ``emu`` without waiting (to send it signals)."""
-    started: list[subprocess.Popen[str]] = []
-
-    def spawn(emu: Emulator, *args: str) -> CliProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ZUORA_")}
-        env.update({"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET})
-        report = tmp_path / "spawned-report.json"
-        argv = [sys.executable, "-m", "worker", *args, "--base-url", emu.base_url,
-                "--report-file", str(report), "--lock-file", str(tmp_path / "spawned.lock")]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env, cwd=ROOT)
-        started.append(proc)
-        return CliProcess(proc, report)
-
-    yield spawn
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
-
-
-@pytest.fixture
-def wait_for() -> Callable[..., None]:
-    """Poll ``predicate`` until true (or fail after ``timeout`` seconds)."""
-
-    def wait(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out waiting for {what or predicate}")
-            time.sleep(0.01)
-
-    return wait

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 from collections import Counter
@@ -115,11 +114,11 @@ def test_exit_5_deadline(emu_thread, cli_subprocess, bulk):
     assert "deadline" in res.stderr
 
 
-def test_exit_5_sigterm_stops_dispatching(emu_thread, spawn_cli, bulk, wait_for):
+def test_exit_5_sigterm_stops_dispatching(emu_thread, popen_job, bulk, wait_for):
     """SIGTERM mid-run: in-flight cancels finish, nothing new is sent, exit 5, report written."""
     emu = emu_thread(runs=0, latency_ms=20)
     ids = bulk(emu, 200)
-    job = spawn_cli(emu, "run", "--older-than", "1h", "--rate", "40", "--concurrency", "4",
+    job = popen_job(emu, "run", "--older-than", "1h", "--rate", "40", "--concurrency", "4",
                     "--max-cancel", "1000")
     wait_for(lambda: len(emu.deletes()) >= 5, what="the first cancels")
     job.proc.send_signal(signal.SIGTERM)
@@ -127,7 +126,7 @@ def test_exit_5_sigterm_stops_dispatching(emu_thread, spawn_cli, bulk, wait_for)
     assert code == 5, err
     sent = len(emu.deletes())
     assert sent < 100
-    report = json.loads(job.report_file.read_text())
+    report = job.report()
     outcomes = {r["id"]: r["outcome"] for r in report["runs"] if r["selected"]}
     assert set(outcomes) == set(ids)
     assert {k for k, v in outcomes.items() if v == "cancelled"} == emu.cancelled_ids()

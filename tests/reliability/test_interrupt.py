@@ -17,8 +17,8 @@ def _slow_emulator(emu_thread):
     return emu
 
 
-def _interrupt(emu, job, wait_until, sig: signal.Signals) -> tuple[int, float, float]:
-    wait_until(lambda: len(emu.deletes()) >= 8, timeout=30)
+def _interrupt(emu, job, wait_for, sig: signal.Signals) -> tuple[int, float, float]:
+    wait_for(lambda: len(emu.deletes()) >= 8, timeout=30)
     sent_at = time.monotonic()
     job.proc.send_signal(sig)
     job.proc.wait(timeout=20)
@@ -40,12 +40,12 @@ def _assert_report_matches_server(emu, report) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_mid_job_exits_5_with_a_true_report(emu_thread, popen_job, wait_until, sig):
+def test_signal_mid_job_exits_5_with_a_true_report(emu_thread, popen_job, wait_for, sig):
     """A signal mid-job stops it within seconds (exit 5) and the report matches the server."""
     emu = _slow_emulator(emu_thread)
     job = popen_job(emu, "run", "--older-than", "1h", "--rate", "8", "--concurrency", "8",
                     "--max-cancel", "1000")
-    code, sent_at, took = _interrupt(emu, job, wait_until, sig)
+    code, sent_at, took = _interrupt(emu, job, wait_for, sig)
     _, err = job.proc.communicate()
     assert code == 5, err
     assert took < 2.5
@@ -61,14 +61,14 @@ def test_signal_mid_job_exits_5_with_a_true_report(emu_thread, popen_job, wait_u
     assert {outcomes[i] for i in in_flight} == {"cancelled"}
 
 
-def test_grace_period_cuts_hung_calls(emu_thread, popen_job, wait_until):
+def test_grace_period_cuts_hung_calls(emu_thread, popen_job, wait_for):
     """Calls still in flight when the grace period ends are cut and reported failed."""
     emu = emu_thread(runs=0)
     for _ in range(20):
         emu.add_run(status="STARTED", age_s=7200)
     job = popen_job(emu, "run", "--older-than", "1h", "--rate", "5", "--concurrency", "4",
                     grace=0.3)
-    wait_until(lambda: emu.count("list") >= 2, timeout=20)
+    wait_for(lambda: emu.count("list") >= 2, timeout=20)
     emu.config.latency_ms = 1500  # every DELETE from now on hangs past the grace period
     time.sleep(0.6)
     sent_at = time.monotonic()
@@ -88,13 +88,13 @@ def test_grace_period_cuts_hung_calls(emu_thread, popen_job, wait_until):
     assert not {i for i, r in selected.items() if r["outcome"] == "not_attempted"} & sent
 
 
-def test_second_signal_stops_at_once(emu_thread, popen_job, wait_until):
+def test_second_signal_stops_at_once(emu_thread, popen_job, wait_for):
     """A second SIGINT does not wait out the grace period for calls that hang."""
     emu = emu_thread(runs=0)
     for _ in range(10):
         emu.add_run(status="STARTED", age_s=7200)
     job = popen_job(emu, "run", "--older-than", "1h", "--rate", "5", "--concurrency", "2")
-    wait_until(lambda: emu.count("list") >= 2, timeout=20)
+    wait_for(lambda: emu.count("list") >= 2, timeout=20)
     emu.config.latency_ms = 1500  # DELETEs hang; the grace period (5 s) would wait for them
     time.sleep(0.5)
     job.proc.send_signal(signal.SIGINT)

@@ -17,14 +17,14 @@ ENV = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SEC
 
 
 def test_second_job_on_the_same_lock_sends_nothing(emu_thread, popen_job, cli, tmp_path,
-                                                   wait_until, job_ids_seen):
+                                                   wait_for, job_ids_seen):
     """While a job holds the lock, a second job exits 4 with a clear message and sends nothing."""
     emu = emu_thread(runs=0, latency_ms=100)
     for _ in range(60):
         emu.add_run(status="STARTED", age_s=7200)
     lock = str(tmp_path / "shared.lock")
     first = popen_job(emu, "run", "--older-than", "1h", "--rate", "5", "--lock-file", lock)
-    wait_until(lambda: len(emu.deletes()) >= 1, timeout=20)
+    wait_for(lambda: len(emu.deletes()) >= 1, timeout=20)
     tokens_before = emu.count("token")
     second = cli(emu, "run", "--older-than", "1h", "--lock-file", lock)
     assert second.code == 4
