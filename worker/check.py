@@ -60,13 +60,14 @@ def _static_facts(settings: Settings) -> dict[str, Any]:
 async def _probe(settings: Settings) -> dict[str, Any]:
     """Get a token (OAuth) and list one page; raise the WorkerError of the first failure."""
     t, pacing = settings.target, settings.pacing
+    control = JobControl(pacing.deadline)
     async with Transport(limit=2, attempt_timeout=pacing.attempt_timeout) as transport:
-        auth = make_auth(settings, transport)
+        auth = make_auth(settings, transport, control.track_id)
         await auth.headers()  # OAuth: fetches a token now, so a bad secret fails here
         client = ApiClient(t.api_root, transport, auth,
                            Pacer(PacerConfig(rate=pacing.rate, concurrency=1)),
                            RetryBudget(capacity=pacing.retry_budget),
-                           JobControl(pacing.deadline), RetryPolicy(max_attempts=3))
+                           control, RetryPolicy(max_attempts=3))
         statuses = [("status", s) for s in settings.selection.filters.statuses]
         resp = await fetch_page(client, statuses, 1, settings.listing.page_size)
         runs = [parse_run(i) for i in page_items(resp, settings.listing.list_items_field, 1)]

@@ -95,3 +95,14 @@ def test_check_unreachable_api_exits_6(cli, tmp_path):
     res = cli(None, "check", "--base-url", f"http://127.0.0.1:{port}", "--auth", "legacy",
               env={"ZUORA_USERNAME": DEMO_USERNAME, "ZUORA_PASSWORD": DEMO_PASSWORD})
     assert res.code == 6, res.stderr
+
+
+def test_check_requests_carry_one_job_track_id(emu_thread, cli):
+    """check's token and listing calls both carry Zuora-Track-Id from one job id."""
+    emu = emu_thread(runs=3)
+    res = cli(emu, "check")
+    assert res.code == 0, res.stderr
+    tracks = [r.headers.get("Zuora-Track-Id") for r in emu.records]
+    assert [r.kind for r in emu.records] == ["token", "list"]
+    assert all(tracks), tracks
+    assert len({t.rsplit("-", 1)[0] for t in tracks}) == 1
