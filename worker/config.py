@@ -24,6 +24,7 @@ SOURCE_RANK = {"default": 0, "file": 1, "env": 2, "flag": 3}
 RULE_FIELDS = ("older_than", "older_than_by_status", "idle_for", "statuses", "report_types",
                "created_by", "report_ids")
 BY_STATUS = "filters.older_than_by_status"
+BY_STATUS_ENV = "ZUORA_REAPER_OLDER_THAN_BY_STATUS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,20 +194,43 @@ def layer(flags: Mapping[str, Any], env: Mapping[str, str],
             values[key.name], sources[key.name] = env[key.env], "env"
         if flags.get(key.name) is not None:
             values[key.name], sources[key.name] = flags[key.name], "flag"
-    values[BY_STATUS], sources[BY_STATUS] = {}, "default"
-    file_table = file_data.get("filters", {}).get("older_than_by_status")
-    if file_table:
-        values[BY_STATUS], sources[BY_STATUS] = file_table, "file"
-    if flags.get(BY_STATUS):
-        # Merge per status: a flag for STARTED must not drop the file's PROCESSINGDATA = "6h".
-        flag_table, merged = flags[BY_STATUS], values[BY_STATUS]
-        if isinstance(flag_table, Mapping) and isinstance(merged, Mapping):
-            merged = {str(k).upper(): v for k, v in merged.items()}
-            merged.update({str(k).upper(): v for k, v in flag_table.items()})
-        else:
-            merged = flag_table  # not a table: _by_status names the error
-        values[BY_STATUS], sources[BY_STATUS] = merged, "flag"
+    values[BY_STATUS], sources[BY_STATUS] = _layer_by_status(flags, env, file_data)
     return values, sources
+
+
+def _layer_by_status(flags: Mapping[str, Any], env: Mapping[str, str],
+                     file_data: Mapping[str, Any]) -> tuple[Any, str]:
+    """Per-status thresholds, merged status by status: file < env < flag.
+
+    A flag for STARTED must not drop the file's PROCESSINGDATA = "6h". The environment form is
+    ``ZUORA_REAPER_OLDER_THAN_BY_STATUS="STARTED=20m,QUERYDATA=2h"``.
+    """
+    merged: Any = {}
+    source = "default"
+    layers = [("file", file_data.get("filters", {}).get("older_than_by_status")),
+              ("env", _env_table(env.get(BY_STATUS_ENV, ""))),
+              ("flag", flags.get(BY_STATUS))]
+    for name, table in layers:
+        if not table:
+            continue
+        if isinstance(table, Mapping) and isinstance(merged, Mapping):
+            merged = {str(k).upper(): v for k, v in merged.items()}
+            merged.update({str(k).upper(): v for k, v in table.items()})
+        else:
+            merged = table  # not a table: _by_status names the error
+        source = name
+    return merged, source
+
+
+def _env_table(text: str) -> dict[str, str]:
+    table = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        status, sep, duration = item.partition("=")
+        if not sep:
+            raise ConfigError(BY_STATUS_ENV, f"{item!r} is not STATUS=DURATION; use e.g. "
+                                             "STARTED=20m,QUERYDATA=2h")
+        table[status.strip()] = duration.strip()
+    return table
 
 
 def coerce(key: Key, raw: Any) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from worker.config import BY_STATUS, Filters, Rule, Settings
+from worker.config import BY_STATUS, BY_STATUS_ENV, Filters, Rule, Settings
 from worker.durations import format_duration
 from worker.keys import KEYS, STATUS_CHOICES
 from worker.logs import Redactor
@@ -72,7 +72,8 @@ def _rows(settings: Settings) -> list[tuple[str, str, str, str, str]]:
              settings.sources.get(key.name, "default"), key.cli_flag or "-", key.env)
             for key in KEYS]
     rows.append((BY_STATUS, _by_status(settings.selection.filters.older_than_by_status),
-                 settings.sources.get(BY_STATUS, "default"), "--older-than STATUS=DUR", "-"))
+                 settings.sources.get(BY_STATUS, "default"), "--older-than STATUS=DUR",
+                 BY_STATUS_ENV))
     filters = settings.selection.filters
     rows += [(f"effective.older_than.{status}", format_duration(threshold(filters, status)),
               "derived", "-", "-") for status in STATUS_CHOICES]
