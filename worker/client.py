@@ -8,7 +8,6 @@ the caller, who decides what they mean for a run.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,6 +21,7 @@ from worker.auth import Auth
 from worker.control import JobControl
 from worker.errors import AuthError, Interrupted, RateLimited, TransientError
 from worker.http import Response, Transport
+from worker.logs import debug_enabled
 from worker.models import describe_error, reason_codes
 from worker.pacer import Pacer, RetryBudget, RetryKind, retry_delay
 from worker.ratelimit_headers import parse_retry_after
@@ -48,7 +48,7 @@ class _Reauth(Exception):
     """A 401 was answered and the token refreshed: try again at once."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Call:
     """One logical request, as every attempt sends it."""
 
@@ -130,7 +130,7 @@ class ApiClient:
         resp, auth_headers, headers = await self._send(call, st)
         self._pacer.observe(resp.status, resp.headers)
         self._control.counters.count_status(resp.status, resp.elapsed)
-        if log.is_enabled_for(logging.DEBUG):
+        if debug_enabled():
             log.debug("http.response", method=call.method, url=call.url, status=resp.status,
                       track_id=headers["Zuora-Track-Id"],
                       elapsed_ms=round(resp.elapsed * 1000, 1),
@@ -150,11 +150,14 @@ class ApiClient:
                 auth_headers = await self._auth.headers()
                 headers = {**auth_headers, "Zuora-Track-Id": self._control.track_id()}
                 st.attempts += 1
-                with self._control.sending():
+                self._control.begin_send()
+                try:
                     resp = await self._transport.send(call.method, call.url, headers=headers,
                                                       json_body=call.json_body,
                                                       params=call.params)
-                    return resp, auth_headers, headers
+                finally:
+                    self._control.end_send()
+                return resp, auth_headers, headers
         except TransientError:
             self._control.counters.network_errors += 1
             st.transient += 1

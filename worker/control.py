@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
@@ -76,17 +74,17 @@ class JobControl:
         """Requests sent and not yet answered (or failed)."""
         return self._in_flight
 
-    @contextlib.contextmanager
-    def sending(self) -> Iterator[None]:
-        """Wrap one HTTP attempt, so a stopping job knows when nothing is in flight."""
+    def begin_send(self) -> None:
+        """One HTTP attempt starts (pair with :meth:`end_send` in a ``finally``)."""
         self._in_flight += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
+        if self._in_flight == 1:
+            self._idle.clear()
+
+    def end_send(self) -> None:
+        """One HTTP attempt ended, answered or not."""
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
 
     async def wait_idle(self) -> None:
         """Return when no request is in flight."""

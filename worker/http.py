@@ -89,6 +89,12 @@ class Transport:
                         text=text[:2000], elapsed=loop.time() - start, truncated=truncated)
 
     async def _read(self, resp: aiohttp.ClientResponse) -> tuple[bytes, bool]:
+        length = resp.content_length
+        if length is not None and length <= self._max_body \
+                and "Content-Encoding" not in resp.headers:
+            # a declared, uncompressed length within the cap (nearly every answer): one read,
+            # no chunk loop (a compressed body may inflate past the cap: read it in chunks)
+            return await resp.read(), False
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(65536):

@@ -17,6 +17,19 @@ _SECRET_KEYS = {"authorization", "client_secret", "password", "apisecretaccesske
                 "access_token", "token", "secret"}
 
 
+_secret_key: dict[str, bool] = {}
+"""Memo of ``key.lower() in _SECRET_KEYS`` (event keys are a small, fixed set of names)."""
+
+
+def _is_secret_key(key: str) -> bool:
+    found = _secret_key.get(key)
+    if found is None:
+        found = key.lower() in _SECRET_KEYS
+        if len(_secret_key) < 4096:
+            _secret_key[key] = found
+    return found
+
+
 class Redactor:
     """A processor that removes known secret values and bearer tokens from every event."""
 
@@ -25,23 +38,31 @@ class Redactor:
 
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
-            text = text.replace(secret, "***")
+            if secret in text:
+                text = text.replace(secret, "***")
         # the substring test skips the regex (the costly part) on nearly every value
         return _BEARER.sub(r"\1***", text) if "bearer" in text.lower() else text
 
     def __call__(self, _logger: Any, _name: str,
                  event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        for key, value in list(event.items()):
-            if key.lower() in _SECRET_KEYS:
+        scrub = self.scrub
+        for key, value in event.items():  # only values are replaced: safe while iterating
+            if _is_secret_key(key):
                 event[key] = "***"
             elif isinstance(value, str):
-                event[key] = self.scrub(value)
+                event[key] = scrub(value)
             elif isinstance(value, BaseException):
-                event[key] = self.scrub(f"{type(value).__name__}: {value}")
+                event[key] = scrub(f"{type(value).__name__}: {value}")
         return event
 
 
 REDACTOR = Redactor()
+_min_level = logging.INFO
+
+
+def debug_enabled() -> bool:
+    """True when the configured level logs debug events (a cheap check for hot paths)."""
+    return _min_level <= logging.DEBUG
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -63,6 +84,7 @@ def redact_data(value: Any) -> Any:
 def configure_logging(fmt: str = "auto", level: str = "info", *,
                       secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
     """Configure structlog (and the stdlib bridge) once per process; logs go to stderr."""
+    global _min_level
     stream = stream or sys.stderr
     REDACTOR.secrets = Redactor(secrets).secrets
     console = fmt == "console" or (fmt == "auto" and stream.isatty())
@@ -75,12 +97,13 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
     renderer: Any = (structlog.dev.ConsoleRenderer(colors=False) if console
                      else structlog.processors.JSONRenderer())
     tail: list[Any] = [] if console else [structlog.processors.dict_tracebacks]
-    structlog.configure(
-        processors=[*shared, structlog.processors.StackInfoRenderer(), *tail, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(stream),
-        cache_logger_on_first_use=False,
-    )
+    processors = [*shared, structlog.processors.StackInfoRenderer(), *tail, renderer]
+    min_level = _LEVELS.get(level, logging.INFO)
+    wrapper = structlog.make_filtering_bound_logger(min_level)
+    factory = structlog.WriteLoggerFactory(stream)  # PrintLogger's bytes, one write per line
+    structlog.configure(processors=processors, wrapper_class=wrapper, logger_factory=factory,
+                        cache_logger_on_first_use=False)
+    _min_level = min_level
     handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processor=renderer, foreign_pre_chain=shared))

@@ -8,9 +8,13 @@ inside ``async with pacer.slot():``, which waits for, in order:
 2. a concurrency permit (the limit shrinks on concurrency 429s and header caps);
 3. a rate token from a bucket whose rate changes at run time.
 
-Callers queue FIFO and only the head of the queue waits; it re-checks all three after every wake-up
-and takes permit and token in one step, so no token is spent while waiting for a permit, nobody
-enters while the gate is closed, and a shrunk limit binds at once. After every
+A caller that finds nobody queued and all three free enters at once, without suspending. Others
+queue FIFO on a future each; one timer (or a slot being left, or the limit growing) pumps the
+queue: it re-checks all three and hands the head permit and token in one step, as many heads as
+are free in the same loop iteration, so no token is spent while waiting for a permit, nobody
+enters while the gate is closed, and a shrunk limit binds at once. While tokens are short the
+timer naps a few milliseconds past the next token (within the burst allowance), so a high rate
+wakes the loop once per few requests, not once per request. After every
 response the caller calls :meth:`Pacer.observe`; on a 429 it also calls
 :meth:`Pacer.on_rate_limited` or :meth:`Pacer.on_concurrency_limited`.
 
@@ -39,8 +43,10 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Literal
 
 from worker.ratelimit_headers import ConcurrencyInfo, RateLimitInfo, parse_limits
@@ -56,7 +62,6 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 Rand = Callable[[], float]
 RetryKind = Literal["transient", "throttle", "timeout"]
 
@@ -66,6 +71,9 @@ _MAX_RECOVERY_STEP_S = 1.0
 """The most recovery time one response can earn: nothing is banked while idle or paused."""
 _MIN_NAP_S = 1e-6
 """Shortest token wait, so float rounding can never turn the wait into a zero-length spin."""
+_BATCH_NAP_S = 0.008
+"""Extra nap past the next token (at most half the bucket's room above one token, so nothing is
+lost to the cap), so that one wake-up admits several waiters: about 5 at 500/s, not 1."""
 _TOKEN_EPS = 1e-9
 """Float slack on the token count (a refill of exactly 1 token may land a hair below 1)."""
 _JITTER_CAP_S = 5.0
@@ -156,9 +164,10 @@ class PacerStats:
 class Pacer:
     """Shared rate and concurrency pacing for one tenant; see the module docstring.
 
-    Create it inside the running event loop. ``clock`` and ``sleep`` must agree (the default pair
-    is the loop's own: ``loop.time`` is ``time.monotonic``); inject both to run on virtual time.
-    Not thread-safe: use it from one event loop.
+    Create it inside the running event loop. Waits are the loop's timers (``call_later``), so
+    ``clock`` must run at the loop's pace (the default ``time.monotonic`` is the stdlib loop's
+    clock); pass ``loop.time`` to run on a virtual-time loop. Not thread-safe: use it from one
+    event loop.
     """
 
     def __init__(
@@ -166,19 +175,20 @@ class Pacer:
         config: PacerConfig,
         *,
         clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
         rand: Rand = random.random,
     ) -> None:
         self._cfg = config
-        self._clock, self._sleep, self._rand = clock, sleep, rand
+        self._clock, self._rand = clock, rand
         now = clock()
         self._planned = config.rate
         self._rate = config.rate
         self._capacity = _capacity(config.rate, config.burst_seconds)
         self._tokens = 1.0  # starts with one token, not a full bucket
         self._refilled_at = now
-        self._queue = asyncio.Lock()  # FIFO: only the head of the queue waits on gate/permit/token
-        self._freed: asyncio.Future[None] | None = None
+        self._waiters: deque[asyncio.Future[None]] = deque()  # FIFO, granted by _pump()
+        self._timer: asyncio.TimerHandle | None = None  # pending _pump() for a token or the gate
+        self._granted: deque[asyncio.Future[None]] = deque()  # granted, their task not yet run
+        self._requeued: dict[asyncio.Future[None], asyncio.Future[None]] = {}  # revoked -> new
         self._ceiling = config.concurrency
         self._level = float(config.concurrency)
         self._in_flight = 0
@@ -229,22 +239,7 @@ class Pacer:
             deadline: event-loop time (``loop.time()``) by which the slot must be entered;
                 entering raises ``TimeoutError``, having taken nothing, when it is not.
         """
-        return self._slot(deadline)
-
-    @contextlib.asynccontextmanager
-    async def _slot(self, deadline: float | None) -> AsyncIterator[None]:
-        started = self._clock()
-        if deadline is None:
-            await self._enter()
-        else:
-            async with asyncio.timeout_at(deadline):
-                await self._enter()
-        try:
-            self._record_entry(started)
-            yield
-        finally:
-            self._in_flight -= 1
-            self._notify_permit()
+        return _Slot(self, deadline)
 
     def observe(self, status: int, headers: Mapping[str, str]) -> None:
         """Learn from one response (call after every response, errors included).
@@ -298,42 +293,139 @@ class Pacer:
         if t > self._paused_until:
             self._paused_until = t
             self.stats.pauses += 1
+            if self._granted and t > self._clock():
+                self._revoke(len(self._granted))
 
     # -- gate, permits, tokens -------------------------------------------------------------
 
-    async def _enter(self) -> None:
-        """Wait at the head of the FIFO queue for gate, permit and token; then take both.
+    async def _enter(self, deadline: float | None) -> None:
+        """Take permit and token now when nobody is queued and all three are free; else queue.
 
         The permit is checked before the token, so no token is spent while waiting for a
-        permit; both are taken in one synchronous step, so nothing leaks on cancellation and a
-        shrunk limit binds every later entry.
+        permit; both are taken in one synchronous step (here or in :meth:`_pump`), so a shrunk
+        limit binds every later entry.
         """
-        async with self._queue:
-            while True:
-                now = self._clock()
-                self._refill(now)
-                gate = self._paused_until - now
-                if gate > 0:
-                    await self._sleep(gate)
-                elif self._in_flight >= self.concurrency_limit:
-                    await self._permit_freed()
-                elif self._tokens < 1.0 - _TOKEN_EPS:
-                    need = (1.0 - self._tokens) / self._rate
-                    await self._sleep(min(max(need, _MIN_NAP_S), _NAP_S))
-                else:
-                    break
-            self._tokens -= 1.0
-            self._in_flight += 1
+        if not self._waiters and self._free(self._clock()) == 0.0:
+            self._take()
+            return
+        if deadline is None:
+            await self._queue_up()
+        else:
+            async with asyncio.timeout_at(deadline):
+                await self._queue_up()
 
-    def _permit_freed(self) -> asyncio.Future[None]:
-        """A future the queue head awaits; resolved when a slot is left or the limit grows."""
-        self._freed = asyncio.get_running_loop().create_future()
-        return self._freed
+    async def _queue_up(self) -> None:
+        """Wait in the FIFO queue until :meth:`_pump` grants permit and token.
 
-    def _notify_permit(self) -> None:
-        if self._freed is not None and not self._freed.done():
-            self._freed.set_result(None)
-        self._freed = None
+        Cancelled after the grant but before running, the caller hands both back.
+        """
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._pump()
+        while True:
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                self._withdraw(waiter)
+                raise
+            requeued = self._requeued.pop(waiter, None)
+            if requeued is None:
+                self._forget_grant(waiter)
+                return
+            waiter = requeued  # the grant was revoked before we ran: wait again, in place
+
+    def _withdraw(self, waiter: asyncio.Future[None]) -> None:
+        """A cancelled waiter leaves the queue; one already granted hands permit and token back."""
+        requeued = self._requeued.pop(waiter, None)
+        if requeued is not None:
+            waiter = requeued
+        if waiter.done() and not waiter.cancelled():  # granted
+            self._forget_grant(waiter)
+            self._in_flight -= 1
+            self._tokens = min(self._capacity, self._tokens + 1.0)
+        else:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+        self._pump()
+
+    def _forget_grant(self, waiter: asyncio.Future[None]) -> None:
+        if self._granted and self._granted[0] is waiter:
+            self._granted.popleft()
+        else:
+            with contextlib.suppress(ValueError):
+                self._granted.remove(waiter)
+
+    def _revoke(self, count: int) -> None:
+        """Take back the last ``count`` grants whose task has not run yet (a shrunk limit or a
+        closed gate binds them too) and queue those callers again at the front, in order."""
+        granted = self._granted
+        if not granted or count <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        for _ in range(min(count, len(granted))):
+            old = granted.pop()
+            self._in_flight -= 1
+            self._tokens = min(self._capacity, self._tokens + 1.0)
+            new: asyncio.Future[None] = loop.create_future()
+            self._requeued[old] = new
+            self._waiters.appendleft(new)
+        self._pump()
+
+    def _free(self, now: float) -> float | None:
+        """0.0 when gate, permit and token are all free now; else the seconds to wait for the
+        gate or the next token, or None when waiting for a permit (a slot left wakes us)."""
+        self._refill(now)
+        gate = self._paused_until - now
+        if gate > 0:
+            return gate
+        if self._in_flight >= int(self._level):
+            return None
+        if self._tokens < 1.0 - _TOKEN_EPS:
+            need = (1.0 - self._tokens) / self._rate
+            batch = min(_BATCH_NAP_S, (self._capacity - 1.0) / self._rate / 2)
+            return min(max(need + batch, _MIN_NAP_S), _NAP_S)
+        return 0.0
+
+    def _take(self) -> None:
+        self._tokens -= 1.0
+        self._in_flight += 1
+
+    def _pump(self) -> None:
+        """Grant permit and token to as many queue heads as are free now; else arm the timer."""
+        waiters = self._waiters
+        while waiters:
+            head = waiters[0]
+            if head.done():  # cancelled, not yet removed by its task
+                waiters.popleft()
+                continue
+            wait = self._free(self._clock())
+            if wait is None:
+                return  # a slot left or the limit grown pumps again
+            if wait > 0.0:
+                if self._timer is None:
+                    self._timer = asyncio.get_running_loop().call_later(wait, self._on_timer)
+                return
+            self._take()
+            waiters.popleft()
+            head.set_result(None)
+            self._granted.append(head)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._pump()
+
+    def _rearm(self) -> None:
+        """The rate changed: recompute the pending wait (a higher rate may shorten it)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._waiters:
+            self._pump()
+
+    def _leave(self) -> None:
+        self._in_flight -= 1
+        if self._waiters:
+            self._pump()
 
     def _refill(self, now: float) -> None:
         elapsed = now - self._refilled_at
@@ -407,15 +499,36 @@ class Pacer:
         self._rate = rate
         self._capacity = _capacity(rate, self._cfg.burst_seconds)
         self._tokens = min(self._tokens, self._capacity)
+        self._rearm()
         self.stats.min_rate_seen = min(self.stats.min_rate_seen, rate)
         self.stats.peak_rate = max(self.stats.peak_rate, rate)
 
     def _set_level(self, level: float) -> None:
         grew = int(level) > self.concurrency_limit
         self._level = level
+        self._revoke(self._in_flight - int(level))
         self.stats.min_concurrency_seen = min(self.stats.min_concurrency_seen, int(level))
-        if grew:
-            self._notify_permit()
+        if grew and self._waiters:
+            self._pump()
+
+
+class _Slot:
+    """The ``async with`` of :meth:`Pacer.slot` (a class: cheaper than an async generator)."""
+
+    __slots__ = ("_deadline", "_pacer")
+
+    def __init__(self, pacer: Pacer, deadline: float | None) -> None:
+        self._pacer, self._deadline = pacer, deadline
+
+    async def __aenter__(self) -> None:
+        pacer = self._pacer
+        started = pacer._clock()
+        await pacer._enter(self._deadline)
+        pacer._record_entry(started)
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._pacer._leave()
 
 
 class RetryBudget:

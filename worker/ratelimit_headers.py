@@ -133,10 +133,17 @@ def _ratelimit(folded: Mapping[str, str]) -> RateLimitInfo | None:
 
 
 def _concurrency(folded: Mapping[str, str]) -> ConcurrencyInfo | None:
-    raw_type = folded.get("concurrency-limit-type")
+    return _concurrency_of(folded.get("concurrency-limit-type"),
+                           folded.get("concurrency-limit-limit"),
+                           folded.get("concurrency-limit-remaining"))
+
+
+@functools.lru_cache(maxsize=256)  # few distinct triples: the limit is fixed, remaining small
+def _concurrency_of(raw_type: str | None, raw_limit: str | None,
+                    raw_remaining: str | None) -> ConcurrencyInfo | None:
     limit_type = raw_type.strip() or None if raw_type is not None else None
-    limit = _positive_int(folded.get("concurrency-limit-limit"))
-    remaining = _int(folded.get("concurrency-limit-remaining"))
+    limit = _positive_int(raw_limit)
+    remaining = _int(raw_remaining)
     if limit_type is None and limit is None and remaining is None:
         return None
     return ConcurrencyInfo(limit_type=limit_type, limit=limit, remaining=remaining)
@@ -318,6 +325,7 @@ def _number(raw: str | None, upper: float) -> float | None:
     return value if math.isfinite(value) and value <= upper else None
 
 
+@functools.lru_cache(maxsize=256)  # whole seconds: a handful of distinct values per window
 def _reset(raw: str | None) -> float | None:
     return _number(raw, MAX_RESET_S)
 

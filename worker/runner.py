@@ -12,7 +12,6 @@ from typing import Any
 
 import structlog
 
-from worker import eventloop
 from worker.config import Settings
 from worker.control import JobControl
 from worker.errors import WorkerError
@@ -40,13 +39,13 @@ def execute(settings: Settings) -> int:
         return 0
     if settings.command == "check":
         from worker.check import run_check
-        return eventloop.run(run_check(settings))
+        return asyncio.run(run_check(settings))
     log.info("job.start", command=settings.command, target=settings.target.base_url,
              environment=settings.target.environment, auth=settings.target.auth,
              dry_run=settings.dry_run)
     try:
         with job_lock(settings):
-            result = eventloop.run(_run_with_signals(settings))
+            result = asyncio.run(_run_with_signals(settings))
     except WorkerError as exc:  # the lock is held by another job
         print(f"zuora-reaper: {exc}", file=sys.stderr)
         return exc.exit_code
