@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from worker.errors import TransientError
+from worker.errors import ApiUnreachable, TransientError
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a listing page of 250 runs is ~100 KB; anything huge is wrong
 USER_AGENT = "zuora-reaper/0.1 (+https://github.com/zuora-reaper)"
@@ -81,6 +81,11 @@ class Transport:
         except TimeoutError as exc:
             raise TransientError(f"{method} timed out: no answer within the attempt timeout",
                                  code="timeout") from exc
+        except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch) as exc:
+            # Not transient: retrying cannot make an untrusted certificate trusted.
+            raise ApiUnreachable(f"{method} refused: TLS verification failed "
+                                 f"({type(exc).__name__}: {exc}); the certificate is not "
+                                 "trusted by this machine", code="tls") from exc
         except aiohttp.ClientError as exc:
             raise TransientError(f"{method} failed: {type(exc).__name__}: {exc}",
                                  code="connection") from exc

@@ -15,7 +15,7 @@ from aiohttp import web
 from worker.client import RetryPolicy
 from worker.config import load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-from worker.errors import TransientError
+from worker.errors import ApiUnreachable, TransientError
 from worker.http import Transport
 from worker.job import JobDeps, run_job
 from worker.keys import KEYS
@@ -91,8 +91,10 @@ async def test_untrusted_certificate_is_refused(self_signed):
     port = runner.addresses[0][1]
     try:
         async with Transport(limit=1, attempt_timeout=5) as transport:
-            with pytest.raises(TransientError, match=r"(?i)certificate"):
+            with pytest.raises(ApiUnreachable, match=r"(?i)certificate") as caught:
                 await transport.send("GET", f"https://127.0.0.1:{port}/", headers={})
+            assert not isinstance(caught.value, TransientError)  # never retried
+            assert caught.value.exit_code == 6
     finally:
         await runner.cleanup()
     assert hits == []
