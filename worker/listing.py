@@ -28,7 +28,6 @@ COLUMNS = ["id", "reportId", "reportName", "startedOn", "updatedOn", "reportType
 class Page:
     number: int
     runs: list[ReportRun]
-    raw_count: int
 
 
 def list_body(page: int, size: int) -> dict[str, object]:
@@ -72,7 +71,7 @@ async def iter_pages(client: ApiClient, statuses: tuple[str, ...], listing: List
                 return
             window = max(1, lookahead) if len(items) >= listing.page_size else 1
             log.debug("runs.page_fetched", page=number, items=len(items))
-            yield Page(number, [parse_run(item) for item in items], len(items))
+            yield Page(number, [parse_run(item) for item in items])
     finally:
         await _discard(task for _, task in ahead)
 

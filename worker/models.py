@@ -21,7 +21,6 @@ IN_PROGRESS = ("STARTED", "QUERYDATA", "PROCESSINGDATA")
 CANCELLED_STATUSES = frozenset({"CANCELLED", "CANCELED"})
 FINISHED_STATUSES = frozenset({"COMPLETED", "ERROR", "INVALID"})
 TERMINAL_STATUSES = CANCELLED_STATUSES | FINISHED_STATUSES
-KNOWN_STATUSES = frozenset(IN_PROGRESS) | TERMINAL_STATUSES
 
 # Epoch values above this are milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
 _MS_THRESHOLD = 1e11
@@ -39,12 +38,6 @@ class Outcome(StrEnum):
     FAILED = "failed"
     WOULD_CANCEL = "would_cancel"
     NOT_ATTEMPTED = "not_attempted"
-
-
-SUCCESS_OUTCOMES = frozenset(
-    {Outcome.CANCELLED, Outcome.ALREADY_CANCELLED, Outcome.ALREADY_FINISHED,
-     Outcome.NOT_FOUND, Outcome.WOULD_CANCEL}
-)
 
 
 @dataclass(frozen=True, slots=True)
