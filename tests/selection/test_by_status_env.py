@@ -36,5 +36,5 @@ def test_file_env_and_flag_merge_status_by_status(tmp_path):
 def test_bad_env_table_is_a_config_error_naming_it(value):
     """A malformed entry is a ConfigError naming the variable or the key, never a crash."""
     env = {**CREDS, "ZUORA_REAPER_OLDER_THAN_BY_STATUS": value}
-    with pytest.raises(ConfigError, match="OLDER_THAN_BY_STATUS|older_than_by_status"):
+    with pytest.raises(ConfigError, match=r"OLDER_THAN_BY_STATUS|older_than_by_status"):
         load_settings("plan", BASE, env)
