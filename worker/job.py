@@ -50,6 +50,7 @@ class JobResult:
     token_requests: int = 0
     job_id: str = ""
     warnings: list[str] = field(default_factory=list)
+    pacer: Pacer | None = None  # how pacing went, for the report
 
     @property
     def listed_anything(self) -> bool:
@@ -112,6 +113,7 @@ async def _with_client(settings: Settings, job: _Job, control: JobControl) -> No
         auth = make_auth(settings, tr, control.track_id)
         pacer = Pacer(PacerConfig(rate=pacing.rate, concurrency=pacing.concurrency,
                                   quota_share=pacing.quota_share))
+        job.result.pacer = pacer
         client = ApiClient(settings.target.api_root, tr, auth, pacer,
                            RetryBudget(capacity=pacing.retry_budget), control,
                            job.deps.policy or RetryPolicy(max_attempts=pacing.max_attempts))

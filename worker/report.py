@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections import Counter
@@ -87,6 +88,25 @@ def build_header(settings: Settings, result: JobResult, exit_code: int,
                      "rate_limited": dict(c.limited), "retries": c.retries,
                      "network_errors": c.network_errors, "token_requests": result.token_requests,
                      "mean_latency_ms": round(c.mean_latency * 1000, 1)},
+        "pacing": pacing_doc(result),
+    }
+
+
+def pacing_doc(result: JobResult) -> dict[str, Any]:
+    """How the pacer behaved: the rate it planned and the slowest it went, pauses, waits."""
+    pacer = result.pacer
+    if pacer is None:
+        return {}
+    stats = pacer.stats
+    return {
+        "planned_rate": round(pacer.planned_rate, 3),
+        "final_rate": round(pacer.rate, 3),
+        "min_rate": round(stats.min_rate_seen, 3) if math.isfinite(stats.min_rate_seen)
+        else round(pacer.rate, 3),
+        "final_concurrency": pacer.concurrency_limit,
+        "max_in_flight": stats.max_in_flight,
+        "gate_pauses": stats.pauses,
+        "wait_s": round(stats.waits_s, 3),
     }
 
 
