@@ -43,16 +43,16 @@ class SystemicGuard:
         self._proven = False
         self._probe = asyncio.Lock()
 
-    def trusted(self) -> bool:
+    def _trusted(self) -> bool:
         """True once a cancel succeeded and no failure streak runs: cancels go concurrently."""
         return self._proven and self._streak == 0
 
     @contextlib.asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:
         """Hold one cancel: concurrent once cancels are known to work, else one at a time."""
-        if not self.trusted():
+        if not self._trusted():
             await self._probe.acquire()
-            if not self.trusted():
+            if not self._trusted():
                 try:
                     yield
                 finally:
@@ -78,9 +78,7 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard) ->
     st = CallState()
     loop = asyncio.get_running_loop()
     start = loop.time()
-    rid = rec.run.id
-    # ids are hex in practice: quote() would return them unchanged, at a cost per cancel
-    path = f"/reportruns/{rid if rid.isascii() and rid.isalnum() else quote(rid, safe='')}"
+    path = f"/reportruns/{quote(rec.run.id, safe='')}"
     try:
         resp = await client.request("DELETE", path, state=st)
         rec.outcome, rec.error = await _interpret(client, path, resp, guard)
@@ -173,11 +171,8 @@ async def cancel_all(client: ApiClient, records: list[RunRecord], workers: int,
     async def worker() -> None:
         while queue and not client.control.is_stopping():
             rec = queue.popleft()
-            if guard.trusted():  # the common case, without admit()'s context manager
+            async with guard.admit():
                 await cancel_one(client, rec, guard)
-            else:
-                async with guard.admit():
-                    await cancel_one(client, rec, guard)
             if on_done is not None:
                 on_done(rec)
 

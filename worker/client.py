@@ -79,7 +79,7 @@ class ApiClient:
         self.api_root = api_root
         self.control = control
         self._transport, self._auth, self._pacer = transport, auth, pacer
-        self._budget, self._control, self._policy = budget, control, policy
+        self._budget, self._policy = budget, policy
         self._sleep, self._rand = sleep, rand
 
     async def request(self, method: str, path: str, *, json_body: Any = None,
@@ -129,7 +129,7 @@ class ApiClient:
         self._raise_if_stopping()
         resp, auth_headers, headers = await self._send(call, st)
         self._pacer.observe(resp.status, resp.headers)
-        self._control.counters.count_status(resp.status, resp.elapsed)
+        self.control.counters.count_status(resp.status, resp.elapsed)
         if debug_enabled():
             log.debug("http.response", method=call.method, url=call.url, status=resp.status,
                       track_id=headers["Zuora-Track-Id"],
@@ -143,32 +143,32 @@ class ApiClient:
         stops the job), so a request queued behind a closed pause gate never waits past it.
         Returns the response, the auth headers used and all headers sent."""
         try:
-            async with self._pacer.slot(self._control.deadline):
+            async with self._pacer.slot(self.control.deadline):
                 self._raise_if_stopping()  # stopped while we waited for a slot
                 # Take the token only now: one taken before a long wait for a slot (a rate
                 # pause) may have expired by the time the request goes out.
                 auth_headers = await self._auth.headers()
-                headers = {**auth_headers, "Zuora-Track-Id": self._control.track_id()}
+                headers = {**auth_headers, "Zuora-Track-Id": self.control.track_id()}
                 st.attempts += 1
-                self._control.begin_send()
+                self.control.begin_send()
                 try:
                     resp = await self._transport.send(call.method, call.url, headers=headers,
                                                       json_body=call.json_body,
                                                       params=call.params)
                 finally:
-                    self._control.end_send()
+                    self.control.end_send()
                 return resp, auth_headers, headers
         except TransientError:
-            self._control.counters.network_errors += 1
+            self.control.counters.network_errors += 1
             st.transient += 1
             raise
         except TimeoutError:  # only the slot wait raises it: Transport translates its own
-            self._control.request_stop("deadline reached", 5)
+            self.control.request_stop("deadline reached", 5)
             raise Interrupted("deadline reached") from None
 
     def _raise_if_stopping(self) -> None:
-        if self._control.is_stopping():
-            raise Interrupted(self._control.stop_reason or "stopping")
+        if self.control.is_stopping():
+            raise Interrupted(self.control.stop_reason or "stopping")
 
     async def _classify(self, resp: Response, auth_headers: dict[str, str],
                         st: CallState) -> Response:
@@ -197,7 +197,7 @@ class ApiClient:
             resp.header("Concurrency-Limit-Remaining") == "0"
             and resp.header("RateLimit-Remaining") != "0" and "70" not in codes)
         kind = "concurrency" if is_conc else "rate"
-        self._control.counters.limited[kind] += 1
+        self.control.counters.limited[kind] += 1
         return RateLimited(f"HTTP 429 ({kind} limit): {describe_error(resp.body)}", kind=kind,
                            retry_after=retry_after, reset=reset)
 
@@ -205,7 +205,7 @@ class ApiClient:
         exc = rs.outcome.exception() if rs.outcome else None
         if isinstance(exc, _Reauth):
             return False
-        if self._control.is_stopping():
+        if self.control.is_stopping():
             return True
         kind: RetryKind
         if isinstance(exc, RateLimited):
@@ -221,9 +221,9 @@ class ApiClient:
         if self._past_deadline(rs, exc):
             return True
         if not self._budget.try_acquire(kind):
-            self._control.request_stop("retry budget exhausted: the API keeps failing", 5)
+            self.control.request_stop("retry budget exhausted: the API keeps failing", 5)
             return True
-        self._control.counters.retries += 1
+        self.control.counters.retries += 1
         return False
 
     def _past_deadline(self, rs: RetryCallState, exc: BaseException | None) -> bool:
@@ -232,13 +232,13 @@ class ApiClient:
         A closed pause gate (rate 429) holds every request, so the job stops now; a longer
         Retry-After or backoff of this request alone fails only this request.
         """
-        left = self._control.time_left()
+        left = self.control.time_left()
         if left is None:
             return False
         if isinstance(exc, RateLimited) and exc.kind == "rate":
             gate = self._pacer.paused_until - asyncio.get_running_loop().time()
             if gate >= left:
-                self._control.request_stop(
+                self.control.request_stop(
                     f"deadline reached: the rate quota reopens in {gate:.0f}s", 5)
                 return True
         return (rs.upcoming_sleep or 0.0) >= left
@@ -251,7 +251,7 @@ class ApiClient:
             if exc.kind == "rate":
                 pause = self._pacer.on_rate_limited(exc.retry_after, exc.reset)
                 if pause > self._policy.max_pause:
-                    self._control.request_stop(
+                    self.control.request_stop(
                         f"rate quota exhausted for {pause:.0f}s (Retry-After)", 5)
                 return 0.0  # the pacer's gate holds every request, this one included
             self._pacer.on_concurrency_limited()

@@ -59,8 +59,6 @@ async def _run_with_signals(settings: Settings) -> JobResult:
     deps = JobDeps(control=control, result=result, on_selected=progress.selected,
                    on_done=progress.finished)
     loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
     job = asyncio.ensure_future(run_job(settings, deps))
     job.add_done_callback(lambda _: progress.close())
 
