@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -19,6 +18,7 @@ from worker.control import JobControl
 from worker.errors import ApiError, AuthError, Interrupted, PermanentError, TransientError
 from worker.http import Response
 from worker.models import CANCELLED_STATUSES, FINISHED_STATUSES, Outcome, describe_error, parse_run
+from worker.pool import drain
 from worker.records import RunRecord
 
 log = structlog.get_logger("worker.cancel")
@@ -162,24 +162,18 @@ async def cancel_all(client: ApiClient, records: list[RunRecord], workers: int,
                      on_done: Callable[[RunRecord], None] | None = None) -> None:
     """Cancel ``records`` with a bounded pool of workers; stop dispatching when the job stops.
 
-    Runs never dispatched keep ``not_attempted``. The pacer, not the pool, bounds what is in
-    flight; the pool only bounds memory and lets a run wait out its own Retry-After.
+    Runs never dispatched end ``not_attempted``.
     """
     guard = SystemicGuard(client.control)
-    queue = deque(records)
 
-    async def worker() -> None:
-        while queue and not client.control.is_stopping():
-            rec = queue.popleft()
-            async with guard.admit():
-                await cancel_one(client, rec, guard)
-            if on_done is not None:
-                on_done(rec)
+    async def handle(rec: RunRecord) -> None:
+        async with guard.admit():
+            await cancel_one(client, rec, guard)
+        if on_done is not None:
+            on_done(rec)
 
     try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(max(1, min(len(records), workers))):
-                group.create_task(worker())
+        await drain(records, workers, handle, client.control.is_stopping)
     finally:
         for rec in records:
             if rec.outcome is None:

@@ -7,9 +7,7 @@ kept with reason ``not_found`` and is never selected.
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from worker.errors import (
     WorkerError,
 )
 from worker.models import ReportRun, describe_error, parse_run
+from worker.pool import drain
 
 log = structlog.get_logger("worker.idsource")
 
@@ -77,20 +76,14 @@ async def fetch_runs(client: ApiClient, ids: list[str], workers: int) -> list[Fe
     """
     results: dict[str, Fetched] = {}
     errors: list[WorkerError] = []
-    queue = deque(ids)
 
-    async def worker() -> None:
-        while queue and not client.control.is_stopping():
-            run_id = queue.popleft()
-            try:
-                results[run_id] = await fetch_one(client, run_id)
-            except WorkerError as exc:  # kept, so the caller sees it unwrapped
-                errors.append(exc)
-                queue.clear()
+    async def handle(run_id: str) -> None:
+        try:
+            results[run_id] = await fetch_one(client, run_id)
+        except WorkerError as exc:  # kept, so the caller sees it unwrapped
+            errors.append(exc)
 
-    async with asyncio.TaskGroup() as group:
-        for _ in range(max(1, min(len(ids), workers))):
-            group.create_task(worker())
+    await drain(ids, workers, handle, lambda: bool(errors) or client.control.is_stopping())
     if errors:
         raise errors[0]
     return [results[i] for i in ids if i in results]
