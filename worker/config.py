@@ -443,20 +443,14 @@ def _target(values: Mapping[str, Any], sources: Mapping[str, str]) -> Target:
 
 
 def check_base_url(url: str) -> str:
-    """Validate a host root: https (http only for loopback), a host, no path, query or user."""
+    """Validate a host root: the checks of ``check_service_url`` (https, http only for
+    loopback, a host, a valid port), and no path, query or user: the tool appends the paths."""
+    check_service_url("target.base_url", url, https_only=True)
     parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("target.base_url", f"{url!r} must look like https://host[:port]")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        raise ConfigError("target.base_url", f"{url!r} must be a host root with no path: "
-                                             "the tool appends the API paths itself")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise ConfigError("target.base_url", f"{url!r}: plain http is only allowed for "
-                                             "loopback hosts (the emulator); use https")
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        raise ConfigError("target.base_url", f"{url!r} has an invalid port") from exc
+    if parts.path not in ("", "/") or parts.query or parts.username:
+        raise ConfigError("target.base_url", f"{url!r} must be a host root with no path, e.g. "
+                                             "https://rest.zuora.com: the tool appends the API "
+                                             "paths itself")
     return f"{parts.scheme}://{parts.netloc}"
 
 
