@@ -61,7 +61,8 @@ async def _probe(settings: Settings) -> dict[str, Any]:
     """Get a token (OAuth) and list one page; raise the WorkerError of the first failure."""
     t, pacing = settings.target, settings.pacing
     control = JobControl(pacing.deadline)
-    async with Transport(limit=2, attempt_timeout=pacing.attempt_timeout) as transport:
+    async with Transport(limit=2, attempt_timeout=pacing.attempt_timeout,
+                         engine=pacing.http_client) as transport:
         auth = make_auth(settings, transport, control.track_id)
         await auth.headers()  # OAuth: fetches a token now, so a bad secret fails here
         client = ApiClient(t.api_root, transport, auth,

@@ -94,6 +94,7 @@ class Pacing:
     max_attempts: int = 6
     attempt_timeout: float = 60.0
     retry_budget: int = 500
+    http_client: str = "builtin"
 
 
 @dataclass(frozen=True, slots=True)

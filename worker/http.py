@@ -1,8 +1,12 @@
-"""The HTTP edge: one aiohttp session, bodies read and capped, aiohttp errors translated.
+"""The HTTP edge: one connection pool per job, bodies read and capped, library errors translated.
 
-Nothing above this module sees an aiohttp exception: network failures become TransientError,
-and every answered request becomes a ``Response`` whatever its status (classification of
-statuses is the client's job, because Zuora can say ``success:false`` in a 200).
+Two engines send the bytes: ``builtin`` (``worker.wire``, the default: a lean HTTP/1.1 client
+that costs about a third of aiohttp's CPU per request) and ``aiohttp`` (the full client, kept
+for the webhook, which may point anywhere, and as an escape hatch: ``--http-client aiohttp``).
+Nothing above this module sees an engine's exception: network failures become TransientError,
+TLS failures ApiUnreachable, and every answered request becomes a ``Response`` whatever its
+status (classification of statuses is the client's job, because Zuora can say
+``success:false`` in a 200).
 """
 
 from __future__ import annotations
@@ -12,14 +16,21 @@ import json
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import aiohttp
+from multidict import CIMultiDict
 
 from worker.errors import ApiUnreachable, TransientError
+from worker.wire import RawResponse, WireEngine, WireError, WireTLSError
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a listing page of 250 runs is ~100 KB; anything huge is wrong
 USER_AGENT = "zuora-reaper/0.1 (+https://github.com/zuora-reaper)"
+DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json",
+                   "Accept-Encoding": "gzip, deflate"}
+ENGINES = ("builtin", "aiohttp")
+CONNECT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,57 +52,98 @@ class Response:
         return self.headers.get(name)
 
 
+class Engine(Protocol):
+    """Sends one request and returns the raw answer; raises its own library's errors."""
+
+    async def request(self, method: str, url: str, headers: Mapping[str, str],
+                      body: bytes | None) -> RawResponse: ...
+
+    async def close(self) -> None: ...
+
+
 class Transport:
-    """Owns the one ClientSession of a job; use as ``async with Transport(...) as t``."""
+    """Owns the connection pool of a job; use as ``async with Transport(...) as t``."""
 
     def __init__(self, *, limit: int, attempt_timeout: float,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
-        self._limit = limit
-        self._timeout = aiohttp.ClientTimeout(total=attempt_timeout,
-                                              sock_connect=min(10.0, attempt_timeout))
-        self._max_body = max_body_bytes
-        self._session: aiohttp.ClientSession | None = None
+                 max_body_bytes: int = MAX_BODY_BYTES, engine: str = "builtin") -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown HTTP engine {engine!r}; allowed: {', '.join(ENGINES)}")
+        self._limit, self._timeout, self._max_body = max(limit, 1), attempt_timeout, max_body_bytes
+        self._kind = engine
+        self._engine: Engine | None = None
 
     async def __aenter__(self) -> Transport:
-        connector = aiohttp.TCPConnector(limit=max(self._limit, 1), ttl_dns_cache=300,
-                                         family=socket.AF_UNSPEC)
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout, raise_for_status=False,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        )
+        self._engine = (WireEngine(limit=self._limit, attempt_timeout=self._timeout,
+                                   max_body=self._max_body) if self._kind == "builtin"
+                        else AiohttpEngine(self._limit, self._timeout, self._max_body))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._engine is not None:
+            await self._engine.close()
+            self._engine = None
 
     async def send(self, method: str, url: str, *, headers: Mapping[str, str],
                    json_body: Any = None, form: Mapping[str, str] | None = None,
                    params: list[tuple[str, str]] | None = None) -> Response:
         """Send one request and read its (capped) body; network errors raise TransientError."""
-        assert self._session is not None, "Transport used outside 'async with'"
+        assert self._engine is not None, "Transport used outside 'async with'"
+        body, all_headers = _encode_body(json_body, form, headers)
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params)
         loop = asyncio.get_running_loop()
         start = loop.time()
         try:
-            async with self._session.request(method, url, headers=headers, json=json_body,
-                                             data=form, params=params) as resp:
-                raw, truncated = await self._read(resp)
-                status, resp_headers = resp.status, resp.headers
+            raw = await self._engine.request(method, url, all_headers, body)
         except TimeoutError as exc:
             raise TransientError(f"{method} timed out: no answer within the attempt timeout",
                                  code="timeout") from exc
-        except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch) as exc:
+        except (WireTLSError, aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch) as exc:
             # Not transient: retrying cannot make an untrusted certificate trusted.
             raise ApiUnreachable(f"{method} refused: TLS verification failed "
                                  f"({type(exc).__name__}: {exc}); the certificate is not "
                                  "trusted by this machine", code="tls") from exc
-        except aiohttp.ClientError as exc:
+        except (WireError, OSError, aiohttp.ClientError) as exc:
             raise TransientError(f"{method} failed: {type(exc).__name__}: {exc}",
                                  code="connection") from exc
-        text = raw.decode("utf-8", errors="replace")
-        return Response(status=status, headers=resp_headers, body=_parse_json(text, truncated),
-                        text=text[:2000], elapsed=loop.time() - start, truncated=truncated)
+        text = raw.body.decode("utf-8", errors="replace")
+        return Response(status=raw.status, headers=raw.headers,
+                        body=_parse_json(text, raw.truncated), text=text[:2000],
+                        elapsed=loop.time() - start, truncated=raw.truncated)
+
+
+def _encode_body(json_body: Any, form: Mapping[str, str] | None,
+                 headers: Mapping[str, str]) -> tuple[bytes | None, dict[str, str]]:
+    all_headers = {**DEFAULT_HEADERS, **headers}
+    if form is not None:
+        all_headers["Content-Type"] = "application/x-www-form-urlencoded"
+        return urlencode(form).encode(), all_headers
+    if json_body is not None:
+        all_headers["Content-Type"] = "application/json"
+        return json.dumps(json_body).encode(), all_headers
+    return None, all_headers
+
+
+class AiohttpEngine:
+    """The same exchange through aiohttp's client (the webhook's engine, and a fallback)."""
+
+    def __init__(self, limit: int, attempt_timeout: float, max_body: int) -> None:
+        connector = aiohttp.TCPConnector(limit=limit, ttl_dns_cache=300, family=socket.AF_UNSPEC)
+        timeout = aiohttp.ClientTimeout(total=attempt_timeout,
+                                        sock_connect=min(CONNECT_TIMEOUT, attempt_timeout))
+        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                              raise_for_status=False,
+                                              skip_auto_headers=("Content-Type",))
+        self._max_body = max_body
+
+    async def request(self, method: str, url: str, headers: Mapping[str, str],
+                      body: bytes | None) -> RawResponse:
+        async with self._session.request(method, url, headers=headers, data=body) as resp:
+            raw, truncated = await self._read(resp)
+            return RawResponse(resp.status, CIMultiDict(resp.headers), raw, truncated)
+
+    async def close(self) -> None:
+        await self._session.close()
 
     async def _read(self, resp: aiohttp.ClientResponse) -> tuple[bytes, bool]:
         length = resp.content_length

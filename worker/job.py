@@ -109,7 +109,8 @@ async def run_job(settings: Settings, deps: JobDeps | None = None) -> JobResult:
 
 async def _with_client(settings: Settings, job: _Job, control: JobControl) -> None:
     pacing = settings.pacing
-    async with Transport(limit=pacing.concurrency, attempt_timeout=pacing.attempt_timeout) as tr:
+    async with Transport(limit=pacing.concurrency, attempt_timeout=pacing.attempt_timeout,
+                         engine=pacing.http_client) as tr:
         auth = make_auth(settings, tr, control.track_id)
         pacer = Pacer(PacerConfig(rate=pacing.rate, concurrency=pacing.concurrency,
                                   quota_share=pacing.quota_share))

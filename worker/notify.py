@@ -57,7 +57,8 @@ async def post_webhook(url: str, payload: dict[str, Any],
     """POST ``payload``; retry once on a network error or 5xx. False (logged) when undelivered."""
     where = host_of(url)
     problem = "not sent"
-    async with Transport(limit=1, attempt_timeout=attempt_timeout) as transport:
+    # aiohttp: a webhook may be any server anywhere; a single POST does not need the lean engine
+    async with Transport(limit=1, attempt_timeout=attempt_timeout, engine="aiohttp") as transport:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 resp = await transport.send("POST", url, headers={}, json_body=payload)

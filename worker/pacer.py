@@ -71,9 +71,10 @@ _MAX_RECOVERY_STEP_S = 1.0
 """The most recovery time one response can earn: nothing is banked while idle or paused."""
 _MIN_NAP_S = 1e-6
 """Shortest token wait, so float rounding can never turn the wait into a zero-length spin."""
-_BATCH_NAP_S = 0.008
+_BATCH_NAP_S = 0.04
 """Extra nap past the next token (at most half the bucket's room above one token, so nothing is
-lost to the cap), so that one wake-up admits several waiters: about 5 at 500/s, not 1."""
+lost to the cap), so that one wake-up admits several waiters: about 20 at 500/s, not 1. Still
+well inside the 0.1 s burst the bucket allows."""
 _TOKEN_EPS = 1e-9
 """Float slack on the token count (a refill of exactly 1 token may land a hair below 1)."""
 _JITTER_CAP_S = 5.0
@@ -391,7 +392,14 @@ class Pacer:
         self._in_flight += 1
 
     def _pump(self) -> None:
-        """Grant permit and token to as many queue heads as are free now; else arm the timer."""
+        """Grant permit and token to as many queue heads as are free now; else arm the timer.
+
+        While the timer is armed (waiting for tokens or the gate), only the timer grants: a slot
+        freed meanwhile would admit waiters one token at a time, and one wake-up per request
+        costs far more CPU than one per batch (bench/README.md).
+        """
+        if self._timer is not None:
+            return
         waiters = self._waiters
         while waiters:
             head = waiters[0]

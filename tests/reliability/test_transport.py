@@ -16,9 +16,10 @@ from worker.client import RetryPolicy
 from worker.config import load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from worker.errors import ApiUnreachable, TransientError
-from worker.http import Transport
+from worker.http import AiohttpEngine, Transport
 from worker.job import JobDeps, run_job
 from worker.keys import KEYS
+from worker.wire import WireEngine
 
 ENV = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
 WORKER = Path(__file__).resolve().parents[2] / "worker"
@@ -36,8 +37,8 @@ def test_no_option_disables_tls_verification():
             assert bad not in text, f"{path.name} contains {bad}"
 
 
-async def test_session_requests_verify_tls(make_emulator, monkeypatch):
-    """Every request the worker's session makes keeps aiohttp's default ssl=True."""
+async def test_aiohttp_engine_requests_verify_tls(make_emulator, monkeypatch):
+    """Every request of the aiohttp engine keeps aiohttp's default ssl=True."""
     seen: list[Any] = []
     original = aiohttp.ClientSession._request
 
@@ -48,15 +49,23 @@ async def test_session_requests_verify_tls(make_emulator, monkeypatch):
     monkeypatch.setattr(aiohttp.ClientSession, "_request", spy)
     emu = await make_emulator(runs=0)
     emu.add_run(status="STARTED", age_s=7200)
-    async with Transport(limit=2, attempt_timeout=5) as transport:
-        assert transport._session is not None
-        assert transport._session.connector._ssl is True  # type: ignore[union-attr]
-    settings = load_settings("run", {"target.base_url": emu.base_url,
-                                     "filters.older_than": "1h"}, ENV)
+    engine = AiohttpEngine(limit=2, attempt_timeout=5, max_body=1000)
+    assert engine._session.connector._ssl is True  # type: ignore[union-attr]
+    await engine.close()
+    settings = load_settings("run", {"target.base_url": emu.base_url, "filters.older_than": "1h",
+                                     "pacing.http_client": "aiohttp"}, ENV)
     result = await run_job(settings, JobDeps(policy=RetryPolicy(base=0, cap=0)))
     assert result.error is None
     assert len(seen) >= 3  # token, list pages, DELETE
     assert set(seen) == {True}
+
+
+async def test_builtin_engine_verifies_chain_and_host_name():
+    """The builtin engine's TLS context requires a trusted chain and checks the host name."""
+    engine = WireEngine(limit=1, attempt_timeout=5, max_body=1000)
+    context = engine._tls_context()
+    assert context.verify_mode is ssl.CERT_REQUIRED
+    assert context.check_hostname is True
 
 
 @pytest.fixture
@@ -74,7 +83,8 @@ def self_signed(tmp_path: Path) -> ssl.SSLContext:
     return context
 
 
-async def test_untrusted_certificate_is_refused(self_signed):
+@pytest.mark.parametrize("engine", ["builtin", "aiohttp"])
+async def test_untrusted_certificate_is_refused(self_signed, engine):
     """An https server with a self-signed certificate is refused, never talked to."""
     hits: list[str] = []
 
@@ -90,7 +100,7 @@ async def test_untrusted_certificate_is_refused(self_signed):
     await site.start()
     port = runner.addresses[0][1]
     try:
-        async with Transport(limit=1, attempt_timeout=5) as transport:
+        async with Transport(limit=1, attempt_timeout=5, engine=engine) as transport:
             with pytest.raises(ApiUnreachable, match=r"(?i)certificate") as caught:
                 await transport.send("GET", f"https://127.0.0.1:{port}/", headers={})
             assert not isinstance(caught.value, TransientError)  # never retried
