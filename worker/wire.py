@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import httptools
 from multidict import CIMultiDict
 
+CONNECT_TIMEOUT = 10.0
 IDLE_SECONDS = 15.0  # drop pooled connections idle longer: servers close idle ones at ~60 s
 
 
@@ -199,7 +200,8 @@ class WireEngine:
     """A bounded keep-alive pool: at most ``limit`` connections in use at once, all origins."""
 
     def __init__(self, *, limit: int, attempt_timeout: float, max_body: int,
-                 connect_timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None) -> None:
+                 connect_timeout: float = CONNECT_TIMEOUT,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self._slots = asyncio.Semaphore(max(limit, 1))
         self._timeout = attempt_timeout
         self._connect_timeout = min(connect_timeout, attempt_timeout)

@@ -12,11 +12,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from worker.aiohttp_engine import AiohttpEngine
 from worker.client import RetryPolicy
 from worker.config import load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from worker.errors import ApiUnreachable, TransientError
-from worker.http import AiohttpEngine, Transport
+from worker.http import Transport
 from worker.job import JobDeps, run_job
 from worker.keys import KEYS
 from worker.wire import WireEngine
