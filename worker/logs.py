@@ -43,16 +43,26 @@ class Redactor:
         # the substring test skips the regex (the costly part) on nearly every value
         return _BEARER.sub(r"\1***", text) if "bearer" in text.lower() else text
 
+    def suspect(self, text: str) -> bool:
+        """True when ``text`` may hold a known secret or a bearer token (scrub it then)."""
+        return any(secret in text for secret in self.secrets) or "bearer" in text.lower()
+
     def __call__(self, _logger: Any, _name: str,
                  event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        scrub = self.scrub
+        texts: list[str] = []
         for key, value in event.items():  # only values are replaced: safe while iterating
-            if _is_secret_key(key):
+            secret = _secret_key.get(key)
+            if secret or (secret is None and _is_secret_key(key)):
                 event[key] = "***"
             elif isinstance(value, str):
-                event[key] = scrub(value)
+                texts.append(key)
             elif isinstance(value, BaseException):
-                event[key] = scrub(f"{type(value).__name__}: {value}")
+                event[key] = f"{type(value).__name__}: {value}"
+                texts.append(key)
+        # one test over all the text values at once: nearly every event holds no secret
+        if texts and self.suspect("\n".join([event[key] for key in texts])):
+            for key in texts:
+                event[key] = self.scrub(event[key])
         return event
 
 
@@ -89,7 +99,6 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
     REDACTOR.secrets = Redactor(secrets).secrets
     console = fmt == "console" or (fmt == "auto" and stream.isatty())
     shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         REDACTOR,
@@ -97,7 +106,7 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
     renderer: Any = (structlog.dev.ConsoleRenderer(colors=False) if console
                      else structlog.processors.JSONRenderer())
     tail: list[Any] = [] if console else [structlog.processors.dict_tracebacks]
-    processors = [*shared, structlog.processors.StackInfoRenderer(), *tail, renderer]
+    processors = [*shared, *tail, renderer]
     min_level = _LEVELS.get(level, logging.INFO)
     wrapper = structlog.make_filtering_bound_logger(min_level)
     factory = structlog.WriteLoggerFactory(stream)  # PrintLogger's bytes, one write per line
