@@ -19,12 +19,14 @@ from worker.wire import CONNECT_TIMEOUT, RawResponse, WireError, WireTLSError
 class AiohttpEngine:
     """The same exchange through aiohttp's client (the webhook's engine, and a fallback)."""
 
-    def __init__(self, limit: int, attempt_timeout: float, max_body: int) -> None:
+    def __init__(self, limit: int, attempt_timeout: float, max_body: int,
+                 default_headers: Mapping[str, str] | None = None) -> None:
         connector = aiohttp.TCPConnector(limit=limit, ttl_dns_cache=300, family=socket.AF_UNSPEC)
         timeout = aiohttp.ClientTimeout(total=attempt_timeout,
                                         sock_connect=min(CONNECT_TIMEOUT, attempt_timeout))
         self._session = aiohttp.ClientSession(connector=connector, timeout=timeout,
                                               raise_for_status=False,
+                                              headers=default_headers,
                                               skip_auto_headers=("Content-Type",))
         self._max_body = max_body
 
@@ -38,7 +40,7 @@ class AiohttpEngine:
             raise  # aiohttp's timeouts are also ClientErrors: keep them timeouts
         except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch) as exc:
             raise WireTLSError(f"{type(exc).__name__}: {exc}") from exc
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a CR/LF in a header
             raise WireError(f"{type(exc).__name__}: {exc}") from exc
 
     async def close(self) -> None:

@@ -70,10 +70,11 @@ class Transport:
     async def __aenter__(self) -> Transport:
         if self._kind == "builtin":
             self._engine = WireEngine(limit=self._limit, attempt_timeout=self._timeout,
-                                      max_body=self._max_body)
+                                      max_body=self._max_body, default_headers=DEFAULT_HEADERS)
         else:  # imported here: aiohttp's import costs ~0.2 s of CPU a job on builtin never needs
             from worker.aiohttp_engine import AiohttpEngine
-            self._engine = AiohttpEngine(self._limit, self._timeout, self._max_body)
+            self._engine = AiohttpEngine(self._limit, self._timeout, self._max_body,
+                                         DEFAULT_HEADERS)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -111,15 +112,13 @@ class Transport:
 
 
 def _encode_body(json_body: Any, form: Mapping[str, str] | None,
-                 headers: Mapping[str, str]) -> tuple[bytes | None, dict[str, str]]:
-    all_headers = {**DEFAULT_HEADERS, **headers}
+                 headers: Mapping[str, str]) -> tuple[bytes | None, Mapping[str, str]]:
     if form is not None:
-        all_headers["Content-Type"] = "application/x-www-form-urlencoded"
-        return urlencode(form).encode(), all_headers
+        return (urlencode(form).encode(),
+                {**headers, "Content-Type": "application/x-www-form-urlencoded"})
     if json_body is not None:
-        all_headers["Content-Type"] = "application/json"
-        return json.dumps(json_body).encode(), all_headers
-    return None, all_headers
+        return json.dumps(json_body).encode(), {**headers, "Content-Type": "application/json"}
+    return None, headers
 
 
 def _parse_json(text: str, truncated: bool) -> Any:

@@ -26,6 +26,7 @@ from multidict import CIMultiDict
 
 CONNECT_TIMEOUT = 10.0
 IDLE_SECONDS = 15.0  # drop pooled connections idle longer: servers close idle ones at ~60 s
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
 class WireError(Exception):
@@ -34,6 +35,10 @@ class WireError(Exception):
 
 class WireTLSError(WireError):
     """TLS verification or handshake failed: retrying cannot fix it."""
+
+
+class ClosedBeforeAnswer(WireError):
+    """The connection closed before one byte of the answer arrived."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,7 @@ class _Exchange:
         "done",
         "headers",
         "keep_alive",
+        "received",
         "size",
         "status",
         "truncated",
@@ -81,6 +87,7 @@ class _Exchange:
         self.truncated = False
         self.delimited = False  # Content-Length or chunked: the end is known without EOF
         self.keep_alive = False
+        self.received = False
 
 
 class Connection(asyncio.Protocol):
@@ -102,6 +109,7 @@ class Connection(asyncio.Protocol):
         if self._ex is None:  # bytes nobody asked for: the connection cannot be trusted
             self.close()
             return
+        self._ex.received = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -115,8 +123,9 @@ class Connection(asyncio.Protocol):
         if ex.status and not ex.delimited:  # a body delimited by the close: it is complete
             self.on_message_complete()
             return
-        self._fail(WireError("connection closed before a complete answer"
-                             + (f" ({exc})" if exc else "")))
+        why = f" ({exc})" if exc else ""
+        self._fail(WireError(f"connection closed before a complete answer{why}") if ex.received
+                   else ClosedBeforeAnswer(f"connection closed before an answer{why}"))
 
     # -- httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -136,15 +145,21 @@ class Connection(asyncio.Protocol):
         assert ex is not None
         if ex.truncated:
             return
+        room = self._max_body - ex.size
+        if len(body) > room:
+            ex.chunks.append(body[:room])  # keep what fits, answer now, drop the connection
+            ex.size, ex.truncated = self._max_body, True
+            self.on_message_complete()
+            return
         ex.chunks.append(body)
         ex.size += len(body)
-        if ex.size > self._max_body:
-            ex.truncated = True  # keep what fits, answer now, drop the connection
-            self.on_message_complete()
 
     def on_message_complete(self) -> None:
         ex = self._ex
         if ex is None or ex.done:
+            return
+        if 100 <= ex.status < 200 and ex.status != 101:  # interim (103 Early Hints...): skip
+            ex.status, ex.headers, ex.chunks, ex.size = 0, [], [], 0
             return
         ex.done = True
         headers: CIMultiDict[str] = CIMultiDict(ex.headers)
@@ -201,38 +216,65 @@ class WireEngine:
 
     def __init__(self, *, limit: int, attempt_timeout: float, max_body: int,
                  connect_timeout: float = CONNECT_TIMEOUT,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 default_headers: Mapping[str, str] | None = None) -> None:
         self._slots = asyncio.Semaphore(max(limit, 1))
         self._timeout = attempt_timeout
         self._connect_timeout = min(connect_timeout, attempt_timeout)
         self._max_body = max_body
         self._ssl = ssl_context
+        self._fixed = _header_lines(default_headers or {})  # encoded once, sent every time
         self._idle: dict[Origin, list[Connection]] = {}
         self._origins: dict[str, Origin] = {}
 
     async def request(self, method: str, url: str, headers: Mapping[str, str],
                       body: bytes | None) -> RawResponse:
-        """One exchange within the attempt timeout (connecting included)."""
+        """One exchange within the attempt timeout (connecting included).
+
+        A pooled connection the server closed while idle fails before any byte of an answer
+        (the close can cross our request on the wire); an idempotent request is then sent once
+        more on a new connection, as browsers and aiohttp do. Any other failure is the caller's.
+        """
         origin, target = self._split(url)
-        request = _encode(method, target, origin.host_header, headers, body)
+        request = _encode(method, target, origin.host_header, self._fixed, headers, body)
         loop = asyncio.get_running_loop()
         async with self._slots:
-            async with asyncio.timeout(self._timeout):
-                conn = self._pooled(origin, loop.time()) or await self._connect(origin)
-                waiter: asyncio.Future[RawResponse] = loop.create_future()
-                conn.begin(request, waiter)
+            deadline = loop.time() + self._timeout
+            conn = self._pooled(origin, loop.time())
+            if conn is not None:
                 try:
-                    resp = await waiter
-                except BaseException:
-                    conn.close()  # cancelled or timed out mid-exchange: never reuse it
-                    raise
-            if conn.reusable():
-                conn.finish()
-                conn.idle_since = loop.time()
-                self._idle.setdefault(origin, []).append(conn)
-            else:
-                conn.close()
-            return resp
+                    return await self._exchange(origin, conn, request, deadline)
+                except ClosedBeforeAnswer:
+                    if method not in IDEMPOTENT:
+                        raise
+            conn = await self._connect(origin, deadline)
+            return await self._exchange(origin, conn, request, deadline)
+
+    async def _exchange(self, origin: Origin, conn: Connection, request: bytes,
+                        deadline: float) -> RawResponse:
+        """Send on ``conn`` and await the answer; pool the connection again when reusable.
+
+        The timeout is one timer handle rather than ``asyncio.timeout`` (a third of the cost,
+        and this runs once per cancel): on expiry the waiter fails with TimeoutError.
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[RawResponse] = loop.create_future()
+        timer = loop.call_at(deadline, _expire, waiter)
+        conn.begin(request, waiter)
+        try:
+            resp = await waiter
+        except BaseException:
+            conn.close()  # failed, cancelled or timed out mid-exchange: never reuse it
+            raise
+        finally:
+            timer.cancel()
+        if conn.reusable():
+            conn.finish()
+            conn.idle_since = loop.time()
+            self._idle.setdefault(origin, []).append(conn)
+        else:
+            conn.close()
+        return resp
 
     async def close(self) -> None:
         for conns in self._idle.values():
@@ -249,11 +291,11 @@ class WireEngine:
             conn.close()
         return None
 
-    async def _connect(self, origin: Origin) -> Connection:
+    async def _connect(self, origin: Origin, deadline: float) -> Connection:
         loop = asyncio.get_running_loop()
         tls = self._tls_context() if origin.scheme == "https" else None
         try:
-            async with asyncio.timeout(self._connect_timeout):
+            async with asyncio.timeout_at(min(deadline, loop.time() + self._connect_timeout)):
                 _, conn = await loop.create_connection(
                     lambda: Connection(self._max_body), origin.host, origin.port, ssl=tls,
                     server_hostname=origin.host if tls else None)
@@ -271,12 +313,17 @@ class WireEngine:
         scheme, sep, rest = url.partition("://")
         if not sep or scheme not in ("http", "https"):
             raise WireError(f"unsupported URL {url!r}: only http:// and https://")
-        authority, slash, path = rest.partition("/")
+        cut = len(rest)
+        for mark in "/?#":
+            at = rest.find(mark)
+            if 0 <= at < cut:
+                cut = at
+        authority, target = rest[:cut], rest[cut:].partition("#")[0]
         origin = self._origins.get(authority)
         if origin is None or origin.scheme != scheme:
             origin = _origin(scheme, authority)
             self._origins[authority] = origin
-        return origin, slash + path if slash else "/" + path
+        return origin, target if target.startswith("/") else "/" + target
 
 
 def _origin(scheme: str, authority: str) -> Origin:
@@ -290,14 +337,29 @@ def _origin(scheme: str, authority: str) -> Origin:
     return Origin(scheme, host, port, shown if port == default else f"{shown}:{port}")
 
 
-def _encode(method: str, target: str, host: str, headers: Mapping[str, str],
+def _expire(waiter: asyncio.Future[RawResponse]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError("no complete answer within the attempt timeout"))
+
+
+def _header_lines(headers: Mapping[str, str]) -> str:
+    """``Name: value\\r\\n`` lines; refuses a CR or LF that would split or inject a header."""
+    lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
+        raise WireError("refusing to send a header containing CR or LF")
+    return lines
+
+
+def _encode(method: str, target: str, host: str, fixed: str, headers: Mapping[str, str],
             body: bytes | None) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    if body is not None or method in ("POST", "PUT", "PATCH"):
-        lines.append(f"Content-Length: {len(body or b'')}")
-    head = "\r\n".join(lines)
-    if head.count("\n") != len(lines) - 1 or head.count("\r") != len(lines) - 1:
-        raise WireError("refusing to send a header or target containing CR or LF")
-    raw = (head + "\r\n\r\n").encode("latin-1")
+    if "\r" in target or "\n" in target:
+        raise WireError("refusing to send a request target containing CR or LF")
+    length = (f"Content-Length: {len(body or b'')}\r\n"
+              if body is not None or method in ("POST", "PUT", "PATCH") else "")
+    head = (f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n{fixed}"
+            f"{_header_lines(headers)}{length}\r\n")
+    try:
+        raw = head.encode()  # UTF-8, as aiohttp sends header values
+    except UnicodeEncodeError as exc:
+        raise WireError(f"unencodable request header or target: {exc}") from exc
     return raw + body if body else raw
