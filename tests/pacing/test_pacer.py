@@ -121,6 +121,21 @@ async def test_rate_never_exceeded_over_sliding_windows(
     assert max(entries) - min(entries) <= (count - 1) / rate + 0.3  # no needless slowness
 
 
+async def test_rate_bound_clients_are_admitted_in_batches(vclock: Clock) -> None:
+    """When the rate binds, a freed slot admits nobody early: the timer admits a batch per wake.
+
+    One wake-up per request costs far more CPU than one per batch; the rate and the total time
+    are unchanged.
+    """
+    pacer = Pacer(PacerConfig(rate=500, concurrency=40), clock=vclock)
+    entries, peak = await run_clients(pacer, vclock, 2000, latency=0.05)
+    wakeups = len(set(entries))
+    assert wakeups <= 2000 / 10  # about 20 per wake-up at 500/s (0.04 s of tokens)
+    assert peak <= 40
+    assert max_in_window(entries, 1.0) <= 500 + 50
+    assert max(entries) - min(entries) <= 2000 / 500 + 0.3  # full rate, no needless slowness
+
+
 async def test_both_caps_hold_at_once(vclock: Clock) -> None:
     """Concurrency-bound and rate-bound phases both respect their cap."""
     pacer = Pacer(PacerConfig(rate=50, concurrency=4), clock=vclock)
