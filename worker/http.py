@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+import orjson
+
 from worker.errors import ApiUnreachable, TransientError
 from worker.wire import RawResponse, WireEngine, WireError, WireTLSError
 
@@ -26,6 +28,7 @@ USER_AGENT = "zuora-reaper/0.1 (+https://github.com/zuora-reaper)"
 DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json",
                    "Accept-Encoding": "gzip, deflate"}
 ENGINES = ("builtin", "aiohttp")
+TEXT_CHARS = 2000  # of an answer's text kept for error messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +108,10 @@ class Transport:
         except (WireError, OSError) as exc:
             raise TransientError(f"{method} failed: {type(exc).__name__}: {exc}",
                                  code="connection") from exc
-        text = raw.body.decode("utf-8", errors="replace")
+        # text is kept for error messages only: decode no more than they can show
+        text = raw.body[:TEXT_CHARS * 2].decode("utf-8", errors="replace")[:TEXT_CHARS]
         return Response(status=raw.status, headers=raw.headers,
-                        body=_parse_json(text, raw.truncated), text=text[:2000],
+                        body=None if raw.truncated else parse_json(raw.body), text=text,
                         elapsed=loop.time() - start, truncated=raw.truncated)
 
 
@@ -121,10 +125,19 @@ def _encode_body(json_body: Any, form: Mapping[str, str] | None,
     return None, headers
 
 
-def _parse_json(text: str, truncated: bool) -> Any:
-    if truncated or not text.strip():
-        return None
+def parse_json(raw: bytes) -> Any:
+    """The JSON value of ``raw``, or None when it is not JSON.
+
+    orjson first (several times the stdlib's speed on a 250-run listing page); what it refuses
+    gets the stdlib's more lenient reading (invalid UTF-8 replaced, NaN), so nothing that parsed
+    before is lost.
+    """
     try:
-        return json.loads(text)
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        text = raw.decode("utf-8", errors="replace")
+        return json.loads(text) if text.strip() else None
     except ValueError:
         return None

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
@@ -91,6 +92,12 @@ def redact_data(value: Any) -> Any:
     return value
 
 
+def _orjson_text(event: Any, **kwargs: Any) -> str:
+    """structlog's JSON serializer: orjson (the fast path structlog's docs recommend), as text
+    so log lines share the stream's text layer with everything else written to it."""
+    return orjson.dumps(event, **kwargs).decode()
+
+
 def configure_logging(fmt: str = "auto", level: str = "info", *,
                       secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
     """Configure structlog (and the stdlib bridge) once per process; logs go to stderr."""
@@ -104,7 +111,7 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
         REDACTOR,
     ]
     renderer: Any = (structlog.dev.ConsoleRenderer(colors=False) if console
-                     else structlog.processors.JSONRenderer())
+                     else structlog.processors.JSONRenderer(serializer=_orjson_text))
     tail: list[Any] = [] if console else [structlog.processors.dict_tracebacks]
     processors = [*shared, *tail, renderer]
     min_level = _LEVELS.get(level, logging.INFO)
