@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 import structlog
@@ -72,8 +73,13 @@ class SystemicGuard:
                 f"{self._streak} cancels in a row failed with {signature}: {message}", 3)
 
 
-async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard) -> None:
-    """Cancel one run and set its outcome, attempts and error. Never raises WorkerError."""
+async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
+                     logger: Any = log) -> None:
+    """Cancel one run and set its outcome, attempts and error. Never raises WorkerError.
+
+    ``logger`` receives ``cancel.finished``; ``cancel_all`` binds one per job, so the hottest
+    log line skips structlog's lazy proxy, which builds a new bound logger on every event.
+    """
     assert rec.run.id is not None
     st = CallState()
     loop = asyncio.get_running_loop()
@@ -100,7 +106,7 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard) ->
     finally:
         rec.attempts = st.attempts
         rec.latency_s = loop.time() - start
-        _log_outcome(rec)
+        _log_outcome(rec, logger)
 
 
 async def _interpret(client: ApiClient, path: str, resp: Response,
@@ -150,9 +156,9 @@ async def _follow_up(client: ApiClient, path: str, refusal: str, guard: Systemic
     return Outcome.FAILED, f"cancel refused ({refusal}); run status now {run.status}"
 
 
-def _log_outcome(rec: RunRecord) -> None:
+def _log_outcome(rec: RunRecord, logger: Any) -> None:
     age = rec.age_s(datetime.now(UTC))
-    log.info("cancel.finished", run_id=rec.run.id, report_type=rec.run.report_type,
+    logger.info("cancel.finished", run_id=rec.run.id, report_type=rec.run.report_type,
              age_s=round(age) if age is not None else None, outcome=str(rec.outcome),
              attempts=rec.attempts, latency_ms=round((rec.latency_s or 0) * 1000, 1),
              error=rec.error)
@@ -165,10 +171,11 @@ async def cancel_all(client: ApiClient, records: list[RunRecord], workers: int,
     Runs never dispatched end ``not_attempted``.
     """
     guard = SystemicGuard(client.control)
+    logger = log.bind()  # the configuration of this job, resolved once
 
     async def handle(rec: RunRecord) -> None:
         async with guard.admit():
-            await cancel_one(client, rec, guard)
+            await cancel_one(client, rec, guard, logger)
         if on_done is not None:
             on_done(rec)
 
