@@ -39,6 +39,7 @@ _MAX_FIELD_LEN = 1024
 _NUM = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
 _SIGNED_NUM = re.compile(r"[+-]?[0-9]{1,15}(?:\.[0-9]{1,9})?")
 
+_CI_HEADERS = (CIMultiDict, CIMultiDictProxy)  # a tuple: cheaper to test than a union
 _FIELDS = (
     "ratelimit-limit",
     "ratelimit-remaining",
@@ -249,7 +250,7 @@ def _info(
 def _fold(headers: Mapping[str, str]) -> dict[str, str]:
     """The fields we read, by lower-case name; the first value wins for repeated names (as
     `Mapping.get` does). aiohttp's case-insensitive headers are looked up, not scanned."""
-    if isinstance(headers, CIMultiDictProxy | CIMultiDict):
+    if isinstance(headers, _CI_HEADERS):
         return {name: value for name in _FIELDS if (value := headers.get(name)) is not None}
     folded: dict[str, str] = {}
     for name, value in headers.items():

@@ -66,7 +66,6 @@ class _Exchange:
 
     __slots__ = (
         "chunks",
-        "delimited",
         "done",
         "headers",
         "keep_alive",
@@ -80,12 +79,11 @@ class _Exchange:
     def __init__(self, waiter: asyncio.Future[RawResponse]) -> None:
         self.waiter = waiter
         self.status = 0
-        self.headers: list[tuple[str, str]] = []
+        self.headers: list[tuple[bytes, bytes]] = []  # decoded once, when complete
         self.chunks: list[bytes] = []
         self.size = 0
         self.done = False
         self.truncated = False
-        self.delimited = False  # Content-Length or chunked: the end is known without EOF
         self.keep_alive = False
         self.received = False
 
@@ -120,7 +118,7 @@ class Connection(asyncio.Protocol):
         ex = self._ex
         if ex is None or ex.waiter.done():
             return
-        if ex.status and not ex.delimited:  # a body delimited by the close: it is complete
+        if ex.status and not _delimited(ex.headers):  # a body ended by the close: complete
             self.on_message_complete()
             return
         why = f" ({exc})" if exc else ""
@@ -130,15 +128,13 @@ class Connection(asyncio.Protocol):
     # -- httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self._ex is not None
-        self._ex.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        self._ex.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         ex = self._ex
         assert ex is not None
         ex.status = self._parser.get_status_code()
         ex.keep_alive = self._parser.should_keep_alive()  # only valid during the message
-        ex.delimited = any(n.lower() in ("content-length", "transfer-encoding")
-                           for n, _ in ex.headers)
 
     def on_body(self, body: bytes) -> None:
         ex = self._ex
@@ -162,7 +158,8 @@ class Connection(asyncio.Protocol):
             ex.status, ex.headers, ex.chunks, ex.size = 0, [], [], 0
             return
         ex.done = True
-        headers: CIMultiDict[str] = CIMultiDict(ex.headers)
+        headers: CIMultiDict[str] = CIMultiDict(
+            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in ex.headers])
         try:
             body, truncated = _decode(b"".join(ex.chunks), headers, self._max_body)
         except zlib.error as exc:
@@ -198,6 +195,11 @@ class Connection(asyncio.Protocol):
             if not ex.waiter.done():
                 ex.waiter.set_exception(exc)
         self.close()
+
+
+def _delimited(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Content-Length or chunked: the body's end is known without the connection closing."""
+    return any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in headers)
 
 
 def _decode(raw: bytes, headers: CIMultiDict[str], cap: int) -> tuple[bytes, bool]:
