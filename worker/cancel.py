@@ -6,8 +6,7 @@ This is the only module that sends a DELETE, and it is never called in plan mode
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -48,19 +47,10 @@ class SystemicGuard:
         """True once a cancel succeeded and no failure streak runs: cancels go concurrently."""
         return self._proven and self._streak == 0
 
-    @contextlib.asynccontextmanager
-    async def admit(self) -> AsyncIterator[None]:
-        """Hold one cancel: concurrent once cancels are known to work, else one at a time."""
-        if not self._trusted():
-            await self._probe.acquire()
-            if not self._trusted():
-                try:
-                    yield
-                finally:
-                    self._probe.release()
-                return
-            self._probe.release()
-        yield
+    def admit(self) -> _Admission:
+        """Hold one cancel (``async with guard.admit()``): concurrent once cancels are known to
+        work, else one at a time."""
+        return _Admission(self)
 
     def success(self) -> None:
         self._streak, self._signature, self._proven = 0, None, True
@@ -71,6 +61,31 @@ class SystemicGuard:
         if self._streak >= self._threshold:
             self._control.request_stop(
                 f"{self._streak} cancels in a row failed with {signature}: {message}", 3)
+
+
+class _Admission:
+    """One cancel's pass through the guard: a plain class, since this runs once per cancel and
+    a generator-based context manager costs several times as much."""
+
+    __slots__ = ("_guard", "_held")
+
+    def __init__(self, guard: SystemicGuard) -> None:
+        self._guard, self._held = guard, False
+
+    async def __aenter__(self) -> None:
+        guard = self._guard
+        if guard._trusted():
+            return
+        await guard._probe.acquire()
+        if guard._trusted():  # a cancel succeeded while we waited: go concurrently
+            guard._probe.release()
+        else:
+            self._held = True
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._held:
+            self._held = False
+            self._guard._probe.release()
 
 
 async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
