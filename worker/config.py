@@ -7,7 +7,6 @@ Everything is validated here, before any network call; errors name the key and w
 from __future__ import annotations
 
 import ipaddress
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +154,8 @@ def read_config_file(path: str | None) -> dict[str, Any]:
     """Parse the TOML file; unknown sections or keys are errors naming what is allowed."""
     if path is None:
         return {}
+    import tomllib  # here: most jobs take no file, and the parser costs ~10 ms to import
+
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
