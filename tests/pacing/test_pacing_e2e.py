@@ -110,16 +110,22 @@ async def test_rate_429_pauses_every_request(make_emulator: Callable[..., Any]) 
     settings = settings_for(emu, **{"pacing.rate": "200", "pacing.concurrency": "4",
                                     "pacing.quota_share": "1.0"})
     done = 0
+    limiter = emu._core.rate  # the emulator's quota counter
 
     def squeeze(_rec: Any) -> None:  # after 10 cancels the quota shrinks below what was used
         nonlocal done
         done += 1
         if done == 10:
+            # Zuora refreshes RateLimit-Remaining about once a second: the headers still show
+            # room, so the drop is found by a 429 (not learnt early, which would send none)
+            stale = limiter.headers(1000, 1)
+            limiter.headers = lambda _rate, _window: stale
             emu.config.rate = 1
 
     async def restore() -> None:
         while emu.limited_count("rate") == 0:  # noqa: ASYNC110 - the emulator has no event
             await asyncio.sleep(0.005)
+        del limiter.headers
         emu.config.rate = 1000
 
     restorer = asyncio.create_task(restore())
