@@ -135,7 +135,9 @@ class ApiClient:
                       track_id=headers["Zuora-Track-Id"],
                       elapsed_ms=round(resp.elapsed * 1000, 1),
                       request_id=resp.header("Zuora-Request-Id"))
-        return await self._classify(resp, auth_headers, st)
+        if resp.status == 401:
+            await self._reauth(st, auth_headers)
+        return self._classify(resp, st)
 
     async def _send(self, call: _Call, st: CallState
                     ) -> tuple[Response, dict[str, str], dict[str, str]]:
@@ -170,15 +172,18 @@ class ApiClient:
         if self.control.is_stopping():
             raise Interrupted(self.control.stop_reason or "stopping")
 
-    async def _classify(self, resp: Response, auth_headers: dict[str, str],
-                        st: CallState) -> Response:
-        if resp.status == 401:
-            if st.refreshed:
-                raise AuthError("the API answered 401 again after a token refresh: the "
-                                "credentials or token are not accepted for Reporting", status=401)
-            st.refreshed = True
-            await self._auth.refresh(auth_headers)
-            raise _Reauth()
+    async def _reauth(self, st: CallState, auth_headers: dict[str, str]) -> None:
+        """A 401: refresh the token once (shared by all callers) and try again at once."""
+        if st.refreshed:
+            raise AuthError("the API answered 401 again after a token refresh: the "
+                            "credentials or token are not accepted for Reporting", status=401)
+        st.refreshed = True
+        await self._auth.refresh(auth_headers)
+        raise _Reauth()
+
+    def _classify(self, resp: Response, st: CallState) -> Response:
+        """Raise for a 429 or a retryable failure; return every other answer. Not a coroutine:
+        it runs once per request and awaits nothing."""
         if resp.status == 429:
             raise self._throttled(resp)
         if resp.status in RETRYABLE_STATUSES or _retryable_failure(resp):
