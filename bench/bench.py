@@ -356,14 +356,16 @@ def bench(args: argparse.Namespace) -> None:
         tmp = Path(tmpdir)
         for n in args.sizes:
             ms = [run_reaper("reaper (told R)", n, cfg, tmp, told),
-                  run_reaper("reaper (learns R)", n, cfg, tmp, learn)]
+                  run_reaper("reaper (learns R)", n, cfg, tmp, learn),
+                  run_reaper("reaper (told R), --http-client aiohttp", n, cfg, tmp,
+                             [*told, "--http-client", "aiohttp"])]
             if not args.skip_naive:
                 ms += [run_naive("naive sequential", "seq", n, cfg, tmp),
                        run_naive("naive gather", "gather", n, cfg, tmp)]
             rows += [describe(m, cfg) for m in ms]
             print()
             print_table(rows[-len(ms):])
-            for m in ms[:2]:
+            for m in ms[:3]:
                 net = (m.cpu_s - start_cpu) / max(1, m.cancelled)
                 print(f"  {m.label}: CPU per cancel net of process start-up "
                       f"{1e6 * net:.0f}us")
