@@ -219,7 +219,6 @@ async def test_idle_connection_closed_by_server_is_replaced(server: RawServer,
     assert [(r.conn, r.target) for r in server.requests] == [(1, "/a"), (2, "/b")]
 
 
-
 @pytest.mark.parametrize("engine", ENGINES)
 async def test_server_hangup_right_after_answer_is_survived(server: RawServer,
                                                             engine: str) -> None:
@@ -300,12 +299,16 @@ async def test_body_shorter_than_content_length_is_connection_error(server: RawS
     assert caught.value.code == "connection"
 
 
-@pytest.mark.parametrize("garbage", [b"NOT HTTP\r\n\r\n", b"HTTP/1.1 2x0 OK\r\n\r\n",
-                                     b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n{}"])
+@pytest.mark.parametrize("garbage", [
+    b"NOT HTTP\r\n\r\n", b"HTTP/1.1 2x0 OK\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n{}",
+    pytest.param(answer(b"this is not gzip at all", headers=[("Content-Encoding", "gzip")]),
+                 id="corrupt-gzip"),
+])
 @pytest.mark.parametrize("engine", ENGINES)
 async def test_garbage_answer_is_connection_error(server: RawServer, engine: str,
                                                   garbage: bytes) -> None:
-    """An answer that is not HTTP gives TransientError 'connection'."""
+    """An answer that is not HTTP (or a body that claims gzip but is not) gives 'connection'."""
     server.script(Step(garbage))
     async with Transport(limit=4, attempt_timeout=2, engine=engine) as transport:
         with pytest.raises(TransientError) as caught:
@@ -313,11 +316,7 @@ async def test_garbage_answer_is_connection_error(server: RawServer, engine: str
     assert caught.value.code == "connection"
 
 
-
-@pytest.mark.parametrize("engine", [
-    "builtin",
-    "aiohttp",
-])
+@pytest.mark.parametrize("engine", ENGINES)
 async def test_interim_1xx_answer_is_skipped(server: RawServer, engine: str) -> None:
     """A 103 Early Hints before the final answer is skipped; the final 200 is returned."""
     server.script(Step(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n" + answer()))
@@ -359,11 +358,7 @@ async def test_truncated_connection_is_not_reused(server: RawServer) -> None:
     assert [r.conn for r in server.requests] == [1, 2]
 
 
-
-@pytest.mark.parametrize("engine", [
-    "builtin",
-    "aiohttp",
-])
+@pytest.mark.parametrize("engine", ENGINES)
 async def test_truncated_body_is_cut_at_cap(server: RawServer, engine: str) -> None:
     """What is kept of a truncated body is at most max_body_bytes."""
     server.script(Step(answer(b"z" * 5000)))
@@ -414,16 +409,6 @@ async def test_gzip_bomb_is_truncated_at_cap(server: RawServer, engine: str) -> 
         resp = await transport.send("GET", server.url(), headers={})
     assert resp.truncated
     assert resp.body is None
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-async def test_corrupt_gzip_is_connection_error(server: RawServer, engine: str) -> None:
-    """A body that claims gzip but is not gzip gives TransientError 'connection'."""
-    server.script(Step(answer(b"this is not gzip at all", headers=[("Content-Encoding", "gzip")])))
-    async with Transport(limit=4, attempt_timeout=2, engine=engine) as transport:
-        with pytest.raises(TransientError) as caught:
-            await transport.send("GET", server.url(), headers={})
-    assert caught.value.code == "connection"
 
 
 # -- timeouts --------------------------------------------------------------------------------
@@ -495,11 +480,7 @@ async def test_request_bytes_on_the_wire(server: RawServer, engine: str) -> None
     assert all(r.headers["User-Agent"].startswith("zuora-reaper/") for r in server.requests)
 
 
-
-@pytest.mark.parametrize("engine", [
-    "builtin",
-    "aiohttp",
-])
+@pytest.mark.parametrize("engine", ENGINES)
 async def test_params_on_a_url_without_path(server: RawServer, engine: str) -> None:
     """Params on a bare origin URL still reach the server as the query of '/'."""
     server.script(OK)
@@ -529,11 +510,7 @@ async def test_cr_lf_in_request_is_refused_before_sending(server: RawServer, whe
     assert bytes(server.raw) == b""
 
 
-
-@pytest.mark.parametrize("engine", [
-    "builtin",
-    "aiohttp",
-])
+@pytest.mark.parametrize("engine", ENGINES)
 async def test_cr_lf_header_is_a_transient_error_on_both_engines(server: RawServer,
                                                                  engine: str) -> None:
     """Both engines refuse a CR/LF header with TransientError 'connection', sending no bytes."""
@@ -544,17 +521,14 @@ async def test_cr_lf_header_is_a_transient_error_on_both_engines(server: RawServ
     assert bytes(server.raw) == b""
 
 
-
-@pytest.mark.parametrize("engine", [
-    "builtin",
-    "aiohttp",
-])
+@pytest.mark.parametrize("engine", ENGINES)
 async def test_non_latin1_header_never_escapes_untyped(server: RawServer, engine: str) -> None:
     """A header value outside latin-1 is sent or refused as a worker error, never a raw one."""
     server.script(OK)
     async with Transport(limit=4, attempt_timeout=2, engine=engine) as transport:
-        with contextlib.suppress(TransientError):
-            await transport.send("GET", server.url(), headers={"Zuora-Entity-Ids": "€"})
+        resp = await transport.send("GET", server.url(), headers={"Zuora-Entity-Ids": "€"})
+    assert resp.status == 200
+    assert "Zuora-Entity-Ids: €".encode() in bytes(server.raw)  # sent as UTF-8, as aiohttp does
 
 
 @pytest.mark.parametrize("engine", ENGINES)
