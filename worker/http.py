@@ -1,8 +1,9 @@
 """The HTTP edge: one connection pool per job, bodies read and capped, library errors translated.
 
-Two engines send the bytes: ``builtin`` (``worker.wire``, the default: a lean HTTP/1.1 client
-that costs about a third of aiohttp's CPU per request) and ``aiohttp`` (the full client, kept
-for the webhook, which may point anywhere, and as an escape hatch: ``--http-client aiohttp``).
+Two engines send the bytes: ``builtin`` (``worker.wire``, the default: a lean HTTP/1.1 client;
+a whole job costs ~1.7x the CPU on aiohttp, bench/README.md) and ``aiohttp`` (the full client,
+kept for the webhook, which may point anywhere, and as an escape hatch: ``--http-client
+aiohttp``).
 Nothing above this module sees an engine's exception: network failures become TransientError,
 TLS failures ApiUnreachable, and every answered request becomes a ``Response`` whatever its
 status (classification of statuses is the client's job, because Zuora can say
