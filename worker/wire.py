@@ -230,6 +230,9 @@ class WireEngine:
         self._fixed = _header_lines(default_headers or {})  # encoded once, sent every time
         self._idle: dict[Origin, list[Connection]] = {}
         self._origins: dict[str, Origin] = {}
+        self._deadlines: dict[asyncio.Future[RawResponse], float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._tick = min(1.0, max(0.01, attempt_timeout / 10))
 
     async def request(self, method: str, url: str, headers: Mapping[str, str],
                       body: bytes | None) -> RawResponse:
@@ -258,12 +261,13 @@ class WireEngine:
                         deadline: float) -> RawResponse:
         """Send on ``conn`` and await the answer; pool the connection again when reusable.
 
-        The timeout is one timer handle rather than ``asyncio.timeout`` (a third of the cost,
-        and this runs once per cancel): on expiry the waiter fails with TimeoutError.
+        The deadline is kept by the engine's sweep (``_sweep``), not by a timer per exchange.
         """
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[RawResponse] = loop.create_future()
-        timer = loop.call_at(deadline, _expire, waiter)
+        self._deadlines[waiter] = deadline
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._tick, self._sweep)
         conn.begin(request, waiter)
         try:
             resp = await waiter
@@ -271,7 +275,7 @@ class WireEngine:
             conn.close()  # failed, cancelled or timed out mid-exchange: never reuse it
             raise
         finally:
-            timer.cancel()
+            del self._deadlines[waiter]
         if conn.reusable():
             conn.finish()
             conn.idle_since = loop.time()
@@ -280,7 +284,25 @@ class WireEngine:
             conn.close()
         return resp
 
+    def _sweep(self) -> None:
+        """Fail every exchange past its deadline with TimeoutError; run again while any is in
+        flight. One timer for all exchanges instead of one armed and cancelled per exchange
+        (that costs ~4 us, and this runs once per cancel); a timeout fires at most one tick
+        late (a tenth of the attempt timeout, at most 1 s)."""
+        self._sweeper = None
+        if not self._deadlines:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for waiter, deadline in list(self._deadlines.items()):
+            if deadline <= now and not waiter.done():
+                waiter.set_exception(TimeoutError("no complete answer within the attempt timeout"))
+        self._sweeper = loop.call_later(self._tick, self._sweep)
+
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()
@@ -339,11 +361,6 @@ def _origin(scheme: str, authority: str) -> Origin:
     host = parts.hostname
     shown = f"[{host}]" if ":" in host else host
     return Origin(scheme, host, port, shown if port == default else f"{shown}:{port}")
-
-
-def _expire(waiter: asyncio.Future[RawResponse]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError("no complete answer within the attempt timeout"))
 
 
 def _header_lines(headers: Mapping[str, str]) -> str:
