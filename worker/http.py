@@ -59,6 +59,11 @@ class Engine(Protocol):
 
     async def close(self) -> None: ...
 
+    @property
+    def resent(self) -> int | None:
+        """Requests sent again on a fresh connection after a pooled one closed under them
+        (before any byte of an answer); None when the engine cannot tell."""
+
 
 class Transport:
     """Owns the connection pool of a job; use as ``async with Transport(...) as t``."""
@@ -70,6 +75,7 @@ class Transport:
         self._limit, self._timeout, self._max_body = max(limit, 1), attempt_timeout, max_body_bytes
         self._kind = engine
         self._engine: Engine | None = None
+        self._resent: int | None = 0  # kept from the engine once it is closed
 
     async def __aenter__(self) -> Transport:
         if self._kind == "builtin":
@@ -83,8 +89,14 @@ class Transport:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._engine is not None:
+            self._resent = self._engine.resent
             await self._engine.close()
             self._engine = None
+
+    @property
+    def resent(self) -> int | None:
+        """The engine's resends so far (see ``Engine.resent``); 0 before the first request."""
+        return self._engine.resent if self._engine is not None else self._resent
 
     async def send(self, method: str, url: str, *, headers: Mapping[str, str],
                    json_body: Any = None, form: Mapping[str, str] | None = None,

@@ -125,6 +125,7 @@ async def _with_client(settings: Settings, job: _Job, control: JobControl) -> No
             job.result.error = exc
         finally:
             job.result.token_requests = auth.token_requests
+            control.counters.resent = tr.resent
 
 
 def make_auth(settings: Settings, transport: Transport,

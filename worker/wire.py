@@ -233,6 +233,7 @@ class WireEngine:
         self._deadlines: dict[asyncio.Future[RawResponse], float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._tick = min(1.0, max(0.01, attempt_timeout / 10))
+        self.resent = 0  # requests sent again after a pooled connection closed under them
 
     async def request(self, method: str, url: str, headers: Mapping[str, str],
                       body: bytes | None) -> RawResponse:
@@ -254,6 +255,7 @@ class WireEngine:
                 except ClosedBeforeAnswer:
                     if method not in IDEMPOTENT:
                         raise
+                    self.resent += 1
             conn = await self._connect(origin, deadline)
             return await self._exchange(origin, conn, request, deadline)
 
