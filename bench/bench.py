@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 STUCK = ("STARTED", "QUERYDATA", "PROCESSINGDATA")
+PAGE_SIZE = 100
 # The emulator and the measured client each get a core of their own (when there are two), so
 # neither's CPU time includes waiting on the other: steadier figures on a shared 2-vCPU VM.
 EMULATOR_CPU, CLIENT_CPU = 0, 1
@@ -42,7 +43,6 @@ def pin(cpu: int) -> Any:
     if len(os.sched_getaffinity(0)) < 2:
         return None
     return lambda: os.sched_setaffinity(0, {cpu})
-PAGE_SIZE = 100
 
 
 # ---------------------------------------------------------------- emulator process

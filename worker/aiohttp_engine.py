@@ -29,8 +29,9 @@ class AiohttpEngine:
                                               headers=default_headers,
                                               skip_auto_headers=("Content-Type",))
         self._max_body = max_body
-        self.resent: int | None = None  # aiohttp resends a request on a closed keep-alive
-        # connection too, but does not say how often: unknown
+        # aiohttp also resends a request on a closed keep-alive connection, but does not say
+        # how often: unknown
+        self.resent: int | None = None
 
     async def request(self, method: str, url: str, headers: Mapping[str, str],
                       body: bytes | None) -> RawResponse:

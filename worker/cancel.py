@@ -52,6 +52,20 @@ class SystemicGuard:
         work, else one at a time."""
         return _Admission(self)
 
+    async def acquire(self) -> bool:
+        """Wait until this cancel may go; True when it holds the one-at-a-time slot (then
+        ``release`` it), False when cancels go concurrently."""
+        if self._trusted():
+            return False
+        await self._probe.acquire()
+        if self._trusted():  # a cancel succeeded while we waited: go concurrently
+            self._probe.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        self._probe.release()
+
     def success(self) -> None:
         self._streak, self._signature, self._proven = 0, None, True
 
@@ -73,23 +87,16 @@ class _Admission:
         self._guard, self._held = guard, False
 
     async def __aenter__(self) -> None:
-        guard = self._guard
-        if guard._trusted():
-            return
-        await guard._probe.acquire()
-        if guard._trusted():  # a cancel succeeded while we waited: go concurrently
-            guard._probe.release()
-        else:
-            self._held = True
+        self._held = await self._guard.acquire()
 
     async def __aexit__(self, *exc: object) -> None:
         if self._held:
             self._held = False
-            self._guard._probe.release()
+            self._guard.release()
 
 
 async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
-                     logger: Any = log) -> None:
+                     logger: Any) -> None:
     """Cancel one run and set its outcome, attempts and error. Never raises WorkerError.
 
     ``logger`` receives ``cancel.finished``; ``cancel_all`` binds one per job, so the hottest

@@ -55,8 +55,7 @@ class Redactor:
                  event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         texts: list[str] = []
         for key, value in event.items():  # only values are replaced: safe while iterating
-            secret = _secret_key.get(key)
-            if secret or (secret is None and _is_secret_key(key)):
+            if _is_secret_key(key):
                 event[key] = "***"
             elif isinstance(value, str):
                 texts.append(key)

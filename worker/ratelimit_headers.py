@@ -249,7 +249,8 @@ def _info(
 
 def _fold(headers: Mapping[str, str]) -> dict[str, str]:
     """The fields we read, by lower-case name; the first value wins for repeated names (as
-    `Mapping.get` does). aiohttp's case-insensitive headers are looked up, not scanned."""
+    `Mapping.get` does). Case-insensitive multidict headers (what both HTTP engines return) are
+    looked up, not scanned."""
     if isinstance(headers, _CI_HEADERS):
         return {name: value for name in _FIELDS if (value := headers.get(name)) is not None}
     folded: dict[str, str] = {}

@@ -8,7 +8,7 @@ bodies (llhttp, through httptools, does the parsing), gzip/deflate bodies, a bod
 timeout per exchange. No proxies, redirects, cookies or HTTP/2: the job needs none of them.
 
 Errors stay inside the HTTP edge: ``worker.http`` translates ``WireError``, ``TimeoutError``
-and ``OSError`` from here, exactly as it translates aiohttp's.
+and ``OSError`` from here, and from the aiohttp engine, which raises the same ones.
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ class WireEngine:
         self._ssl = ssl_context
         self._fixed = _header_lines(default_headers or {})  # encoded once, sent every time
         self._idle: dict[Origin, list[Connection]] = {}
-        self._origins: dict[str, Origin] = {}
+        self._origins: dict[tuple[str, str], Origin] = {}
         self._deadlines: dict[asyncio.Future[RawResponse], float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._tick = min(1.0, max(0.01, attempt_timeout / 10))
@@ -247,8 +247,9 @@ class WireEngine:
         request = _encode(method, target, origin.host_header, self._fixed, headers, body)
         loop = asyncio.get_running_loop()
         async with self._slots:
-            deadline = loop.time() + self._timeout
-            conn = self._pooled(origin, loop.time())
+            now = loop.time()
+            deadline = now + self._timeout
+            conn = self._pooled(origin, now)
             if conn is not None:
                 try:
                     return await self._exchange(origin, conn, request, deadline)
@@ -347,10 +348,9 @@ class WireEngine:
             if 0 <= at < cut:
                 cut = at
         authority, target = rest[:cut], rest[cut:].partition("#")[0]
-        origin = self._origins.get(authority)
-        if origin is None or origin.scheme != scheme:
-            origin = _origin(scheme, authority)
-            self._origins[authority] = origin
+        origin = self._origins.get((scheme, authority))
+        if origin is None:
+            origin = self._origins[scheme, authority] = _origin(scheme, authority)
         return origin, target if target.startswith("/") else "/" + target
 
 
