@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from worker.config import Target
-from worker.errors import ApiUnreachable, AuthError, TransientError
-from worker.http import Transport
+from worker.errors import ApiError, ApiUnreachable, AuthError, TransientError
+from worker.http import Response, Transport
 from worker.logs import redact
-from worker.models import describe_error
+from worker.models import describe
 from worker.secrets import Credentials
 
 REFRESH_MARGIN = 300.0  # refresh this long before expiry (Zuora's error-handling sample does)
@@ -64,7 +64,7 @@ class OAuth:
         self._target, self._creds, self._transport = target, creds, transport
         self._clock, self._sleep, self._track_id = clock, sleep, track_id
         self._token: str | None = None
-        self._failure: AuthError | ApiUnreachable | None = None
+        self._failure: ApiError | None = None
         self._expires_at = 0.0
         self._lock = asyncio.Lock()
         self._requests = 0
@@ -93,14 +93,15 @@ class OAuth:
     async def _fetch(self) -> None:
         """Get a token; a token endpoint that cannot be reached raises ApiUnreachable (exit 6).
 
-        A refusal (or an endpoint still unreachable after its retries) is final for the job:
-        callers that queued behind the failed fetch get the same error, without asking again.
+        A refusal, a redirect, an unusable answer, or an endpoint still unreachable after its
+        retries is final for the job: callers that queued behind the failed fetch get the same
+        error, without asking again.
         """
         if self._failure is not None:
             raise self._failure
         try:
             await self._request_token()
-        except (AuthError, ApiUnreachable) as exc:
+        except ApiError as exc:  # TransientError never escapes _request_token
             self._failure = exc
             raise
 
@@ -121,19 +122,19 @@ class OAuth:
                 last = exc
                 continue
             if resp.status in (429, 500, 502, 503, 504):
-                last = TransientError(f"token endpoint answered {resp.status}",
-                                      status=resp.status)
+                last = TransientError(f"token endpoint answered {resp.status}: "
+                                      f"{describe(resp)}", status=resp.status)
                 continue
-            self._accept(resp.status, resp.body)
+            self._accept(resp)
             return
         raise ApiUnreachable(f"could not obtain an OAuth token after {TOKEN_ATTEMPTS} attempts: "
                              f"{last}", status=last.status if last else None) from last
 
-    def _accept(self, status: int, body: object) -> None:
+    def _accept(self, resp: Response) -> None:
+        status, body = resp.status, resp.body
         if status != 200 or not isinstance(body, dict) or not isinstance(
                 body.get("access_token"), str):
-            detail = describe_error(body) if body is not None else "no JSON body"
-            detail = redact(detail, self._creds.secrets())  # a server may echo the secret
+            detail = redact(describe(resp), self._creds.secrets())  # a server may echo it
             raise AuthError(f"the token endpoint refused the client credentials ({status}: "
                             f"{detail}); check ZUORA_CLIENT_ID and ZUORA_CLIENT_SECRET",
                             status=status)

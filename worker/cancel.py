@@ -15,9 +15,16 @@ import structlog
 
 from worker.client import ApiClient, CallState
 from worker.control import JobControl
-from worker.errors import ApiError, AuthError, Interrupted, PermanentError, TransientError
+from worker.errors import (
+    ApiError,
+    AuthError,
+    Interrupted,
+    PermanentError,
+    TransientError,
+    UnusableResponse,
+)
 from worker.http import Response
-from worker.models import CANCELLED_STATUSES, FINISHED_STATUSES, Outcome, describe_error, parse_run
+from worker.models import CANCELLED_STATUSES, FINISHED_STATUSES, Outcome, describe, parse_run
 from worker.pool import drain
 from worker.records import RunRecord
 
@@ -119,6 +126,9 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
         client.control.request_stop(str(exc), 3)
     except TransientError as exc:
         rec.outcome, rec.error = Outcome.FAILED, f"gave up after {st.attempts} attempts: {exc}"
+    except UnusableResponse as exc:  # a redirect or an answer over a limit: stop the job
+        rec.outcome, rec.error = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
+        client.control.request_stop(str(exc), 6)
     except ApiError as exc:  # e.g. the token endpoint became unreachable mid-job
         rec.outcome, rec.error = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
     except asyncio.CancelledError:
@@ -146,10 +156,10 @@ async def _interpret(client: ApiClient, path: str, resp: Response,
         guard.success()
         return Outcome.NOT_FOUND, None
     if resp.status == 403:
-        detail = f"403 Forbidden: {describe_error(body)}; {PERMISSION_HINT}"
+        detail = f"403 Forbidden: {describe(resp)}; {PERMISSION_HINT}"
         guard.failure("403", detail)
         return Outcome.FAILED, detail
-    refusal = f"HTTP {resp.status}: {describe_error(body) if body is not None else 'not JSON'}"
+    refusal = f"HTTP {resp.status}: {describe(resp)}"
     return await _follow_up(client, path, refusal, guard, accepted)
 
 

@@ -62,7 +62,7 @@ async def _probe(settings: Settings) -> dict[str, Any]:
     t, pacing = settings.target, settings.pacing
     control = JobControl(pacing.deadline)
     async with Transport(limit=2, attempt_timeout=pacing.attempt_timeout,
-                         engine=pacing.http_client) as transport:
+                         network=settings.network) as transport:
         auth = make_auth(settings, transport, control.track_id)
         await auth.headers()  # OAuth: fetches a token now, so a bad secret fails here
         client = ApiClient(t.api_root, transport, auth,
@@ -71,7 +71,8 @@ async def _probe(settings: Settings) -> dict[str, Any]:
                            control, RetryPolicy(max_attempts=3))
         statuses = [("status", s) for s in settings.selection.filters.statuses]
         resp = await fetch_page(client, statuses, 1, settings.listing.page_size)
-        runs = [parse_run(i) for i in page_items(resp, settings.listing.list_items_field, 1)]
+        runs = [parse_run(i) for i in page_items(resp, settings.listing.list_items_field, 1,
+                                                    settings.listing.page_size)]
     full = len(runs) >= settings.listing.page_size
     bad = sum(1 for r in runs if not r.parseable)
     return {

@@ -22,7 +22,7 @@ from worker.control import JobControl
 from worker.errors import AuthError, Interrupted, RateLimited, TransientError
 from worker.http import Response, Transport
 from worker.logs import debug_enabled
-from worker.models import describe_error, reason_codes
+from worker.models import describe, reason_codes
 from worker.pacer import Pacer, RetryBudget, RetryKind, retry_delay
 from worker.ratelimit_headers import parse_retry_after
 
@@ -88,25 +88,18 @@ class ApiClient:
         """Send one logical request with retries; return the first definitive answer.
 
         Raises TransientError when retries are exhausted, AuthError on a 401 that survives a
-        token refresh, Interrupted when the job is stopping.
-
-        Fast path: the first attempt runs without tenacity (most calls succeed first time and an
-        ``AsyncRetrying`` costs ~100 us of CPU). Only a retryable failure builds the retrying
-        loop, which replays that failure as its first attempt, so stop, wait and before_sleep
-        see exactly what they would have seen.
+        token refresh, Interrupted when the job is stopping, UnusableResponse (a redirect, an
+        answer over a hard limit) at once.
         """
         st = state or CallState()
         st.started = asyncio.get_running_loop().time()
         call = _Call(method, path, self.api_root + path, json_body, params)
-        try:
-            resp = await self._attempt(call, st)
-        except (TransientError, _Reauth) as first:
-            resp = await self._retry(call, st, first)
+        resp = await self._retrying(call, st)
         self._budget.on_success(first_try=st.attempts == 1)
         return resp
 
-    async def _retry(self, call: _Call, st: CallState, first: Exception) -> Response:
-        """Retry after the first attempt failed with ``first`` (one AsyncRetrying per call)."""
+    async def _retrying(self, call: _Call, st: CallState) -> Response:
+        """Every attempt of one call goes through one tenacity loop (the only retry path)."""
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, TransientError | _Reauth)),
             stop=lambda rs: self._should_stop(rs, st),
@@ -115,12 +108,8 @@ class ApiClient:
             before_sleep=lambda rs: self._before_sleep(rs, call.method, call.path),
             reraise=True,
         )
-        replay: Exception | None = first
         async for attempt in retrying:
             with attempt:
-                if replay is not None:
-                    failed, replay = replay, None
-                    raise failed
                 resp = await self._attempt(call, st)
         return resp
 
@@ -188,7 +177,7 @@ class ApiClient:
             raise self._throttled(resp)
         if resp.status in RETRYABLE_STATUSES or _retryable_failure(resp):
             st.transient += 1
-            raise TransientError(f"HTTP {resp.status}: {describe_error(resp.body)}",
+            raise TransientError(f"HTTP {resp.status}: {describe(resp)}",
                                  status=resp.status,
                                  retry_after=parse_retry_after(resp.header("Retry-After"),
                                                                time.time()))
@@ -203,7 +192,7 @@ class ApiClient:
             and resp.header("RateLimit-Remaining") != "0" and "70" not in codes)
         kind = "concurrency" if is_conc else "rate"
         self.control.counters.limited[kind] += 1
-        return RateLimited(f"HTTP 429 ({kind} limit): {describe_error(resp.body)}", kind=kind,
+        return RateLimited(f"HTTP 429 ({kind} limit): {describe(resp)}", kind=kind,
                            retry_after=retry_after, reset=reset)
 
     def _should_stop(self, rs: RetryCallState, st: CallState) -> bool:

@@ -17,6 +17,7 @@ from worker import environments
 from worker.durations import parse_duration
 from worker.errors import ConfigError
 from worker.keys import KEYS, KEYS_BY_NAME, SECTIONS, STATUS_CHOICES, Key
+from worker.network import Network, network_from
 from worker.secrets import Credentials, load_credentials
 
 SOURCE_RANK = {"default": 0, "file": 1, "env": 2, "flag": 3}
@@ -93,7 +94,6 @@ class Pacing:
     max_attempts: int = 6
     attempt_timeout: float = 60.0
     retry_budget: int = 500
-    http_client: str = "builtin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +139,7 @@ class Settings:
     listing: Listing
     output: Output
     run: RunOptions
+    network: Network = field(default_factory=Network)
     values: Mapping[str, Any] = field(default_factory=dict, repr=False)
     sources: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -337,6 +338,7 @@ def load_settings(command: str, flags: Mapping[str, Any], env: Mapping[str, str]
         listing=Listing(**_section(values, "listing")),
         output=Output(**_section(values, "output")),
         run=RunOptions(**_section(values, "run")),
+        network=network_from(values, sources, env),
         values=values,
         sources=sources,
     )

@@ -18,7 +18,6 @@ class Counters:
     limited: Counter[str] = field(default_factory=Counter)  # "rate" / "concurrency"
     retries: int = 0
     network_errors: int = 0
-    resent: int | None = 0  # engine resends on a closed keep-alive connection; None: unknown
     latency_sum: float = 0.0
     latency_n: int = 0
 

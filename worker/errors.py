@@ -12,7 +12,8 @@ Library errors (aiohttp, json, OS) are translated into these classes only at the
     ├── Interrupted                 SIGTERM/SIGINT or --deadline                -> exit 5
     └── ApiError                    anything the API answered or failed to answer
         ├── AuthError               credentials refused, 401 after refresh, 403 -> exit 3
-        ├── UnusableResponse        a body we cannot read safely (listing)       -> exit 6
+        ├── UnusableResponse        an answer we cannot use safely               -> exit 6
+        │   └── RedirectRefused     a 3xx: redirects are never followed         -> exit 6
         ├── ApiUnreachable          listing could not reach the API             -> exit 6
         ├── TransientError          worth retrying: 429, 5xx, timeouts, resets
         │   └── RateLimited         429, with the kind ("rate"/"concurrency")
@@ -82,9 +83,14 @@ class AuthError(ApiError):
 
 
 class UnusableResponse(ApiError):
-    """The API answered with a body that cannot be read safely (not JSON, HTML, wrong shape)."""
+    """An answer that cannot be used safely: a body not JSON or of the wrong shape, a redirect,
+    or an answer over a hard limit (headers, body size, JSON depth, items per page)."""
 
     exit_code = 6
+
+
+class RedirectRefused(UnusableResponse):
+    """The server answered with a redirect; redirects are never followed, on any call."""
 
 
 class ApiUnreachable(ApiError):

@@ -1,35 +1,68 @@
-"""The HTTP edge: one connection pool per job, bodies read and capped, library errors translated.
+"""The HTTP edge: one aiohttp session per job, hard limits on answers, library errors translated.
 
-Two engines send the bytes: ``builtin`` (``worker.wire``, the default: a lean HTTP/1.1 client;
-a whole job costs ~1.7x the CPU on aiohttp, bench/README.md) and ``aiohttp`` (the full client,
-kept for the webhook, which may point anywhere, and as an escape hatch: ``--http-client
-aiohttp``).
-Nothing above this module sees an engine's exception: network failures become TransientError,
-TLS failures ApiUnreachable, and every answered request becomes a ``Response`` whatever its
-status (classification of statuses is the client's job, because Zuora can say
-``success:false`` in a 200).
+aiohttp is the one HTTP client (API, token, webhook). Nothing above this module sees an
+aiohttp, ssl or OS exception:
+
+- network failures and timeouts become ``TransientError`` (retried by the client);
+- TLS failures become ``ApiUnreachable`` naming which failure it is (untrusted issuer, host
+  name mismatch, expired, or no TLS on that port): retrying cannot fix them;
+- a 3xx becomes ``RedirectRefused`` (exit 6): redirects are never followed, so credentials and
+  DELETEs never go to a ``Location`` nobody configured;
+- an answer over a hard limit becomes ``UnusableResponse`` (exit 6), so a hostile server costs
+  bounded memory and time: headers (``MAX_HEADERS`` fields, ``MAX_LINE_SIZE`` bytes a line; the
+  limits of aiohttp's own parser, stated here), the body (``MAX_BODY_BYTES``, counted after
+  decompression) and JSON nesting (``MAX_JSON_DEPTH``, orjson's own limit).
+
+Every other answer becomes a ``Response`` whatever its status: classifying statuses is the
+client's job, because Zuora can say ``success:false`` in a 200.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
+import socket
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import urlencode
+from html import unescape
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
 
+import aiohttp
 import orjson
+from aiohttp import http_exceptions
 
-from worker.errors import ApiUnreachable, TransientError
-from worker.wire import RawResponse, WireEngine, WireError, WireTLSError
+from worker.errors import (
+    ApiError,
+    ApiUnreachable,
+    RedirectRefused,
+    TransientError,
+    UnusableResponse,
+)
+from worker.network import Network
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a listing page of 250 runs is ~100 KB; anything huge is wrong
-USER_AGENT = "zuora-reaper/0.1 (+https://github.com/zuora-reaper)"
-DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json",
-                   "Accept-Encoding": "gzip, deflate"}
-ENGINES = ("builtin", "aiohttp")
+MAX_HEADERS = 128  # header fields per answer (aiohttp's default; Zuora sends about 20)
+MAX_LINE_SIZE = 8190  # bytes per status or header line (aiohttp's default)
+MAX_JSON_DEPTH = 1024  # orjson refuses deeper documents; Zuora's bodies are 4 levels deep
+CONNECT_TIMEOUT = 10.0
 TEXT_CHARS = 2000  # of an answer's text kept for error messages
+SNIPPET_CHARS = 200
+_CHUNK = 65536
+
+
+def _version() -> str:
+    try:
+        return version("zuora-reaper")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
+USER_AGENT = f"zuora-reaper/{_version()} aiohttp/{aiohttp.__version__}"
+DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +74,6 @@ class Response:
     body: Any
     text: str
     elapsed: float
-    truncated: bool = False
 
     @property
     def is_json(self) -> bool:
@@ -50,82 +82,102 @@ class Response:
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
 
-
-class Engine(Protocol):
-    """Sends one request and returns the raw answer; raises its own library's errors."""
-
-    async def request(self, method: str, url: str, headers: Mapping[str, str],
-                      body: bytes | None) -> RawResponse: ...
-
-    async def close(self) -> None: ...
-
     @property
-    def resent(self) -> int | None:
-        """Requests sent again on a fresh connection after a pooled one closed under them
-        (before any byte of an answer); None when the engine cannot tell."""
+    def snippet(self) -> str:
+        """A short one-line description of a non-JSON answer: an HTML page's ``<title>``, else
+        its first ``SNIPPET_CHARS`` characters (tags dropped); "empty body" for none."""
+        return text_snippet(self.text)
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]{0,500}>")
+
+
+def text_snippet(text: str) -> str:
+    """See ``Response.snippet``."""
+    found = _TITLE.search(text)
+    if found and found.group(1).strip():
+        text = found.group(1)
+    elif "<" in text:
+        text = _TAG.sub(" ", text)
+    line = " ".join(unescape(text).split())
+    if len(line) > SNIPPET_CHARS:
+        line = line[:SNIPPET_CHARS - 1] + "…"
+    return line or "empty body"
 
 
 class Transport:
-    """Owns the connection pool of a job; use as ``async with Transport(...) as t``."""
+    """Owns the job's one aiohttp session; use as ``async with Transport(...) as t``."""
 
-    def __init__(self, *, limit: int, attempt_timeout: float,
-                 max_body_bytes: int = MAX_BODY_BYTES, engine: str = "builtin") -> None:
-        if engine not in ENGINES:
-            raise ValueError(f"unknown HTTP engine {engine!r}; allowed: {', '.join(ENGINES)}")
+    def __init__(self, *, limit: int, attempt_timeout: float, network: Network | None = None,
+                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self._limit, self._timeout, self._max_body = max(limit, 1), attempt_timeout, max_body_bytes
-        self._kind = engine
-        self._engine: Engine | None = None
-        self._resent: int | None = 0  # kept from the engine once it is closed
+        self._network = network or Network()
+        self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Transport:
-        if self._kind == "builtin":
-            self._engine = WireEngine(limit=self._limit, attempt_timeout=self._timeout,
-                                      max_body=self._max_body, default_headers=DEFAULT_HEADERS)
-        else:  # imported here: aiohttp's import costs ~0.2 s of CPU a job on builtin never needs
-            from worker.aiohttp_engine import AiohttpEngine
-            self._engine = AiohttpEngine(self._limit, self._timeout, self._max_body,
-                                         DEFAULT_HEADERS)
+        connector = aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300,
+                                         family=socket.AF_UNSPEC,
+                                         ssl=self._network.ssl_context())
+        timeout = aiohttp.ClientTimeout(total=self._timeout,
+                                        sock_connect=min(CONNECT_TIMEOUT, self._timeout))
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, headers=DEFAULT_HEADERS,
+            skip_auto_headers=("Content-Type",), trust_env=False, raise_for_status=False,
+            max_line_size=MAX_LINE_SIZE, max_field_size=MAX_LINE_SIZE, max_headers=MAX_HEADERS)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._engine is not None:
-            self._resent = self._engine.resent
-            await self._engine.close()
-            self._engine = None
-
-    @property
-    def resent(self) -> int | None:
-        """The engine's resends so far (see ``Engine.resent``); 0 before the first request."""
-        return self._engine.resent if self._engine is not None else self._resent
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def send(self, method: str, url: str, *, headers: Mapping[str, str],
                    json_body: Any = None, form: Mapping[str, str] | None = None,
                    params: list[tuple[str, str]] | None = None) -> Response:
-        """Send one request and read its (capped) body; network errors raise TransientError."""
-        assert self._engine is not None, "Transport used outside 'async with'"
+        """Send one request (never following a redirect) and read its capped body."""
+        assert self._session is not None, "Transport used outside 'async with'"
         body, all_headers = _encode_body(json_body, form, headers)
         if params:
             url += ("&" if "?" in url else "?") + urlencode(params)
         loop = asyncio.get_running_loop()
         start = loop.time()
         try:
-            raw = await self._engine.request(method, url, all_headers, body)
-        except TimeoutError as exc:
-            raise TransientError(f"{method} timed out: no answer within the attempt timeout",
-                                 code="timeout") from exc
-        except WireTLSError as exc:
-            # Not transient: retrying cannot make an untrusted certificate trusted.
-            raise ApiUnreachable(f"{method} refused: TLS verification failed "
-                                 f"({type(exc).__name__}: {exc}); the certificate is not "
-                                 "trusted by this machine", code="tls") from exc
-        except (WireError, OSError) as exc:
-            raise TransientError(f"{method} failed: {type(exc).__name__}: {exc}",
-                                 code="connection") from exc
-        # text is kept for error messages only: decode no more than they can show
-        text = raw.body[:TEXT_CHARS * 2].decode("utf-8", errors="replace")[:TEXT_CHARS]
-        return Response(status=raw.status, headers=raw.headers,
-                        body=None if raw.truncated else parse_json(raw.body), text=text,
-                        elapsed=loop.time() - start, truncated=raw.truncated)
+            async with self._session.request(method, url, headers=all_headers, data=body,
+                                             allow_redirects=False,
+                                             proxy=self._network.proxy_for(url)) as resp:
+                if 300 <= resp.status < 400:
+                    raise _redirect(method, url, resp.status, resp.headers.get("Location"))
+                raw = await self._read(f"{method} {urlsplit(url).path}", resp)
+                status, answer_headers = resp.status, resp.headers
+        except ApiError:
+            raise
+        except Exception as exc:
+            raise translate(method, url, exc) from exc
+        text = raw[:TEXT_CHARS * 2].decode("utf-8", errors="replace")[:TEXT_CHARS]
+        return Response(status=status, headers=answer_headers,
+                        body=parse_json(raw, f"{method} {urlsplit(url).path} answer"),
+                        text=text, elapsed=loop.time() - start)
+
+    async def _read(self, what: str, resp: aiohttp.ClientResponse) -> bytes:
+        """The body, decompressed, or UnusableResponse once it passes the cap."""
+        length = resp.content_length
+        if length is not None and length <= self._max_body \
+                and "Content-Encoding" not in resp.headers:
+            # a declared, uncompressed length within the cap (nearly every answer): one read
+            return await resp.read()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self._max_body:
+                resp.close()  # do not drain a runaway body; drop the connection instead
+                raise UnusableResponse(
+                    f"{what} answer refused: its body passed the cap of "
+                    f"{self._max_body // 2**20} MiB (after decompression)",
+                    status=resp.status, code="limit")
+        return b"".join(chunks)
 
 
 def _encode_body(json_body: Any, form: Mapping[str, str] | None,
@@ -134,23 +186,143 @@ def _encode_body(json_body: Any, form: Mapping[str, str] | None,
         return (urlencode(form).encode(),
                 {**headers, "Content-Type": "application/x-www-form-urlencoded"})
     if json_body is not None:
-        return json.dumps(json_body).encode(), {**headers, "Content-Type": "application/json"}
+        return orjson.dumps(json_body), {**headers, "Content-Type": "application/json"}
     return None, headers
 
 
-def parse_json(raw: bytes) -> Any:
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` only: a URL's path or query may carry a token."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
+def _redirect(method: str, url: str, status: int, location: str | None) -> RedirectRefused:
+    where = "with no Location"
+    if location:
+        try:
+            where = f"to {origin_of(urljoin(url, location))}"
+        except ValueError:
+            where = "to an unreadable Location"
+    return RedirectRefused(
+        f"{method} {urlsplit(url).path or '/'} answered HTTP {status}, a redirect {where}; "
+        "redirects are not followed: check --base-url / --environment (and any proxy or "
+        "gateway in between)", status=status, code="redirect")
+
+
+# ---------------------------------------------------------------- errors of the libraries
+
+# OpenSSL's reasons when the other end does not speak TLS (e.g. plain http on that port)
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL",
+                      "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "UNEXPECTED_RECORD"})
+_EXPIRED, _NOT_YET_VALID, _HOST_MISMATCH, _IP_MISMATCH = 10, 9, 62, 64
+_UNTRUSTED = frozenset({2, 18, 19, 20, 21, 27})  # issuer unknown, self-signed, chain untrusted
+
+
+def translate(method: str, url: str, exc: BaseException) -> ApiError:
+    """The worker's error for an exception of aiohttp, ssl or the OS (see the module doc)."""
+    if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
+        return TransientError(f"{method} timed out: no answer within the attempt timeout",
+                              code="timeout")
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError |
+                  aiohttp.ServerFingerprintMismatch | ssl.SSLError):
+        return ApiUnreachable(f"{method} {origin_of(url)} refused: {tls_problem(exc)}",
+                              code="tls")
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return _proxy_refused(method, url, exc)
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return TransientError(f"{method} failed: could not connect to the proxy "
+                              f"({type(exc).__name__})", code="connection")
+    limit = _over_limit(exc)
+    if limit is not None:
+        return UnusableResponse(f"{method} {urlsplit(url).path} answer refused: {limit}",
+                                code="limit")
+    return TransientError(f"{method} failed: {type(exc).__name__}: {_short(exc)}",
+                          code="connection")
+
+
+def tls_problem(exc: BaseException) -> str:
+    """Which TLS failure this is, in words an operator can act on."""
+    cert = getattr(exc, "certificate_error", None) or exc
+    code = getattr(cert, "verify_code", None)
+    detail = getattr(cert, "verify_message", None) or getattr(cert, "reason", None) or ""
+    if code in (_HOST_MISMATCH, _IP_MISMATCH):
+        return ("TLS host-name mismatch: the certificate is not for this host name "
+                f"({detail}); check --base-url")
+    if code == _EXPIRED:
+        return "TLS certificate expired: the server's certificate is past its end date"
+    if code == _NOT_YET_VALID:
+        return "TLS certificate not yet valid: check this machine's clock"
+    if code in _UNTRUSTED:
+        return (f"TLS certificate not trusted ({detail}): its issuer is not in this machine's "
+                "trust store; add a private CA with --ca-file (or SSL_CERT_FILE)")
+    reason = _ssl_reason(exc)
+    if reason in _NOT_TLS:
+        return ("the server did not answer TLS (is that port plain http?); check the scheme "
+                "and port of --base-url")
+    return f"TLS handshake failed ({reason or type(cert).__name__}: {_short(cert)})"
+
+
+def _ssl_reason(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    for _ in range(4):  # aiohttp wraps the ssl error: look a few causes deep
+        if seen is None:
+            return None
+        reason = getattr(seen, "reason", None)
+        if isinstance(reason, str):
+            return reason
+        inner = getattr(seen, "os_error", None)
+        seen = inner if isinstance(inner, BaseException) else seen.__cause__
+    return None
+
+
+def _proxy_refused(method: str, url: str, exc: aiohttp.ClientHttpProxyError) -> ApiError:
+    message = f"{method} {origin_of(url)}: the proxy answered HTTP {exc.status} to CONNECT"
+    if exc.status in (502, 503, 504):
+        return TransientError(message, status=exc.status, code="proxy")
+    hint = "; check the proxy credentials" if exc.status == 407 else ""
+    return ApiUnreachable(message + hint, status=exc.status, code="proxy")
+
+
+def _over_limit(exc: BaseException) -> str | None:
+    """A description when ``exc`` says the answer broke a limit of the parser; else None."""
+    cause: BaseException | None = exc
+    for _ in range(3):
+        if cause is None:
+            return None
+        if isinstance(cause, http_exceptions.LineTooLong):
+            return f"a status or header line is longer than {MAX_LINE_SIZE} bytes"
+        if isinstance(cause, http_exceptions.DecompressSizeError):
+            return f"its body passed the cap of {MAX_BODY_BYTES // 2**20} MiB when decompressed"
+        if isinstance(cause, http_exceptions.BadHttpMessage) and "Too many" in str(cause):
+            return f"more than {MAX_HEADERS} header fields"
+        cause = cause.__cause__
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def parse_json(raw: bytes, what: str = "answer") -> Any:
     """The JSON value of ``raw``, or None when it is not JSON.
 
-    orjson first (several times the stdlib's speed on a 250-run listing page); what it refuses
-    gets the stdlib's more lenient reading (invalid UTF-8 replaced, NaN), so nothing that parsed
-    before is lost.
+    orjson first; what it refuses gets the stdlib's more lenient reading (invalid UTF-8
+    replaced, NaN), so nothing that parsed before is lost. JSON nested deeper than
+    ``MAX_JSON_DEPTH`` raises UnusableResponse: it is no Zuora answer, and the stdlib reader
+    would recurse until ``RecursionError``.
     """
     try:
         return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
+    except orjson.JSONDecodeError as exc:
+        if "recursion" in str(exc).lower():
+            raise UnusableResponse(f"{what} refused: its JSON is nested deeper than "
+                                   f"{MAX_JSON_DEPTH} levels", code="limit") from None
     try:
         text = raw.decode("utf-8", errors="replace")
         return json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None

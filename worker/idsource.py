@@ -24,7 +24,7 @@ from worker.errors import (
     TransientError,
     WorkerError,
 )
-from worker.models import ReportRun, describe_error, parse_run
+from worker.models import ReportRun, describe, parse_run
 from worker.pool import drain
 
 log = structlog.get_logger("worker.idsource")
@@ -99,12 +99,12 @@ async def fetch_one(client: ApiClient, run_id: str) -> Fetched:
     if resp.status == 404:
         return Fetched(run_id, _blank(run_id, "not found (404)"), "not_found")
     if resp.status == 403:
-        raise AuthError(f"GET of run {run_id} refused (403): {describe_error(resp.body)}; the "
+        raise AuthError(f"GET of run {run_id} refused (403): {describe(resp)}; the "
                         "API user needs read access to report runs", status=403)
     body = resp.body
     if not 200 <= resp.status < 300 or not isinstance(body, Mapping) \
             or body.get("success") is False:
-        detail = f"HTTP {resp.status}: {describe_error(body) if resp.is_json else 'not JSON'}"
+        detail = f"HTTP {resp.status}: {describe(resp)}"
         return Fetched(run_id, _blank(run_id, detail), "fetch_refused")
     run = parse_run(body.get("response"))
     if run.parseable and run.id != run_id:

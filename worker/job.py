@@ -110,7 +110,7 @@ async def run_job(settings: Settings, deps: JobDeps | None = None) -> JobResult:
 async def _with_client(settings: Settings, job: _Job, control: JobControl) -> None:
     pacing = settings.pacing
     async with Transport(limit=pacing.concurrency, attempt_timeout=pacing.attempt_timeout,
-                         engine=pacing.http_client) as tr:
+                         network=settings.network) as tr:
         auth = make_auth(settings, tr, control.track_id)
         pacer = Pacer(PacerConfig(rate=pacing.rate, concurrency=pacing.concurrency,
                                   quota_share=pacing.quota_share))
@@ -125,7 +125,6 @@ async def _with_client(settings: Settings, job: _Job, control: JobControl) -> No
             job.result.error = exc
         finally:
             job.result.token_requests = auth.token_requests
-            control.counters.resent = tr.resent
 
 
 def make_auth(settings: Settings, transport: Transport,

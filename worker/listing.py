@@ -14,7 +14,7 @@ from worker.client import ApiClient
 from worker.config import Listing
 from worker.errors import ApiUnreachable, AuthError, TransientError, UnusableResponse
 from worker.http import Response
-from worker.models import ReportRun, describe_error, extract_items, parse_run
+from worker.models import ReportRun, describe, extract_items, parse_run
 
 log = structlog.get_logger("worker.listing")
 
@@ -63,7 +63,7 @@ async def iter_pages(client: ApiClient, statuses: tuple[str, ...], listing: List
                     f"listing passed the page cap of {listing.max_pages} pages without an "
                     "empty page; raise --max-pages if that is real")
             number, task = ahead.popleft()
-            items = page_items(await task, listing.list_items_field, number)
+            items = page_items(await task, listing.list_items_field, number, listing.page_size)
             if not items:
                 # Let pages requested past the end finish: they are already on the wire, and
                 # their answers keep the job's request counts true to what the server saw.
@@ -93,26 +93,26 @@ async def fetch_page(client: ApiClient, params: list[tuple[str, str]], number: i
         raise ApiUnreachable(f"listing page {number} failed after retries: {exc}",
                              status=exc.status) from exc
     if resp.status == 403:
-        raise AuthError(f"listing refused (403): {describe_error(resp.body)}; the API "
+        raise AuthError(f"listing refused (403): {describe(resp)}; the API "
                              "user needs the Reporting API enabled and read access", status=403)
     if not 200 <= resp.status < 300:
         raise UnusableResponse(f"listing page {number} answered HTTP {resp.status}: "
-                               f"{describe_error(resp.body) if resp.is_json else _snippet(resp)}",
-                               status=resp.status)
+                               f"{describe(resp)}", status=resp.status)
     return resp
 
 
-def page_items(resp: Response, field: str | None, number: int) -> list[object]:
-    if resp.truncated:
-        raise UnusableResponse(f"listing page {number} body exceeded the size cap")
+def page_items(resp: Response, field: str | None, number: int, size: int) -> list[object]:
+    """The items of one listing page; UnusableResponse when it is not JSON, has no list, or
+    holds more items than the ``size`` asked for (a server that ignores the page size cannot
+    be paged safely, and a huge page is a hostile one)."""
     if not resp.is_json:
         raise UnusableResponse(f"listing page {number} is not JSON "
-                               f"({resp.header('Content-Type')}): {_snippet(resp)}")
+                               f"({resp.header('Content-Type')}): {resp.snippet}")
     try:
-        return extract_items(resp.body, field)
+        items = extract_items(resp.body, field)
     except UnusableResponse as exc:
         raise UnusableResponse(f"listing page {number}: {exc}") from exc
-
-
-def _snippet(resp: Response) -> str:
-    return " ".join(resp.text[:120].split()) or "empty body"
+    if len(items) > size:
+        raise UnusableResponse(f"listing page {number} holds {len(items)} runs, more than the "
+                               f"{size} asked for (pageSize): the answer is unusable")
+    return items

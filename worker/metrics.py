@@ -9,6 +9,7 @@ Pushgateway by pushing with POST without it), so "no success in 26h" alerts keep
 from __future__ import annotations
 
 import threading
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,9 +21,10 @@ from prometheus_client.exposition import write_to_textfile
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker.config import Settings
+from worker.http import origin_of
 from worker.job import JobResult
 from worker.models import Outcome
-from worker.notify import host_of
+from worker.network import Network
 from worker.report import counts
 
 log = structlog.get_logger("worker.metrics")
@@ -141,12 +143,45 @@ def write_metrics_file(path: str, sample: Sample) -> None:
     log.info("metrics.written", path=path, last_success=last)
 
 
-def push_metrics(gateway: str, sample: Sample, timeout: float = PUSH_TIMEOUT_S) -> bool:
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are never followed (as on every other call): a 3xx becomes an HTTPError."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def push_handler(network: Network) -> Callable[..., Callable[[], None]]:
+    """A prometheus_client push handler that sends through the job's one network policy:
+    its proxy (or none) for the gateway's URL, its trust store, and no redirects."""
+
+    def handler(url: str, method: str, timeout: float | None,
+                headers: list[tuple[str, str]], data: bytes) -> Callable[[], None]:
+        proxy = network.proxy_for(url)
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({"http": proxy, "https": proxy} if proxy else {}),
+            urllib.request.HTTPSHandler(context=network.ssl_context()), _NoRedirect())
+
+        def send() -> None:
+            request = urllib.request.Request(url, data=data, method=method)  # noqa: S310
+            for name, value in headers:
+                request.add_header(name, value)
+            with opener.open(request, timeout=timeout) as resp:
+                if resp.status >= 400:
+                    raise OSError(f"error talking to pushgateway: {resp.status}")
+
+        return send
+
+    return handler
+
+
+def push_metrics(gateway: str, sample: Sample, timeout: float = PUSH_TIMEOUT_S,
+                 network: Network | None = None) -> bool:
     """Push to a Pushgateway in a thread bounded by ``timeout``; False (logged) on failure.
 
     Exit 0 replaces the group (PUT) with a fresh last-success value; any other exit code adds
     (POST) every metric except last-success, so the gateway keeps the previous one.
     """
+    handler = push_handler(network or Network())
     ok = sample.exit_code == 0
     registry = build_registry(sample, stamp(sample.finished) if ok else None)
     sender = push_to_gateway if ok else pushadd_to_gateway
@@ -155,7 +190,8 @@ def push_metrics(gateway: str, sample: Sample, timeout: float = PUSH_TIMEOUT_S) 
 
     def push() -> None:
         try:
-            sender(gateway, job=job, registry=registry, grouping_key=key, timeout=timeout)
+            sender(gateway, job=job, registry=registry, grouping_key=key, timeout=timeout,
+                   handler=handler)
         except Exception as exc:  # urllib raises many kinds; each means "not pushed"
             errors.append(f"{type(exc).__name__}: {exc}")
             closer = getattr(exc, "close", None)  # urllib's HTTPError holds the socket open
@@ -165,7 +201,7 @@ def push_metrics(gateway: str, sample: Sample, timeout: float = PUSH_TIMEOUT_S) 
     thread = threading.Thread(target=push, name="pushgateway", daemon=True)
     thread.start()
     thread.join(timeout + 1.0)
-    where = host_of(gateway)
+    where = origin_of(gateway)
     if thread.is_alive() or errors:
         reason = errors[0] if errors else f"no answer within {timeout:g}s"
         log.warning("metrics.push_failed", gateway=where, error=reason[:300])

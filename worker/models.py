@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from worker.errors import UnusableResponse
+from worker.http import Response
 
 IN_PROGRESS = ("STARTED", "QUERYDATA", "PROCESSINGDATA")
 CANCELLED_STATUSES = frozenset({"CANCELLED", "CANCELED"})
@@ -182,11 +183,21 @@ def extract_items(body: Any, items_field: str | None = None) -> list[Any]:
         f"one; keys: {sorted(payload)}; set list_items_field to choose")
 
 
+def describe(resp: Response) -> str:
+    """What an answer says of itself, for error messages: a JSON body's codes and messages
+    (``describe_error``), else a one-line snippet of its text (an HTML page's title)."""
+    return describe_error(resp.body) if resp.is_json else resp.snippet
+
+
 def describe_error(body: Any) -> str:
-    """A short, secret-free description of an error body (reasons[], message, errorCode)."""
+    """A short description of an error body: Zuora's errorCode, message and reasons[], or
+    problem+json's (RFC 9457) title and detail."""
     if not isinstance(body, Mapping):
         return str(body)[:200]
     parts: list[str] = []
+    for name in ("title", "detail"):  # problem+json, as gateways and mock servers answer
+        if isinstance(body.get(name), str) and body[name] not in parts:
+            parts.append(body[name])
     code = body.get("errorCode")
     if code is not None:
         parts.append(str(code))

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import urlsplit
 
 import structlog
 
-from worker.errors import TransientError
-from worker.http import Transport
+from worker.errors import ApiError, TransientError
+from worker.http import Transport, origin_of
 from worker.logs import REDACTOR
+from worker.network import Network
 
 log = structlog.get_logger("worker.notify")
 
@@ -53,17 +53,21 @@ def build_payload(doc: dict[str, Any], failed: list[str], job_name: str,
 
 
 async def post_webhook(url: str, payload: dict[str, Any],
-                       attempt_timeout: float = ATTEMPT_TIMEOUT_S) -> bool:
+                       attempt_timeout: float = ATTEMPT_TIMEOUT_S,
+                       network: Network | None = None) -> bool:
     """POST ``payload``; retry once on a network error or 5xx. False (logged) when undelivered."""
-    where = host_of(url)
+    where = origin_of(url)
     problem = "not sent"
-    # aiohttp: a webhook may be any server anywhere; a single POST does not need the lean engine
-    async with Transport(limit=1, attempt_timeout=attempt_timeout, engine="aiohttp") as transport:
+    async with Transport(limit=1, attempt_timeout=attempt_timeout,
+                         network=network) as transport:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 resp = await transport.send("POST", url, headers={}, json_body=payload)
             except TransientError as exc:
                 problem = str(exc)
+            except ApiError as exc:  # a redirect, TLS, a proxy refusal: sending again won't help
+                problem = str(exc)
+                break
             else:
                 if resp.status < 300:
                     log.info("notify.sent", webhook=where, status=resp.status)
@@ -75,9 +79,3 @@ async def post_webhook(url: str, payload: dict[str, Any],
                 await asyncio.sleep(0.5)
     log.warning("notify.failed", webhook=where, error=problem[:300])
     return False
-
-
-def host_of(url: str) -> str:
-    """scheme://host[:port] only: a webhook's path or query often is its secret."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"

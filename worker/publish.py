@@ -31,7 +31,7 @@ def publish(settings: Settings, result: JobResult, code: int, doc: dict[str, Any
         except OSError as exc:
             log.warning("metrics.write_failed", path=out.metrics_file, error=str(exc))
     if out.pushgateway:
-        push_metrics(out.pushgateway, sample)
+        push_metrics(out.pushgateway, sample, network=settings.network)
     if out.notify_webhook and notify:  # the first test narrows the type for mypy
         payload = build_payload(doc, failed_ids(result), out.job_name, sample.duration_s)
-        asyncio.run(post_webhook(out.notify_webhook, payload))
+        asyncio.run(post_webhook(out.notify_webhook, payload, network=settings.network))

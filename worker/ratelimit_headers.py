@@ -20,8 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
 
-from multidict import CIMultiDict, CIMultiDictProxy
-
 __all__ = [
     "ConcurrencyInfo",
     "RateLimitInfo",
@@ -39,19 +37,7 @@ _MAX_FIELD_LEN = 1024
 _NUM = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
 _SIGNED_NUM = re.compile(r"[+-]?[0-9]{1,15}(?:\.[0-9]{1,9})?")
 
-_CI_HEADERS = (CIMultiDict, CIMultiDictProxy)  # a tuple: cheaper to test than a union
-_FIELDS = (
-    "ratelimit-limit",
-    "ratelimit-remaining",
-    "ratelimit-reset",
-    "ratelimit",
-    "ratelimit-policy",
-    "concurrency-limit-type",
-    "concurrency-limit-limit",
-    "concurrency-limit-remaining",
-)
-"""Every header field the parsers read (lower case)."""
-_PREFIXES = ("ratelimit", "concurrency-limit-")
+_PREFIXES = ("ratelimit", "concurrency-limit-")  # the fields the parsers read (lower case)
 
 _Params = dict[str, str]
 _Policies = tuple[tuple[int, float], ...]
@@ -249,10 +235,7 @@ def _info(
 
 def _fold(headers: Mapping[str, str]) -> dict[str, str]:
     """The fields we read, by lower-case name; the first value wins for repeated names (as
-    `Mapping.get` does). Case-insensitive multidict headers (what both HTTP engines return) are
-    looked up, not scanned."""
-    if isinstance(headers, _CI_HEADERS):
-        return {name: value for name in _FIELDS if (value := headers.get(name)) is not None}
+    `Mapping.get` does). Works alike for plain dicts and aiohttp's case-insensitive headers."""
     folded: dict[str, str] = {}
     for name, value in headers.items():
         lower = name.lower()

@@ -20,7 +20,7 @@ FAST = ("--rate", "1000", "--concurrency", "16")
     ("text", "not JSON (text/plain"),
     ("no_list", "keys: ['total']"),
     ("truncated", "not JSON"),
-    ("huge", "exceeded the size cap"),
+    ("huge", "reportruns answer refused: its body passed the cap of 8 MiB"),
 ])
 def test_unreadable_list_body_exits_6_without_cancelling(emu_thread, cli, fault, message):
     """A listing body that cannot be read stops the job with exit 6 and zero DELETEs."""

@@ -12,7 +12,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from worker.aiohttp_engine import AiohttpEngine
 from worker.client import RetryPolicy
 from worker.config import load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
@@ -20,7 +19,6 @@ from worker.errors import ApiUnreachable, TransientError
 from worker.http import Transport
 from worker.job import JobDeps, run_job
 from worker.keys import KEYS
-from worker.wire import WireEngine
 
 ENV = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
 WORKER = Path(__file__).resolve().parents[2] / "worker"
@@ -38,35 +36,27 @@ def test_no_option_disables_tls_verification():
             assert bad not in text, f"{path.name} contains {bad}"
 
 
-async def test_aiohttp_engine_requests_verify_tls(make_emulator, monkeypatch):
-    """Every request of the aiohttp engine keeps aiohttp's default ssl=True."""
+async def test_every_request_verifies_tls_through_the_one_session(make_emulator, monkeypatch):
+    """The job's one session verifies chain and host name, and no request turns that off."""
     seen: list[Any] = []
     original = aiohttp.ClientSession._request
 
     async def spy(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> Any:
         seen.append(kwargs.get("ssl", True))
+        context = self.connector._ssl  # type: ignore[union-attr]
+        assert context.verify_mode is ssl.CERT_REQUIRED
+        assert context.check_hostname is True
         return await original(self, *args, **kwargs)
 
     monkeypatch.setattr(aiohttp.ClientSession, "_request", spy)
     emu = await make_emulator(runs=0)
     emu.add_run(status="STARTED", age_s=7200)
-    engine = AiohttpEngine(limit=2, attempt_timeout=5, max_body=1000)
-    assert engine._session.connector._ssl is True  # type: ignore[union-attr]
-    await engine.close()
-    settings = load_settings("run", {"target.base_url": emu.base_url, "filters.older_than": "1h",
-                                     "pacing.http_client": "aiohttp"}, ENV)
+    settings = load_settings("run", {"target.base_url": emu.base_url, "filters.older_than": "1h"},
+                             ENV)
     result = await run_job(settings, JobDeps(policy=RetryPolicy(base=0, cap=0)))
     assert result.error is None
     assert len(seen) >= 3  # token, list pages, DELETE
     assert set(seen) == {True}
-
-
-async def test_builtin_engine_verifies_chain_and_host_name():
-    """The builtin engine's TLS context requires a trusted chain and checks the host name."""
-    engine = WireEngine(limit=1, attempt_timeout=5, max_body=1000)
-    context = engine._tls_context()
-    assert context.verify_mode is ssl.CERT_REQUIRED
-    assert context.check_hostname is True
 
 
 @pytest.fixture
@@ -84,8 +74,7 @@ def self_signed(tmp_path: Path) -> ssl.SSLContext:
     return context
 
 
-@pytest.mark.parametrize("engine", ["builtin", "aiohttp"])
-async def test_untrusted_certificate_is_refused(self_signed, engine):
+async def test_untrusted_certificate_is_refused(self_signed):
     """An https server with a self-signed certificate is refused, never talked to."""
     hits: list[str] = []
 
@@ -101,7 +90,7 @@ async def test_untrusted_certificate_is_refused(self_signed, engine):
     await site.start()
     port = runner.addresses[0][1]
     try:
-        async with Transport(limit=1, attempt_timeout=5, engine=engine) as transport:
+        async with Transport(limit=1, attempt_timeout=5) as transport:
             with pytest.raises(ApiUnreachable, match=r"(?i)certificate") as caught:
                 await transport.send("GET", f"https://127.0.0.1:{port}/", headers={})
             assert not isinstance(caught.value, TransientError)  # never retried

@@ -173,9 +173,7 @@ async def test_every_selected_run_gets_exactly_one_outcome(make_emulator, job_se
 
 
 # ------------------------------------------------------------------ cases the emulator cannot stage
-# aioresponses patches aiohttp, so these run on the aiohttp engine (tests/worker/test_wire.py
-# shows both engines answer alike).
-AIOHTTP = {"pacing.http_client": "aiohttp"}
+# aioresponses patches aiohttp, the one HTTP client, so these run the real client stack.
 BASE = "https://rest.example.test"
 API = BASE + "/reporting/api/rest/v1"
 LIST_URL = re.compile(re.escape(API) + r"/reportruns\?.*")
@@ -203,7 +201,7 @@ def _sent(m: aioresponses, method: str) -> int:
 ])
 async def test_refusal_then_get_decides(job_settings, job, get_status, want):
     """A refused DELETE is followed by one GET; its status decides the outcome."""
-    settings = job_settings(_Fake(BASE), flags=AIOHTTP)
+    settings = job_settings(_Fake(BASE))
     with aioresponses() as m:
         _mock_listing(m)
         m.delete(API + "/reportruns/r1", status=400,
@@ -225,7 +223,7 @@ async def test_refusal_then_get_decides(job_settings, job, get_status, want):
 
 async def test_refusal_then_get_404_is_not_found(job_settings, job):
     """A refused DELETE whose follow-up GET answers 404 ends as not_found."""
-    settings = job_settings(_Fake(BASE), flags=AIOHTTP)
+    settings = job_settings(_Fake(BASE))
     with aioresponses() as m:
         _mock_listing(m)
         m.delete(API + "/reportruns/r1", status=400, payload={"success": False})
