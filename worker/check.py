@@ -23,8 +23,9 @@ from worker.models import parse_run
 from worker.pacer import Pacer, PacerConfig, RetryBudget
 from worker.ratelimit_headers import RateLimitInfo, parse_concurrency, parse_ratelimit
 
-LABELS = (("target", "target"), ("api_root", "api root"), ("auth", "auth"),
-          ("entity", "entity"), ("credentials", "credentials"), ("statuses", "statuses"),
+LABELS = (("target", "target"), ("api_root", "api root"), ("proxy", "proxy"),
+          ("trust", "trust"), ("auth", "auth"), ("entity", "entity"),
+          ("credentials", "credentials"), ("statuses", "statuses"),
           ("in_progress", "in progress"), ("rate_limit", "rate limit"),
           ("concurrency_limit", "concurrency"), ("pacing", "pacing"))
 
@@ -49,6 +50,8 @@ def _static_facts(settings: Settings) -> dict[str, Any]:
     return {
         "target": f"{t.base_url} ({t.environment or 'custom base URL'})",
         "api_root": t.api_root,
+        "proxy": settings.network.describe(),
+        "trust": settings.network.describe_trust(),
         "auth": t.auth,
         "entity": creds.entity_id or "none (the user's default entity)",
         "statuses": ", ".join(settings.selection.filters.statuses),

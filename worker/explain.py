@@ -15,6 +15,7 @@ from worker.config import BY_STATUS, BY_STATUS_ENV, Filters, Rule, Settings
 from worker.durations import format_duration
 from worker.keys import KEYS, STATUS_CHOICES
 from worker.logs import Redactor
+from worker.network import mask_url
 from worker.selection import threshold
 
 # Keys whose value is a URL that may hold a secret in its user info, path or query.
@@ -40,6 +41,8 @@ def _show(name: str, kind: str, value: Any) -> str:
         return "-"
     if name in SECRET_URL_KEYS:
         return redact_url(str(value))
+    if name == "target.proxy":
+        return mask_url(str(value))
     if kind == "duration":
         return format_duration(float(value))
     if isinstance(value, tuple):
@@ -81,6 +84,10 @@ def _rows(settings: Settings) -> list[tuple[str, str, str, str, str]]:
     rows.append(("credentials", repr(settings.credentials), "env", "-",
                  "ZUORA_CLIENT_ID/SECRET or ZUORA_USERNAME/PASSWORD"))
     rows.append(("target.api_root", settings.target.api_root, "derived", "-", "-"))
+    rows.append(("network.proxy", settings.network.describe(), "derived", "-",
+                 "HTTPS_PROXY/HTTP_PROXY/NO_PROXY"))
+    rows.append(("network.trust", settings.network.describe_trust(), "derived", "-",
+                 "SSL_CERT_FILE"))
     return rows
 
 
@@ -96,4 +103,5 @@ def render_explain(settings: Settings) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     table = "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
                       for r in rows)
-    return Redactor(settings.credentials.secrets()).scrub(f"{table}\n\n{NOTE}")
+    secrets = [*settings.credentials.secrets(), *settings.network.secrets()]
+    return Redactor(secrets).scrub(f"{table}\n\n{NOTE}")

@@ -318,7 +318,7 @@ def parse_json(raw: bytes, what: str = "answer") -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        if "recursion" in str(exc).lower():
+        if "depth limit" in str(exc) or "recursion" in str(exc).lower():
             raise UnusableResponse(f"{what} refused: its JSON is nested deeper than "
                                    f"{MAX_JSON_DEPTH} levels", code="limit") from None
     try:

@@ -78,6 +78,11 @@ class Network:
         bypass = f"; direct for NO_PROXY={self.no_proxy}" if self.no_proxy else ""
         return f"{', '.join(shown)} (from {self.proxy_source}){bypass}"
 
+    def describe_trust(self) -> str:
+        """One line for ``check`` and ``explain``: which CAs are trusted."""
+        extra = f" + {self.ca_file} (target.ca_file)" if self.ca_file else ""
+        return f"the system store (SSL_CERT_FILE / SSL_CERT_DIR if set){extra}"
+
     def ssl_context(self) -> ssl.SSLContext:
         """A verifying client context: the system store plus ``ca_file``."""
         context = ssl.create_default_context()

@@ -32,7 +32,8 @@ SETTLE_SECONDS = 0.05
 def execute(settings: Settings) -> int:
     """Run ``settings.command`` and return the process exit code."""
     out = settings.output
-    configure_logging(out.log_format, out.log_level, secrets=settings.credentials.secrets())
+    configure_logging(out.log_format, out.log_level,
+                      secrets=[*settings.credentials.secrets(), *settings.network.secrets()])
     if settings.command == "explain":
         from worker.explain import render_explain
         print(render_explain(settings))
