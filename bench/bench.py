@@ -113,11 +113,34 @@ def emulator(runs: int, cfg: BenchConfig, tmp: Path) -> Iterator[tuple[str, Path
 
 def naive(args: argparse.Namespace) -> None:
     """Child process: list every stuck run, then DELETE them naively; print a JSON summary."""
-    result = asyncio.run(_naive(args.base_url, args.mode, args.time_cap))
+    result = asyncio.run(_naive(args.base_url, args.mode, args.time_cap, args.rate,
+                                args.concurrency))
     print(json.dumps(result))
 
 
-async def _naive(base_url: str, mode: str, time_cap: float) -> dict[str, Any]:
+async def _bare(ids: list[str], delete: Any, rate: float, concurrency: int) -> None:
+    """The bare aiohttp loop: DELETEs at ``rate`` with at most ``concurrency`` in flight, and
+    nothing else (no retries worth the name, no logs, no report): the floor of CPU per request
+    for any client of this API on aiohttp."""
+    gate = asyncio.Semaphore(concurrency)
+    loop = asyncio.get_running_loop()
+    start, tasks = loop.time(), []
+
+    async def one(run_id: str) -> None:
+        try:
+            await delete(run_id)
+        finally:
+            gate.release()
+
+    for k, run_id in enumerate(ids):
+        await asyncio.sleep(max(0.0, start + k / rate - loop.time()))
+        await gate.acquire()
+        tasks.append(asyncio.ensure_future(one(run_id)))
+    await asyncio.gather(*tasks)
+
+
+async def _naive(base_url: str, mode: str, time_cap: float, rate: float,
+                 concurrency: int) -> dict[str, Any]:
     import aiohttp
 
     from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
@@ -143,7 +166,9 @@ async def _naive(base_url: str, mode: str, time_cap: float) -> dict[str, Any]:
                 await asyncio.sleep(0.1 * 2**attempt)
             done[run_id] = 429
 
-        if mode == "seq":
+        if mode == "bare":
+            await _bare(ids, delete, rate, concurrency)
+        elif mode == "seq":
             for run_id in ids:
                 if time.monotonic() - start > time_cap:
                     break
@@ -240,7 +265,9 @@ def run_naive(label: str, mode: str, n: int, cfg: BenchConfig, tmp: Path) -> Mea
         with out.open("w") as fh:
             wall, cpu, rss, code = run_child(
                 [sys.executable, __file__, "_naive", "--base-url", url, "--mode", mode,
-                 "--time-cap", str(cfg.naive_cap_s)], stdout=fh)
+                 "--time-cap", str(cfg.naive_cap_s if mode != "bare" else 3600),
+                 "--rate", f"{cfg.rate:g}", "--concurrency", str(cfg.concurrency)],
+                stdout=fh)
     summary = json.loads(out.read_text())
     m = Measure(label, n, wall, cpu, rss, json.loads(stats.read_text()),
                 job_s=summary["cancel_seconds"], exit_code=code)
@@ -320,12 +347,25 @@ def print_table(rows: list[dict[str, str]]) -> None:
     sys.stdout.flush()
 
 
-def startup_cost() -> tuple[float, float]:
-    """CPU seconds and RSS of importing what a job imports and exiting: the fixed cost per
-    process (the median of three)."""
-    runs = sorted(run_child([sys.executable, "-c", "import worker.cli, worker.job, "
-                             "worker.runner"])[1:3] for _ in range(3))
+ZUORA_MAX_RATE = 833.0  # requests/s: Zuora's highest published quota (50,000 a minute)
+
+
+def startup_cost(imports: str = "worker.cli, worker.job, worker.runner") -> tuple[float, float]:
+    """CPU seconds and RSS of importing ``imports`` and exiting: the fixed cost per process
+    (the median of three)."""
+    runs = sorted(run_child([sys.executable, "-c", f"import {imports}"])[1:3] for _ in range(3))
     return runs[1]
+
+
+def cpu_lines(m: Measure, startup_cpu: float) -> str:
+    """CPU per request net of start-up, and what that is as a share of one core at Zuora's
+    highest quota."""
+    requests = max(1, m.emu["api_requests"])
+    net = max(0.0, m.cpu_s - startup_cpu) / requests
+    return (f"  {m.label}: {1e6 * net:.0f}us CPU per request net of start-up "
+            f"({1e6 * max(0.0, m.cpu_s - startup_cpu) / max(1, m.cancelled):.0f}us per "
+            f"cancel) = {100 * net * ZUORA_MAX_RATE:.0f}% of one core at "
+            f"{ZUORA_MAX_RATE:g} req/s")
 
 
 def compile_bytecode() -> None:
@@ -350,15 +390,16 @@ def bench(args: argparse.Namespace) -> None:
     print(f"reaper learn: {' '.join(learn)}")
     compile_bytecode()
     start_cpu, start_rss = startup_cost()
-    print(f"python + worker import alone: {start_cpu:.2f} CPU s, {start_rss:.0f} MB RSS")
+    bare_cpu, _ = startup_cost("aiohttp, worker.emulator, worker.listing")
+    print(f"python + worker import alone: {start_cpu:.2f} CPU s, {start_rss:.0f} MB RSS; "
+          f"the bare loop's imports: {bare_cpu:.2f} CPU s")
     rows: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for n in args.sizes:
             ms = [run_reaper("reaper (told R)", n, cfg, tmp, told),
                   run_reaper("reaper (learns R)", n, cfg, tmp, learn),
-                  run_reaper("reaper (told R), --http-client aiohttp", n, cfg, tmp,
-                             [*told, "--http-client", "aiohttp"])]
+                  run_naive("bare aiohttp loop (R, C)", "bare", n, cfg, tmp)]
             if not args.skip_naive:
                 ms += [run_naive("naive sequential", "seq", n, cfg, tmp),
                        run_naive("naive gather", "gather", n, cfg, tmp)]
@@ -366,9 +407,7 @@ def bench(args: argparse.Namespace) -> None:
             print()
             print_table(rows[-len(ms):])
             for m in ms[:3]:
-                net = (m.cpu_s - start_cpu) / max(1, m.cancelled)
-                print(f"  {m.label}: CPU per cancel net of process start-up "
-                      f"{1e6 * net:.0f}us")
+                print(cpu_lines(m, bare_cpu if m.label.startswith("bare") else start_cpu))
         if args.rss_runs:
             flags = ["--rate", "10000", "--concurrency", str(cfg.concurrency)]
             m = run_reaper("reaper plan", args.rss_runs, cfg, tmp, flags, command="plan")
@@ -391,8 +430,10 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--stats", required=True)
     nv = sub.add_parser("_naive")
     nv.add_argument("--base-url", required=True)
-    nv.add_argument("--mode", choices=("seq", "gather"), required=True)
+    nv.add_argument("--mode", choices=("seq", "gather", "bare"), required=True)
     nv.add_argument("--time-cap", type=float, required=True)
+    nv.add_argument("--rate", type=float, default=500.0)
+    nv.add_argument("--concurrency", type=int, default=40)
     p.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
                    default=[1000, 10000])
     p.add_argument("--rate", type=float, default=500.0, help="emulator quota R, requests/s")
