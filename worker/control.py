@@ -32,11 +32,16 @@ class Counters:
         return self.latency_sum / self.latency_n if self.latency_n else 0.0
 
 
+def new_job_id() -> str:
+    """A job id: 16 hex digits, on every log line, in the report and in every Zuora-Track-Id."""
+    return uuid.uuid4().hex[:16]
+
+
 class JobControl:
     """Shared by every coroutine of a job: says whether to stop, and why, with which exit code."""
 
-    def __init__(self, deadline_s: float | None = None) -> None:
-        self.job_id = uuid.uuid4().hex[:16]
+    def __init__(self, deadline_s: float | None = None, job_id: str | None = None) -> None:
+        self.job_id = job_id or new_job_id()
         self._seq = itertools.count(1)
         self.stop_reason: str | None = None
         self.stop_exit: int = 0

@@ -27,7 +27,6 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from html import unescape
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -35,6 +34,7 @@ import aiohttp
 import orjson
 from aiohttp import http_exceptions
 
+from worker import __version__
 from worker.errors import (
     ApiError,
     ApiUnreachable,
@@ -54,14 +54,7 @@ SNIPPET_CHARS = 200
 _CHUNK = 65536
 
 
-def _version() -> str:
-    try:
-        return version("zuora-reaper")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "0+unknown"
-
-
-USER_AGENT = f"zuora-reaper/{_version()} aiohttp/{aiohttp.__version__}"
+USER_AGENT = f"zuora-reaper/{__version__} aiohttp/{aiohttp.__version__}"
 DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 
 

@@ -125,6 +125,21 @@ def _orjson_text(event: Any, **kwargs: Any) -> str:
     return orjson.dumps(event, **kwargs).decode()
 
 
+SUMMARY_LEVELS = {0: logging.INFO, 1: logging.WARNING, 4: logging.WARNING, 5: logging.WARNING}
+
+
+def summary_level(exit_code: int) -> int:
+    """The level of ``job.summary``: info on 0, warning on 1/4/5, error on 2/3/6 (and any
+    other code)."""
+    return SUMMARY_LEVELS.get(exit_code, logging.ERROR)
+
+
+def bind_job(**fields: str | None) -> None:
+    """Put ``fields`` (job_id, target, mode, version) on every log line of this job."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in fields.items() if v})
+
+
 def configure_logging(fmt: str = "auto", level: str = "info", *,
                       secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
     """Configure structlog (and the stdlib bridge) once per process; logs go to stderr."""
@@ -133,6 +148,7 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
     REDACTOR.secrets = Redactor(secrets).secrets
     console = fmt == "console" or (fmt == "auto" and stream.isatty())
     shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,  # job_id, target, mode, version (bind_job)
         structlog.processors.add_log_level,
         IsoStamper(),
         REDACTOR,

@@ -12,12 +12,13 @@ from typing import Any
 
 import structlog
 
+from worker import __version__
 from worker.config import Settings
-from worker.control import JobControl
+from worker.control import JobControl, new_job_id
 from worker.errors import WorkerError
 from worker.job import JobDeps, JobResult, finalize_not_attempted, run_job
 from worker.lock import job_lock
-from worker.logs import REDACTOR, configure_logging, redact_data
+from worker.logs import REDACTOR, bind_job, configure_logging, redact_data, summary_level
 from worker.outcome import exit_status
 from worker.progress import progress_for
 from worker.publish import publish
@@ -34,6 +35,9 @@ def execute(settings: Settings) -> int:
     out = settings.output
     configure_logging(out.log_format, out.log_level,
                       secrets=[*settings.credentials.secrets(), *settings.network.secrets()])
+    job_id = new_job_id() if settings.command in ("plan", "run") else None
+    bind_job(job_id=job_id, target=settings.target.base_url, mode=settings.command,
+             version=__version__)
     if settings.command == "explain":
         from worker.explain import render_explain
         print(render_explain(settings))
@@ -46,15 +50,15 @@ def execute(settings: Settings) -> int:
              dry_run=settings.dry_run)
     try:
         with job_lock(settings):
-            result = asyncio.run(_run_with_signals(settings))
+            result = asyncio.run(_run_with_signals(settings, job_id))
     except WorkerError as exc:  # the lock is held by another job
         print(f"zuora-reaper: {exc}", file=sys.stderr)
         return exc.exit_code
     return finish(settings, result)
 
 
-async def _run_with_signals(settings: Settings) -> JobResult:
-    control = JobControl(settings.pacing.deadline)
+async def _run_with_signals(settings: Settings, job_id: str | None = None) -> JobResult:
+    control = JobControl(settings.pacing.deadline, job_id)
     result = JobResult(mode="plan" if settings.dry_run else "run", started_at=datetime.now(UTC))
     progress = progress_for(settings)
     deps = JobDeps(control=control, result=result, on_selected=progress.selected,
@@ -141,10 +145,10 @@ def finish(settings: Settings, result: JobResult) -> int:
     else:
         render_table(result, datetime.now(UTC), sys.stdout)
         print(summary_line(result))
-    log.info("job.summary", exit_code=code, reason=reason, mode=result.mode,
-             passes=result.passes, requests=result.counters.requests,
-             rate_limited=dict(result.counters.limited), retries=result.counters.retries,
-             token_requests=result.token_requests, **counts(result))
+    log.log(summary_level(code), "job.summary", exit_code=code, reason=reason,
+            mode=result.mode, passes=result.passes, requests=result.counters.requests,
+            rate_limited=dict(result.counters.limited), retries=result.counters.retries,
+            token_requests=result.token_requests, **counts(result))
     publish(settings, result, code, doc)
     if code:
         print(f"zuora-reaper: exit {code}: {reason}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """The CLI against servers nobody here wrote the client for: redirects, a forward proxy, TLS with
 a private CA, hostile answers, and error pages of gateways (servers staged byte by byte in
-``tests/staged.py``)."""
+``tests/support/staged.py``)."""
 
 from __future__ import annotations
 
