@@ -9,7 +9,8 @@ writes the selection for a later ``run --plan`` (``worker.planfile``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
@@ -32,6 +33,7 @@ from worker.records import RunRecord
 from worker.selection import Verdict, judge
 
 log = structlog.get_logger("worker.job")
+PHASES = ("listing", "cancelling")
 
 
 @dataclass
@@ -51,6 +53,8 @@ class JobResult:
     job_id: str = ""
     warnings: list[str] = field(default_factory=list)
     pacer: Pacer | None = None  # how pacing went, for the report
+    phase_seconds: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(PHASES, 0.0))  # wall time per phase, all passes
 
     @property
     def listed_anything(self) -> bool:
@@ -143,17 +147,29 @@ class _Job:
     deps: JobDeps
     inputs: JobInputs
 
+    @contextlib.contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        """Add the wall time of the block to ``result.phase_seconds[name]``."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.result.phase_seconds[name] += time.monotonic() - start
+
     async def passes(self, client: ApiClient) -> None:
         if self.inputs.ids is not None:  # explicit ids: one pass, no listing
             self.result.passes = 1
-            await self._act(client, await self._fetch_and_select(client))
+            with self._phase("listing"):
+                fresh = await self._fetch_and_select(client)
+            await self._act(client, fresh)
             return
         passes = 1 if self.settings.dry_run else self.settings.listing.max_passes
         for pass_no in range(1, passes + 1):
             if client.control.is_stopping():
                 return
             self.result.passes = pass_no
-            fresh = await self._list_and_select(client, pass_no)
+            with self._phase("listing"):
+                fresh = await self._list_and_select(client, pass_no)
             log.info("pass.selected", pass_no=pass_no, listed=len(self.result.records),
                      selected=len(fresh))
             if not fresh or not await self._act(client, fresh):
@@ -170,8 +186,9 @@ class _Job:
             return False
         if self.deps.on_selected:
             self.deps.on_selected(len(fresh))
-        await cancel_all(client, fresh, workers=self.settings.pacing.concurrency * 4,
-                         on_done=self.deps.on_done)
+        with self._phase("cancelling"):
+            await cancel_all(client, fresh, workers=self.settings.pacing.concurrency * 4,
+                             on_done=self.deps.on_done)
         return True
 
     async def _list_and_select(self, client: ApiClient, pass_no: int) -> list[RunRecord]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, pushadd
 from prometheus_client.exposition import write_to_textfile
 from prometheus_client.parser import text_string_to_metric_families
 
+from worker import __version__
 from worker.config import Settings
 from worker.http import origin_of
 from worker.job import JobResult
@@ -34,6 +36,8 @@ LAST_SUCCESS = PREFIX + "last_success_timestamp_seconds"
 PUSH_TIMEOUT_S = 10.0
 STATUS_CLASSES = ("2xx", "4xx", "5xx")
 LIMIT_KINDS = ("rate", "concurrency")
+TOP_REPORT_TYPES = 20
+OTHER = "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +67,15 @@ def stamp(moment: datetime) -> float:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000).timestamp()
 
 
-def build_registry(sample: Sample, last_success: float | None) -> CollectorRegistry:
-    """A registry with every metric of the run; ``last_success`` None leaves that one out."""
+def build_registry(sample: Sample, last_success: float | None,
+                   push: bool = False) -> CollectorRegistry:
+    """A registry with every metric of the run; ``last_success`` None leaves that one out.
+
+    ``push``: for the Pushgateway, whose grouping key already holds ``job=<job_name>``, so the
+    ``job_name`` label is left out (the textfile keeps it: there, nothing else tells two jobs
+    on one node apart)."""
     reg = CollectorRegistry(auto_describe=True)
-    labels = sample.labels
+    labels = {k: v for k, v in sample.labels.items() if not (push and k == "job_name")}
     made: dict[str, Gauge] = {}
 
     def gauge(name: str, doc: str, value: float, **extra: str) -> None:
@@ -77,8 +86,11 @@ def build_registry(sample: Sample, last_success: float | None) -> CollectorRegis
     if last_success is not None:
         gauge("last_success_timestamp_seconds", "End of the last run that exited 0.",
               last_success)
+    gauge("build_info", "The zuora-reaper that ran the last run (always 1).", 1,
+          version=__version__)
     _job_gauges(gauge, sample)
     _run_gauges(gauge, sample.result)
+    _by_report_type(gauge, sample.result)
     return reg
 
 
@@ -89,6 +101,10 @@ def _job_gauges(gauge: Callable[..., None], sample: Sample) -> None:
     gauge("last_run_exit_code", "Exit code of the last run (0 ok, see README).", sample.exit_code)
     gauge("last_run_dry_run", "1 when the last run was a plan (nothing cancelled).",
           int(sample.dry_run))
+    for phase, seconds in sample.result.phase_seconds.items():
+        gauge("last_run_phase_duration_seconds", "Wall time of the last run by phase "
+              "(listing: every listing pass or --ids-file fetch; cancelling: every DELETE).",
+              seconds, phase=phase)
 
 
 def _run_gauges(gauge: Callable[..., None], result: JobResult) -> None:
@@ -110,6 +126,22 @@ def _run_gauges(gauge: Callable[..., None], result: JobResult) -> None:
           counters.network_errors)
     gauge("last_run_token_requests", "OAuth token requests of the last run.",
           result.token_requests)
+
+
+def _by_report_type(gauge: Callable[..., None], result: JobResult) -> None:
+    """Selected runs by report type and outcome: the ``TOP_REPORT_TYPES`` types with the most
+    selected runs by name, the rest summed as ``other`` (a bounded label set)."""
+    selected = [r for r in result.records.values() if r.selected and r.outcome is not None]
+    sizes = Counter(r.run.report_type or "unknown" for r in selected)
+    top = {name for name, _ in sizes.most_common(TOP_REPORT_TYPES)}
+    cells: Counter[tuple[str, str]] = Counter()
+    for rec in selected:
+        name = rec.run.report_type or "unknown"
+        cells[(name if name in top else OTHER, str(rec.outcome))] += 1
+    for (name, outcome), count in sorted(cells.items()):
+        gauge("last_run_cancels_by_report_type", "Selected runs of the last run by report "
+              f"type (the {TOP_REPORT_TYPES} largest; the rest as other) and outcome.",
+              count, report_type=name, outcome=outcome)
 
 
 def previous_success(path: str, labels: dict[str, str]) -> float | None:
@@ -183,7 +215,7 @@ def push_metrics(gateway: str, sample: Sample, timeout: float = PUSH_TIMEOUT_S,
     """
     handler = push_handler(network or Network())
     ok = sample.exit_code == 0
-    registry = build_registry(sample, stamp(sample.finished) if ok else None)
+    registry = build_registry(sample, stamp(sample.finished) if ok else None, push=True)
     sender = push_to_gateway if ok else pushadd_to_gateway
     job, key = sample.labels["job_name"], {"target": sample.labels["target"]}
     errors: list[str] = []

@@ -198,3 +198,54 @@ def test_bad_pushgateway_url_is_a_config_error_before_any_call(emu_thread, cli):
 def _ts(iso: str) -> float:
     from datetime import datetime
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def test_build_info_and_phase_durations(emu_thread, cli, tmp_path):
+    """build_info carries the installed version; the phase durations are the job's own and add
+    up to no more than its duration."""
+    from worker import __version__
+
+    emu = emu_thread(runs=0)
+    seed(emu, good=3)
+    prom = tmp_path / "r.prom"
+    res = cli(emu, "run", "--older-than", "1h", *FAST, "--metrics-file", str(prom))
+    assert res.code == 0, res.stderr
+    m = parse(prom.read_text())
+    assert m[(P + "build_info", (("version", __version__),))] == 1
+    listing = m[(P + "last_run_phase_duration_seconds", (("phase", "listing"),))]
+    cancelling = m[(P + "last_run_phase_duration_seconds", (("phase", "cancelling"),))]
+    assert listing > 0
+    assert cancelling > 0
+    assert listing + cancelling <= m[(P + "last_run_duration_seconds", ())]
+
+
+def test_outcomes_by_report_type_are_bounded(emu_thread, cli, tmp_path):
+    """25 report types: the 20 with the most selected runs by name, the other 5 as other."""
+    emu = emu_thread(runs=0)
+    for index in range(25):
+        for _ in range(1 + (index < 20)):  # the first 20 types have two runs, the rest one
+            emu.add_run(age_s=7200, report_type=f"Type{index:02d}")
+    prom = tmp_path / "r.prom"
+    res = cli(emu, "run", "--older-than", "1h", *FAST, "--metrics-file", str(prom))
+    assert res.code == 0, res.stderr
+    m = parse(prom.read_text())
+    by_type = {dict(labels)["report_type"]: value for (name, labels), value in m.items()
+               if name == P + "last_run_cancels_by_report_type"}
+    assert len(by_type) == 21
+    assert by_type["other"] == 5
+    assert all(by_type[f"Type{i:02d}"] == 2 for i in range(20))
+
+
+def test_pushed_metrics_have_no_job_name_label(emu_thread, cli, receiver):
+    """The Pushgateway's grouping key holds job=<job_name>: no duplicate label in the body."""
+    emu = emu_thread(runs=0)
+    seed(emu, good=1)
+    gw = receiver()
+    res = cli(emu, "run", "--older-than", "1h", *FAST, "--pushgateway", gw.base_url,
+              "--job-name", "nightly")
+    assert res.code == 0, res.stderr
+    (req,) = gw.requests
+    assert req.path.startswith("/metrics/job/nightly/target@base64/")
+    body = req.body.decode()
+    assert "build_info" in body
+    assert "job_name" not in body
