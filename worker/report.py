@@ -124,22 +124,25 @@ def failed_ids(result: JobResult) -> list[str]:
     return [rec.key for rec in result.records.values() if rec.outcome is Outcome.FAILED]
 
 
-def report_chunks(header: Mapping[str, Any], lines: Iterable[str]) -> Iterator[str]:
+def report_chunks(header: Mapping[str, Any], lines: Iterable[str], *,
+                  one_line: bool = False) -> Iterator[str]:
     """The report text: the header fields one per line, then ``runs`` with one run per line.
 
     Readable with ``less`` and ``grep``, valid JSON for ``jq``, and streamable, so a report of
-    50,000 runs never exists in memory as a whole document.
+    50,000 runs never exists in memory as a whole document. ``one_line``: the same document
+    on a single line (``--output json`` on stdout, so cluster logging keeps it as one record).
     """
-    yield "{\n"
+    nl, indent, inner = ("", "", "") if one_line else ("\n", "  ", "    ")
+    yield "{" + nl
     for key, value in header.items():
         if key != "runs":
-            yield f"  {json.dumps(key)}: {json.dumps(value)},\n"
-    yield '  "runs": ['
-    sep = "\n    "
+            yield f"{indent}{json.dumps(key)}: {json.dumps(value)}," + nl
+    yield indent + '"runs": ['
+    first, sep = nl + inner, nl + inner
     for line in lines:
         yield sep + line
-        sep = ",\n    "
-    yield ("\n  ]" if sep != "\n    " else "]") + "\n}\n"
+        sep = "," + nl + inner
+    yield (nl + indent + "]" if sep != first else "]") + nl + "}\n"
 
 
 def run_entry(rec: Any) -> dict[str, Any]:

@@ -141,7 +141,7 @@ def finish(settings: Settings, result: JobResult) -> int:
             and not _save_report(report_file, doc, result):
         code, reason = code or 1, reason or "the report file could not be written"
     if settings.output.output == "json":
-        sys.stdout.writelines(report_chunks(doc, run_lines(result)))
+        sys.stdout.writelines(report_chunks(doc, run_lines(result), one_line=True))
     else:
         render_table(result, datetime.now(UTC), sys.stdout)
         print(summary_line(result))

@@ -1,9 +1,15 @@
-"""deploy/: the Dockerfile, the Kubernetes manifests and the systemd units, parsed and checked."""
+"""deploy/ and the package: the Dockerfile and the lock, the kustomize base and overlays, the
+systemd units (rated by systemd-analyze), and the package metadata, parsed and checked."""
 
 from __future__ import annotations
 
 import configparser
+import re
 import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -12,8 +18,11 @@ import yaml
 from worker.config import load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
+LOCKS = ROOT / "requirements"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def load(name: str) -> dict:
@@ -29,40 +38,126 @@ def unit(name: str) -> configparser.ConfigParser:
     return parser
 
 
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+# ---------------------------------------------------------------- the image and the lock
+
+
 def dockerfile() -> list[tuple[str, str]]:
     """The Dockerfile as (INSTRUCTION, arguments) pairs, comments and continuations removed."""
-    lines = [ln.strip() for ln in (DEPLOY / "Dockerfile").read_text().splitlines()
+    lines = [ln for ln in (DEPLOY / "Dockerfile").read_text().splitlines()
              if not ln.lstrip().startswith("#")]
-    joined = " ".join(lines).replace("\\ ", " ")
-    out = []
-    for part in joined.split(" "):
-        if part.isupper() and part.isalpha():
-            out.append((part, ""))
-        elif out:
-            out[-1] = (out[-1][0], (out[-1][1] + " " + part).strip())
-    return [(k, v.split(" #", 1)[0].strip()) for k, v in out
-            if k in {"FROM", "RUN", "USER", "ENTRYPOINT", "CMD", "COPY", "WORKDIR", "ENV"}]
+    joined = "\n".join(lines).replace("\\\n", " ")
+    steps = []
+    for line in joined.splitlines():
+        if line.strip():
+            word, _, rest = line.strip().partition(" ")
+            steps.append((word, " ".join(rest.split())))
+    return steps
 
 
-def test_dockerfile_slim_base_non_root_console_script():
-    """Slim Python base, pip install ., numeric non-root USER, entrypoint zuora-reaper, CMD plan."""
-    steps = dockerfile()
-    kinds = [k for k, _ in steps]
-    base = dict(steps)["FROM"]
-    assert base.startswith("python:3.1")
-    assert base.endswith("-slim")
-    assert any(k == "RUN" and "pip install ." in v for k, v in steps)
-    user = [v for k, v in steps if k == "USER"][-1]
+def stages() -> list[list[tuple[str, str]]]:
+    out: list[list[tuple[str, str]]] = []
+    for step in dockerfile():
+        if step[0] == "FROM":
+            out.append([])
+        if out:
+            out[-1].append(step)
+    return out
+
+
+def test_dockerfile_is_multi_stage_on_a_base_pinned_by_digest():
+    """Two stages on one base: python:<CI's Python>-slim pinned by its sha256 digest."""
+    build, runtime = stages()
+    assert build[0] == ("FROM", "${PYTHON_IMAGE} AS build")
+    assert runtime[0] == ("FROM", "${PYTHON_IMAGE} AS runtime")
+    args = dict(v.split("=", 1) for k, v in dockerfile() if k == "ARG" and "=" in v)
+    image = args["PYTHON_IMAGE"]
+    assert re.fullmatch(r"python:\d+\.\d+-slim@sha256:[0-9a-f]{64}", image), image
+    minor = image.split(":")[1].split("-")[0]
+    assert minor == f"{sys.version_info.major}.{sys.version_info.minor}"  # CI's own Python
+    assert f"Programming Language :: Python :: {minor}" in PYPROJECT["project"]["classifiers"]
+
+
+def test_dockerfile_installs_from_the_hashed_lock_and_runs_non_root():
+    build, runtime = stages()
+    runs = " ".join(v for k, v in build if k == "RUN")
+    assert "--require-hashes" in runs
+    assert "-r requirements/runtime.txt" in runs
+    assert ("COPY", "requirements/runtime.txt requirements/runtime.txt") in build
+    assert "pip wheel --no-deps" in runs  # the project goes in as a built wheel
+    assert not [v for k, v in runtime if k == "RUN" and "pip" in v]  # nothing resolved later
+    assert ("COPY", "--from=build /opt/zuora-reaper /opt/zuora-reaper") in runtime
+    user = [v for k, v in runtime if k == "USER"][-1]
     assert user.split(":")[0].isdigit()
     assert user.split(":")[0] != "0"
-    assert kinds.index("USER") > max(i for i, (k, _) in enumerate(steps) if k == "RUN")
-    assert dict(steps)["ENTRYPOINT"] == '["zuora-reaper"]'
-    assert dict(steps)["CMD"] == '["plan"]'  # the bare image never cancels
+    kinds = [k for k, _ in runtime]
+    assert kinds.index("USER") > max(i for i, k in enumerate(kinds) if k == "RUN")
+    assert dict(runtime)["ENTRYPOINT"] == '["zuora-reaper"]'
+    assert dict(runtime)["CMD"] == '["plan"]'  # the bare image never cancels
+    labels = " ".join(v for k, v in runtime if k == "LABEL")
+    for name in ("source", "version", "revision"):
+        assert f"org.opencontainers.image.{name}=" in labels, name
+
+
+def _pins(path: Path) -> dict[str, tuple[str, frozenset[str]]]:
+    """name -> (version, hashes) of a pip-compile lock with hashes."""
+    pins = {}
+    for line in path.read_text().replace("\\\n", " ").splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            spec, *rest = line.split()
+            name, version = spec.split("==")
+            hashes = frozenset(h.split(":", 1)[1] for h in rest if h.startswith("--hash="))
+            pins[name.lower()] = (version, hashes)
+    return pins
+
+
+def test_the_lock_ci_installs_pins_what_the_image_installs():
+    """runtime.txt (the image) and ci.txt (CI) are hashed and agree on every runtime pin;
+    .ci/run installs ci.txt with --require-hashes; lock.sh regenerates both."""
+    runtime, ci = _pins(LOCKS / "runtime.txt"), _pins(LOCKS / "ci.txt")
+    assert runtime
+    assert all(hashes for _v, hashes in runtime.values())
+    assert all(hashes for _v, hashes in ci.values())
+    for name, pin in runtime.items():
+        assert ci.get(name) == pin, name
+    assert {_name(d) for d in PYPROJECT["project"]["dependencies"]} <= set(runtime)
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert {_name(d) for d in [*extras["test"], *extras["dev"]]} <= set(ci)
+    assert "pip install --quiet --require-hashes -r requirements/ci.txt" in \
+        (ROOT / ".ci" / "run").read_text()
+    assert (LOCKS / "lock.sh").stat().st_mode & 0o111
+
+
+def test_package_metadata_is_complete_and_extras_do_not_repeat():
+    project = PYPROJECT["project"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert project["license"] == "MIT"
+    assert len(project["classifiers"]) >= 5
+    extras = project["optional-dependencies"]
+    assert set(extras) == {"test", "dev"}  # no "metrics" extra repeating a core dependency
+    core = {_name(d) for d in project["dependencies"]}
+    for name, deps in extras.items():
+        assert not {_name(d) for d in deps} & core, name
+    assert not {"ruff", "mypy"} & {_name(d) for d in extras["test"]}
+    assert {"ruff", "mypy"} <= {_name(d) for d in extras["dev"]}
+    from worker import __version__
+    from worker.http import USER_AGENT
+
+    assert __version__ == project["version"]  # from the package metadata, not hard-coded
+    assert USER_AGENT.startswith(f"zuora-reaper/{__version__} ")
+    assert "://" not in USER_AGENT  # no made-up URL
+
+
+# ---------------------------------------------------------------- Kubernetes (kustomize)
 
 
 def test_cronjob_fields_that_matter():
-    """Forbid overlap, a starting deadline, no pod retries, run with the ConfigMap config."""
-    cj = load("cronjob.yaml")
+    """Forbid overlap, a starting deadline, no pod retries, run with the ConfigMap config, the
+    report on stdout as JSON, a token-less ServiceAccount."""
+    cj = load("base/cronjob.yaml")
     assert cj["apiVersion"] == "batch/v1"
     assert cj["kind"] == "CronJob"
     spec = cj["spec"]
@@ -76,13 +171,18 @@ def test_cronjob_fields_that_matter():
     pod = job["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["serviceAccountName"] == load("base/serviceaccount.yaml")["metadata"]["name"]
+    assert pod["automountServiceAccountToken"] is False
+    assert load("base/serviceaccount.yaml")["automountServiceAccountToken"] is False
     [container] = pod["containers"]
     assert container["args"][0] == "run"
+    assert container["args"][-2:] == ["--output", "json"]
     config_path = container["args"][container["args"].index("--config") + 1]
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert config_path.startswith(mounts["config"]["mountPath"] + "/")
-    assert volumes["config"]["configMap"]["name"] == load("configmap.yaml")["metadata"]["name"]
+    assert volumes["config"]["configMap"]["name"] == \
+        load("base/configmap.yaml")["metadata"]["name"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert mounts["tmp"]["mountPath"] == "/tmp"
@@ -96,10 +196,11 @@ def test_cronjob_fields_that_matter():
 
 
 def test_configmap_config_is_accepted_by_the_loader(tmp_path):
-    """The ConfigMap's config.toml loads with the real loader; report and lock live in /tmp."""
-    cm = load("configmap.yaml")
-    cronjob = load("cronjob.yaml")
-    args = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    """The ConfigMap's config.toml loads with the real loader; the report and the lock live on
+    mounted volumes."""
+    cm, cronjob = load("base/configmap.yaml"), load("base/cronjob.yaml")
+    container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
     name = Path(args[args.index("--config") + 1]).name
     path = tmp_path / name
     path.write_text(cm["data"][name])
@@ -107,28 +208,105 @@ def test_configmap_config_is_accepted_by_the_loader(tmp_path):
                                          "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}, str(path))
     assert settings.target.base_url.startswith("https://")
     assert settings.output.log_format == "json"
-    assert settings.output.report_file.startswith("/tmp/")
+    mounted = {m["mountPath"] for m in container["volumeMounts"]}
+    assert str(Path(settings.output.report_file).parent) in mounted
     assert settings.run.lock_file.startswith("/tmp/")
     active = cronjob["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
     assert settings.pacing.deadline is not None
     assert settings.pacing.deadline < active
 
 
+def _kustomize(overlay: str) -> list[dict]:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed: the kustomize overlays are not rendered here")
+    out = subprocess.run(["kubectl", "kustomize", str(K8S / "overlays" / overlay)],
+                         capture_output=True, text=True, timeout=120, check=True)
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@pytest.mark.parametrize(("overlay", "command", "namespace"), [
+    ("sandbox", "plan", "zuora-reaper-sandbox"),
+    ("production", "run", "zuora-reaper"),
+    ("production-pvc", "run", "zuora-reaper"),
+])
+def test_kustomize_overlays_render_what_the_readme_promises(overlay, command, namespace):
+    docs = _kustomize(overlay)
+    kinds = {d["kind"]: d for d in docs}
+    assert {"CronJob", "ConfigMap", "ServiceAccount"} <= set(kinds)
+    assert "Secret" not in kinds  # only referenced: it comes from your secret store
+    assert {d["metadata"]["namespace"] for d in docs} == {namespace}
+    cj = kinds["CronJob"]
+    assert cj["spec"]["concurrencyPolicy"] == "Forbid"
+    job = cj["spec"]["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0
+    pod = job["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == kinds["ServiceAccount"]["metadata"]["name"]
+    assert kinds["ServiceAccount"]["automountServiceAccountToken"] is False
+    [container] = pod["containers"]
+    assert re.fullmatch(r"[\w./-]+@sha256:[0-9a-f]{64}", container["image"]), container["image"]
+    assert container["args"][0] == command
+    assert container["args"][-2:] == ["--output", "json"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    if overlay == "production-pvc":
+        claim = volumes["reports"]["persistentVolumeClaim"]["claimName"]
+        assert claim == kinds["PersistentVolumeClaim"]["metadata"]["name"]
+    else:
+        assert "emptyDir" in volumes["reports"]
+
+
+@pytest.mark.parametrize("name", ["base/cronjob.yaml", "base/configmap.yaml",
+                                  "base/serviceaccount.yaml", "secret.example.yaml"])
+def test_manifests_are_single_valid_documents(name):
+    """Each manifest parses as one Kubernetes object with a name."""
+    doc = load(name)
+    assert doc["metadata"]["name"].startswith("zuora-reaper")
+
+
+# ---------------------------------------------------------------- systemd
+
+
 def test_systemd_service_is_a_hardened_oneshot_run():
-    """Type=oneshot, ExecStart runs zuora-reaper run, secrets from an EnvironmentFile, hardened."""
-    svc = unit("zuora-reaper.service")["Service"]
+    """Type=oneshot, ExecStart runs zuora-reaper run, secrets by LoadCredential= and *_FILE,
+    an OnFailure= handler."""
+    parsed = unit("zuora-reaper.service")
+    svc = parsed["Service"]
     assert svc["Type"] == "oneshot"
     argv = shlex.split(svc["ExecStart"])
     assert Path(argv[0]).name == "zuora-reaper"
     assert argv[1] == "run"
     assert "--config" in argv
     assert "${STATE_DIRECTORY}" in argv[argv.index("--report-file") + 1]
-    assert svc["EnvironmentFile"].startswith("/etc/")
     assert svc.get("DynamicUser") == "yes" or svc.get("User") not in (None, "root")
-    assert svc["NoNewPrivileges"] == "yes"
-    assert svc["ProtectSystem"] == "strict"
-    assert svc["StateDirectory"] == "zuora-reaper"
-    assert "ZUORA_CLIENT_SECRET" not in svc.get("Environment", "")
+    assert "EnvironmentFile" not in svc
+    text = (DEPLOY / "systemd" / "zuora-reaper.service").read_text()
+    assert "LoadCredential=client_secret:/etc/zuora-reaper/client_secret" in text
+    assert "Environment=ZUORA_CLIENT_SECRET_FILE=%d/client_secret" in text
+    assert parsed["Unit"]["OnFailure"] == "zuora-reaper-failure@%n.service"
+    assert "%i" in unit("zuora-reaper-failure@.service")["Service"]["ExecStart"]
+
+
+def test_systemd_exposure_is_at_most_1_5():
+    """``systemd-analyze security --offline`` rates the unit 1.5 or lower."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed (.ci/run installs Debian's systemd)")
+    out = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager",
+                          "zuora-reaper.service"], cwd=DEPLOY / "systemd", capture_output=True,
+                         text=True, timeout=60, check=False)
+    found = re.search(r"Overall exposure level for zuora-reaper.service: ([0-9.]+)", out.stdout)
+    assert found, out.stdout + out.stderr
+    assert float(found.group(1)) <= 1.5, out.stdout
+
+
+def test_credential_files_are_what_the_loader_reads(tmp_path):
+    """%d/client_id and %d/client_secret, as LoadCredential= lays them out, are read."""
+    (tmp_path / "client_id").write_text(DEMO_CLIENT_ID + "\n")
+    (tmp_path / "client_secret").write_text(DEMO_CLIENT_SECRET + "\n")
+    env = {"ZUORA_CLIENT_ID_FILE": str(tmp_path / "client_id"),
+           "ZUORA_CLIENT_SECRET_FILE": str(tmp_path / "client_secret")}
+    settings = load_settings("plan", {"target.environment": "us-sandbox"}, env)
+    assert settings.credentials.client_secret == DEMO_CLIENT_SECRET
+    assert settings.credentials.client_id == DEMO_CLIENT_ID
 
 
 def test_systemd_timer_is_persistent_and_jittered():
@@ -140,10 +318,3 @@ def test_systemd_timer_is_persistent_and_jittered():
     assert section["RandomizedDelaySec"]
     assert section.get("Unit", "zuora-reaper.service") == "zuora-reaper.service"
     assert timer["Install"]["WantedBy"] == "timers.target"
-
-
-@pytest.mark.parametrize("name", ["cronjob.yaml", "configmap.yaml", "secret.example.yaml"])
-def test_manifests_are_single_valid_documents(name):
-    """Each manifest parses as one Kubernetes object with a name."""
-    doc = load(name)
-    assert doc["metadata"]["name"].startswith("zuora-reaper")

@@ -31,3 +31,18 @@ def test_output_json_prints_the_report_to_stdout(emu_thread, cli):
     doc = json.loads(res.stdout)
     assert doc == res.report
     assert doc["counts"]["would_cancel"] == 1
+
+
+def test_output_json_is_one_line_equal_to_the_report(emu_thread, cli):
+    """--output json prints the report as one JSON document on one line (cluster logging keeps
+    it as one record), the same document as the report file."""
+    import json
+
+    emu = emu_thread(runs=0)
+    for _ in range(3):
+        emu.add_run(status="STARTED", age_s=7200)
+    res = cli(emu, "run", "--older-than", "1h", "--output", "json", "--rate", "1000")
+    assert res.code == 0, res.stderr
+    assert res.stdout.count("\n") == 1
+    assert res.stdout.endswith("}\n")
+    assert json.loads(res.stdout) == res.report
