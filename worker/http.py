@@ -20,7 +20,6 @@ client's job, because Zuora can say ``success:false`` in a 200.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import socket
 import ssl
@@ -301,12 +300,12 @@ def _short(exc: BaseException) -> str:
 
 
 def parse_json(raw: bytes, what: str = "answer") -> Any:
-    """The JSON value of ``raw``, or None when it is not JSON.
+    """The JSON value of ``raw``, or None when it is not strict JSON.
 
-    orjson first; what it refuses gets the stdlib's more lenient reading (invalid UTF-8
-    replaced, NaN), so nothing that parsed before is lost. JSON nested deeper than
-    ``MAX_JSON_DEPTH`` raises UnusableResponse: it is no Zuora answer, and the stdlib reader
-    would recurse until ``RecursionError``.
+    Strict (RFC 8259, orjson): invalid UTF-8, a lone surrogate escape (``"\\ud800"``), NaN or
+    Infinity make the body "not JSON", never a value with replaced characters: an id read
+    with a replacement character would be an id the server never sent. JSON nested deeper
+    than ``MAX_JSON_DEPTH`` raises UnusableResponse: it is no Zuora answer.
     """
     try:
         return orjson.loads(raw)
@@ -314,8 +313,4 @@ def parse_json(raw: bytes, what: str = "answer") -> Any:
         if "depth limit" in str(exc) or "recursion" in str(exc).lower():
             raise UnusableResponse(f"{what} refused: its JSON is nested deeper than "
                                    f"{MAX_JSON_DEPTH} levels", code="limit") from None
-    try:
-        text = raw.decode("utf-8", errors="replace")
-        return json.loads(text) if text.strip() else None
-    except (ValueError, RecursionError):
         return None

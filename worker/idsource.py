@@ -24,13 +24,12 @@ from worker.errors import (
     TransientError,
     WorkerError,
 )
-from worker.models import ReportRun, describe, parse_run
+from worker.models import ReportRun, check_run_id, describe, parse_run
 from worker.pool import drain
 
 log = structlog.get_logger("worker.idsource")
 
 KEY = "run.ids_file"
-MAX_ID_LENGTH = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +59,10 @@ def read_ids(path: str, stdin: TextIO | None = None) -> list[str]:
         token = line.split("#", 1)[0].strip()
         if not token:
             continue
-        if len(token.split()) != 1 or len(token) > MAX_ID_LENGTH:
+        problem = check_run_id(token)[1] if len(token.split()) == 1 else "more than one token"
+        if problem:
             raise ConfigError(KEY, f"{path} line {number}: expected one run id per line, "
-                                   f"got {token[:60]!r}")
+                                   f"got {token[:60]!r} ({problem})")
         ids[token] = None
     return list(ids)
 

@@ -26,7 +26,7 @@ from worker.errors import GuardRefused, WorkerError
 from worker.http import Transport
 from worker.idsource import fetch_runs, read_ids
 from worker.listing import LOOKAHEAD, iter_pages
-from worker.models import Outcome, ReportRun
+from worker.models import TERMINAL_STATUSES, Outcome, ReportRun
 from worker.pacer import Pacer, PacerConfig, RetryBudget
 from worker.planfile import Plan, check_options, load_plan, write_plan
 from worker.records import RunRecord
@@ -34,6 +34,7 @@ from worker.selection import Verdict, judge
 
 log = structlog.get_logger("worker.job")
 PHASES = ("listing", "cancelling")
+CONFLICTING = "conflicting_status"  # listed in progress and in a terminal status by one job
 
 
 @dataclass
@@ -146,6 +147,8 @@ class _Job:
     result: JobResult
     deps: JobDeps
     inputs: JobInputs
+    terminal: set[str] = field(default_factory=set)  # ids listed in a terminal status
+    live: set[str] = field(default_factory=set)  # ids listed in another status
 
     @contextlib.contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -211,6 +214,8 @@ class _Job:
         for run in runs:
             anonymous += run.id is None
             key = run.id if run.id is not None else f"#unparseable-{anonymous}"
+            if run.id is not None:
+                self._note_status(run, fresh)
             known = records.get(key)
             if known is not None and (known.selected or key in fresh):
                 continue  # already handled by this job (or seen twice in this pass)
@@ -234,9 +239,21 @@ class _Job:
                  selected=sum(1 for r in self.result.records.values() if r.selected))
         return [r for r in self.result.records.values() if r.selected]
 
+    def _note_status(self, run: ReportRun, fresh: dict[str, RunRecord]) -> None:
+        """A run listed both in a terminal status and in another one, on any page of any pass,
+        is never cancelled in this job: a selection not yet acted on is withdrawn."""
+        assert run.id is not None
+        (self.terminal if run.status in TERMINAL_STATUSES else self.live).add(run.id)
+        if run.id in self.terminal and run.id in self.live:
+            rec = fresh.pop(run.id, None)
+            if rec is not None and rec.outcome is None:
+                rec.selected, rec.reason, rec.rule = False, CONFLICTING, None
+
     def _judge(self, run: ReportRun, key: str, pass_no: int, now: datetime) -> RunRecord:
         verdict = judge(run, self.settings.selection, now)
         plan = self.inputs.plan
+        if run.id in self.terminal and run.id in self.live:
+            verdict = Verdict.no(CONFLICTING)
         if verdict.selected and plan is not None and run.id not in plan.run_ids:
             verdict = Verdict.no("not_in_plan")
         return RunRecord(run, key, pass_no, verdict.selected, verdict.reason, verdict.rule)

@@ -111,6 +111,35 @@ def _text(value: Any) -> str | None:
     return None
 
 
+MAX_ID_LENGTH = 128
+_BAD_ID_CHAR = re.compile(r"[\x00-\x20\x7f-\xa0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u206f"
+                          r"\u3000\ufeff\ud800-\udfff]")
+
+
+def check_run_id(value: Any) -> tuple[str | None, str | None]:
+    """(the id exactly as sent, None), or (None, why it is refused).
+
+    An id is sent back as one path segment (``DELETE .../reportruns/<id>``), so it is taken
+    exactly as the server sent it or not at all: never stripped or re-encoded (a JSON integer
+    is read as its decimal spelling). Refused: another type, empty, ``.`` or ``..`` (they resolve to other paths), a control, white-space or
+    invisible formatting character, a lone surrogate, more than ``MAX_ID_LENGTH`` characters.
+    """
+    if value is None:
+        return None, None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value), None  # a JSON integer has one exact decimal spelling
+    if not isinstance(value, str):
+        return None, f"id is {type(value).__name__}, not a string"
+    if value in ("", ".", ".."):
+        return None, f"id {value!r} is not a run id"
+    if len(value) > MAX_ID_LENGTH:
+        return None, f"id is longer than {MAX_ID_LENGTH} characters"
+    bad = _BAD_ID_CHAR.search(value)
+    if bad:
+        return None, f"id holds the character U+{ord(bad.group()):04X}"
+    return value, None
+
+
 def _created_by(item: Mapping[str, Any]) -> str | None:
     profile = item.get("createdByUserProfile")
     if isinstance(profile, Mapping):
@@ -133,11 +162,13 @@ def parse_run(item: Any) -> ReportRun:
     if not isinstance(item, Mapping):
         return ReportRun(None, None, None, None, None, None, None,
                          problem=f"item is {type(item).__name__}, not an object")
-    run_id = _text(item.get("id")) or _text(item.get("reportRunId"))
+    raw_id = item.get("id") if item.get("id") is not None else item.get("reportRunId")
+    run_id, id_problem = check_run_id(raw_id)
     status = _text(item.get("status"))
     started = parse_time(item.get("startedOn"))
     missing = [name for name, value in (("id", run_id), ("status", status),
                                         ("startedOn", started)) if value is None]
+    problem = id_problem or (f"unreadable {', '.join(missing)}" if missing else None)
     return ReportRun(
         id=run_id,
         report_id=_text(item.get("reportId")) or _text(item.get("reportID")),
@@ -146,7 +177,7 @@ def parse_run(item: Any) -> ReportRun:
         started_on=started,
         updated_on=parse_time(item.get("updatedOn")),
         created_by=_created_by(item),
-        problem=f"unreadable {', '.join(missing)}" if missing else None,
+        problem=problem,
     )
 
 

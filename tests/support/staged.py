@@ -221,6 +221,7 @@ class Script:
 
     runs: list[dict[str, Any]] = field(default_factory=list)
     replies: dict[str, Reply] = field(default_factory=dict)
+    later_pages: list[list[dict[str, Any]]] = field(default_factory=list)  # pages 2, 3, ...
 
 
 class ScriptedZuora(ThreadedServer):
@@ -265,7 +266,9 @@ class ScriptedZuora(ThreadedServer):
         if endpoint == "list":
             return {"success": True, "response": self.script.runs}
         if endpoint == "list2":
-            return {"success": True, "response": []}
+            page = req.json()["pagination"]["currentPage"]
+            later = self.script.later_pages
+            return {"success": True, "response": later[page - 2] if page - 2 < len(later) else []}
         run_id = req.path.rsplit("/", 1)[1]
         if endpoint == "get":
             item = next((r for r in self.script.runs if r["id"] == run_id), run_item(run_id))
