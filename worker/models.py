@@ -121,8 +121,9 @@ def check_run_id(value: Any) -> tuple[str | None, str | None]:
 
     An id is sent back as one path segment (``DELETE .../reportruns/<id>``), so it is taken
     exactly as the server sent it or not at all: never stripped or re-encoded (a JSON integer
-    is read as its decimal spelling). Refused: another type, empty, ``.`` or ``..`` (they resolve to other paths), a control, white-space or
-    invisible formatting character, a lone surrogate, more than ``MAX_ID_LENGTH`` characters.
+    is read as its decimal spelling). Refused: another type, empty, ``.`` or ``..`` (they
+    resolve to other paths), a control, white-space or invisible formatting character, a lone
+    surrogate, more than ``MAX_ID_LENGTH`` characters.
     """
     if value is None:
         return None, None
