@@ -20,6 +20,7 @@ from worker.errors import (
     AuthError,
     Interrupted,
     PermanentError,
+    RedirectRefused,
     TransientError,
     UnusableResponse,
 )
@@ -113,32 +114,86 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
     st = CallState()
     loop = asyncio.get_running_loop()
     start = loop.time()
-    path = f"/reportruns/{quote(rec.run.id, safe='')}"
+    path = run_path(rec.run.id)
     try:
         resp = await client.request("DELETE", path, state=st)
         rec.outcome, rec.error = await _interpret(client, path, resp, guard)
     except Interrupted as exc:
-        rec.outcome = Outcome.NOT_ATTEMPTED if st.attempts == 0 else Outcome.FAILED
-        rec.error = None if st.attempts == 0 else f"stopped before a definitive answer: {exc}"
+        _unanswered(rec, st, f"stopped before a definitive answer: {exc}")
     except AuthError as exc:
         rec.outcome, rec.error = Outcome.FAILED, str(exc)
         guard.failure("401", str(exc))
         client.control.request_stop(str(exc), 3)
     except TransientError as exc:
-        rec.outcome, rec.error = Outcome.FAILED, f"gave up after {st.attempts} attempts: {exc}"
-    except UnusableResponse as exc:  # a redirect or an answer over a limit: stop the job
+        _unanswered(rec, st, f"no definitive answer after {st.attempts} attempts: {exc}")
+    except RedirectRefused as exc:  # not followed, so not done: stop the job
         rec.outcome, rec.error = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
         client.control.request_stop(str(exc), 6)
+    except UnusableResponse as exc:  # an answer over a limit: stop the job
+        _unanswered(rec, st, f"{type(exc).__name__}: {exc}")
+        client.control.request_stop(str(exc), 6)
     except ApiError as exc:  # e.g. the token endpoint became unreachable mid-job
-        rec.outcome, rec.error = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
+        _unanswered(rec, st, f"{type(exc).__name__}: {exc}")
     except asyncio.CancelledError:
-        rec.outcome = Outcome.NOT_ATTEMPTED if st.attempts == 0 else Outcome.FAILED
-        rec.error = None if st.attempts == 0 else "interrupted in flight: server state unknown"
+        _unanswered(rec, st, "interrupted in flight: server state unknown")
         raise
     finally:
         rec.attempts = st.attempts
         rec.latency_s = loop.time() - start
         _log_outcome(rec, logger)
+
+
+def run_path(run_id: str) -> str:
+    """The run's API path: its id, exactly as listed, as one percent-encoded segment."""
+    return f"/reportruns/{quote(run_id, safe='')}"
+
+
+def _unanswered(rec: RunRecord, st: CallState, error: str) -> None:
+    """No definitive answer: not attempted when nothing was sent, else unknown until the
+    read-back (``reconcile``) tells what the server did."""
+    if st.attempts == 0:
+        rec.outcome, rec.error = Outcome.NOT_ATTEMPTED, None
+        return
+    rec.outcome, rec.error, rec.unsure = Outcome.UNKNOWN, error, True
+
+
+async def reconcile(client: ApiClient, records: list[RunRecord], workers: int) -> None:
+    """Read back, with one paced and retried GET each, the runs whose DELETE went out without
+    a definitive answer (timeout, connection lost, 5xx after the last attempt, an unusable
+    answer), so the report says what the server did: cancelled, still_running, or unknown
+    when no GET could tell (the job is stopping: its deadline, a signal, the retry budget)."""
+    unsure = [rec for rec in records if rec.unsure]
+    if not unsure:
+        return
+    log.info("reconcile.started", runs=len(unsure))
+    await drain(unsure, workers, lambda rec: _read_back(client, rec),
+                client.control.is_stopping)
+    left = sum(1 for rec in unsure if rec.outcome is Outcome.UNKNOWN)
+    log.info("reconcile.finished", runs=len(unsure), unknown=left)
+
+
+async def _read_back(client: ApiClient, rec: RunRecord) -> None:
+    assert rec.run.id is not None
+    try:
+        resp = await client.request("GET", run_path(rec.run.id))
+    except (ApiError, Interrupted) as exc:
+        rec.error = f"{rec.error}; read-back GET failed: {exc}"
+        return
+    body = resp.body.get("response") if isinstance(resp.body, Mapping) else None
+    run = parse_run(body)
+    if resp.status == 404:
+        rec.outcome, rec.error = Outcome.NOT_FOUND, None
+    elif not 200 <= resp.status < 300 or run.id != rec.run.id:
+        rec.error = f"{rec.error}; read-back GET answered HTTP {resp.status}: {describe(resp)}"
+        return
+    elif run.status in CANCELLED_STATUSES:
+        rec.outcome, rec.error = Outcome.CANCELLED, None  # the server did it: confirmed
+    elif run.status in FINISHED_STATUSES:
+        rec.outcome, rec.error = Outcome.ALREADY_FINISHED, None
+    else:
+        rec.outcome = Outcome.STILL_RUNNING
+        rec.error = f"{rec.error}; read back: still {run.status}"
+    rec.reconciled = True
 
 
 async def _interpret(client: ApiClient, path: str, resp: Response,

@@ -18,7 +18,7 @@ from typing import TextIO
 import structlog
 
 from worker.auth import Auth, LegacyAuth, OAuth
-from worker.cancel import cancel_all
+from worker.cancel import cancel_all, reconcile
 from worker.client import ApiClient, RetryPolicy
 from worker.config import Settings
 from worker.control import Counters, JobControl
@@ -189,9 +189,10 @@ class _Job:
             return False
         if self.deps.on_selected:
             self.deps.on_selected(len(fresh))
+        workers = self.settings.pacing.concurrency * 4
         with self._phase("cancelling"):
-            await cancel_all(client, fresh, workers=self.settings.pacing.concurrency * 4,
-                             on_done=self.deps.on_done)
+            await cancel_all(client, fresh, workers=workers, on_done=self.deps.on_done)
+            await reconcile(client, fresh, workers)
         return True
 
     async def _list_and_select(self, client: ApiClient, pass_no: int) -> list[RunRecord]:

@@ -39,6 +39,12 @@ class Outcome(StrEnum):
     FAILED = "failed"
     WOULD_CANCEL = "would_cancel"
     NOT_ATTEMPTED = "not_attempted"
+    STILL_RUNNING = "still_running"  # a DELETE without a definitive answer; a GET saw it running
+    UNKNOWN = "unknown"  # a DELETE without a definitive answer, and no GET could tell
+
+
+UNSUCCESSFUL = frozenset({Outcome.FAILED, Outcome.STILL_RUNNING, Outcome.UNKNOWN})
+"""Outcomes of a selected run that was not (or not surely) cancelled: exit code 1."""
 
 
 @dataclass(frozen=True, slots=True)

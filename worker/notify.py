@@ -27,7 +27,8 @@ MAX_FAILED_IDS = 100
 def should_notify(doc: dict[str, Any]) -> bool:
     """True when the job cancelled something, failed to cancel something, or did not exit 0."""
     c = doc["counts"]
-    return bool(c["cancelled"] or c["failed"] or doc["exit_code"])
+    return bool(c["cancelled"] or c["failed"] or c["still_running"] or c["unknown"]
+                or doc["exit_code"])
 
 
 def build_payload(doc: dict[str, Any], failed: list[str], job_name: str,

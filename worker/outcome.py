@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from worker.job import JobResult
+from worker.models import UNSUCCESSFUL, Outcome
 from worker.report import counts
 
 
@@ -14,7 +15,11 @@ def exit_status(result: JobResult) -> tuple[int, str | None]:
         c = counts(result)
         return result.stop_exit, (f"stopped: {result.stop_reason} "
                                   f"({c['not_attempted']} selected runs not attempted)")
-    failed = counts(result)["failed"]
+    c = counts(result)
+    failed = sum(c[o.value] for o in UNSUCCESSFUL)
     if failed:
-        return 1, f"{failed} selected run(s) failed to cancel; see the report for each error"
+        unsure = c[Outcome.STILL_RUNNING.value] + c[Outcome.UNKNOWN.value]
+        detail = f" ({unsure} of them still running or unknown)" if unsure else ""
+        return 1, (f"{failed} selected run(s) failed to cancel{detail}; see the report for "
+                   "each error")
     return 0, None

@@ -19,7 +19,7 @@ import structlog
 
 from worker.config import Settings
 from worker.durations import format_duration
-from worker.models import Outcome
+from worker.models import UNSUCCESSFUL
 from worker.records import RunRecord
 
 MIN_INTERVAL_S = 0.2
@@ -65,7 +65,7 @@ class Progress:
     def finished(self, rec: RunRecord) -> None:
         """One cancel has its outcome (JobDeps.on_done)."""
         self.done += 1
-        self.failed += rec.outcome is Outcome.FAILED
+        self.failed += rec.outcome in UNSUCCESSFUL
         self._draw(force=self.done >= self.total)
 
     def close(self) -> None:

@@ -22,6 +22,8 @@ class RunRecord:
     attempts: int = 0
     error: str | None = None
     latency_s: float | None = None
+    unsure: bool = False  # a DELETE went out without a definitive answer: reconcile it
+    reconciled: bool = False  # the outcome was read back with a GET after the cancels
 
     def age_s(self, now: datetime) -> float | None:
         if self.run.started_on is None:

@@ -17,7 +17,7 @@ import orjson
 from worker.config import Settings
 from worker.job import JobResult
 from worker.logs import REDACTOR
-from worker.models import Outcome
+from worker.models import UNSUCCESSFUL, Outcome
 
 SCHEMA_VERSION = 1
 
@@ -120,8 +120,8 @@ def run_lines(result: JobResult) -> Iterator[str]:
 
 
 def failed_ids(result: JobResult) -> list[str]:
-    """Ids of the selected runs whose outcome is ``failed``."""
-    return [rec.key for rec in result.records.values() if rec.outcome is Outcome.FAILED]
+    """Ids of the selected runs not (or not surely) cancelled: failed, still_running, unknown."""
+    return [rec.key for rec in result.records.values() if rec.outcome in UNSUCCESSFUL]
 
 
 def report_chunks(header: Mapping[str, Any], lines: Iterable[str], *,
@@ -154,7 +154,7 @@ def run_entry(rec: Any) -> dict[str, Any]:
         "selected": rec.selected, "reason": rec.reason, "rule": rec.rule,
         "problem": run.problem, "pass": rec.pass_no,
         "outcome": rec.outcome.value if rec.outcome is not None else None,
-        "attempts": rec.attempts, "error": rec.error,
+        "attempts": rec.attempts, "error": rec.error, "reconciled": rec.reconciled,
     }
 
 

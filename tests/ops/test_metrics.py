@@ -53,13 +53,14 @@ def test_metrics_file_holds_exact_values_of_a_run(emu_thread, cli, tmp_path):
     assert m[(P + "last_run_runs_listed", ())] == 5
     assert m[(P + "last_run_runs_selected", ())] == 4
     assert m[(P + "last_run_cancels", (("outcome", "cancelled"),))] == 3
-    assert m[(P + "last_run_cancels", (("outcome", "failed"),))] == 1
+    assert m[(P + "last_run_cancels", (("outcome", "unknown"),))] == 1  # the poison run
+    assert m[(P + "last_run_cancels", (("outcome", "failed"),))] == 0
     assert m[(P + "last_run_cancels", (("outcome", "would_cancel"),))] == 0
     assert m[(P + "last_run_exit_code", ())] == 1
     assert m[(P + "last_run_dry_run", ())] == 0
     assert m[(P + "last_run_requests", (("status_class", "2xx"),))] == api_records(emu, 200, 300)
     assert m[(P + "last_run_requests", (("status_class", "5xx"),))] == api_records(emu, 500, 600)
-    assert m[(P + "last_run_requests", (("status_class", "5xx"),))] == 1
+    assert m[(P + "last_run_requests", (("status_class", "5xx"),))] == 2  # DELETE, read-back
     assert m[(P + "last_run_retries", ())] == 0
     assert m[(P + "last_run_token_requests", ())] == emu.count("token")
     assert (LAST_SUCCESS, ()) not in m  # never succeeded: no value to alert from

@@ -186,7 +186,8 @@ async def test_retry_budget_exhausted_stops_with_exit_5(make_emulator: Callable[
     assert set(outcomes(result)) == ids
     assert None not in outcomes(result).values()
     counted = {o: list(outcomes(result).values()).count(o) for o in set(outcomes(result).values())}
-    assert counted == {Outcome.FAILED: 1, Outcome.NOT_ATTEMPTED: 11}
+    # the one sent got no definitive answer, and the job stopped before a read-back
+    assert counted == {Outcome.UNKNOWN: 1, Outcome.NOT_ATTEMPTED: 11}
     assert len(emu.deletes()) == 4  # first try + 3 retries at 10 tokens each, then stop
 
 

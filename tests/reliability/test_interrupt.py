@@ -62,7 +62,7 @@ def test_signal_mid_job_exits_5_with_a_true_report(emu_thread, popen_job, wait_f
 
 
 def test_grace_period_cuts_hung_calls(emu_thread, popen_job, wait_for):
-    """Calls still in flight when the grace period ends are cut and reported failed."""
+    """Calls still in flight when the grace period ends are cut and reported unknown."""
     emu = emu_thread(runs=0)
     for _ in range(20):
         emu.add_run(status="STARTED", age_s=7200)
@@ -78,7 +78,7 @@ def test_grace_period_cuts_hung_calls(emu_thread, popen_job, wait_for):
     assert time.monotonic() - sent_at < 1.5
     report = job.report()
     selected = {r["id"]: r for r in report["runs"] if r["selected"]}
-    hung = [r for r in selected.values() if r["outcome"] == "failed"]
+    hung = [r for r in selected.values() if r["outcome"] == "unknown"]
     assert hung, "some DELETE was still in flight when the grace period ended"
     assert all("interrupted in flight" in r["error"] for r in hung)
     time.sleep(1.6)  # the server finishes the hung calls after the client gave up on them
@@ -105,5 +105,5 @@ def test_second_signal_stops_at_once(emu_thread, popen_job, wait_for):
     assert job.proc.returncode == 5
     assert time.monotonic() - sent_at < 1.0
     outcomes = {r["id"]: r["outcome"] for r in job.report()["runs"] if r["selected"]}
-    assert "failed" in outcomes.values()
+    assert "unknown" in outcomes.values()  # cut in flight: the server may have done it
     assert {i for i, o in outcomes.items() if o == "cancelled"} <= emu.cancelled_ids()

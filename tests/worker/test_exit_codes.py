@@ -42,7 +42,7 @@ def test_exit_1_subprocess(emu_thread, cli_subprocess):
     res = cli_subprocess(emu, "run", *FAST, "--max-attempts", "1", "--log-level", "error")
     assert res.code == 1
     assert res.stderr.strip().splitlines()[-1].startswith("zuora-reaper: exit 1:")
-    assert res.outcomes() == {"r00": "failed", "r01": "cancelled"}
+    assert res.outcomes() == {"r00": "unknown", "r01": "cancelled"}
 
 
 def test_exit_2_subprocess_sends_nothing(emu_thread, cli_subprocess):

@@ -100,12 +100,12 @@ async def test_not_found_when_deleted_meanwhile(make_emulator, job_settings, job
 
 
 async def test_failed_after_bounded_attempts(make_emulator, job_settings, job):
-    """A poison run answering 500 is retried up to max attempts, then failed with the error."""
+    """A poison run answering 500 is retried up to max attempts, then unknown with the error."""
     emu = await make_emulator(runs=0, poison_ids={"bad"})
     emu.add_run(run_id="bad")
     emu.add_run(run_id="ok")
     result = await job(job_settings(emu), attempts=3)
-    assert _outcomes(result) == {"bad": Outcome.FAILED, "ok": Outcome.CANCELLED}
+    assert _outcomes(result) == {"bad": Outcome.UNKNOWN, "ok": Outcome.CANCELLED}
     bad = result.records["bad"]
     assert bad.attempts == 3
     assert _deletes_per_run(emu) == {"bad": 3, "ok": 1}
@@ -168,7 +168,7 @@ async def test_every_selected_run_gets_exactly_one_outcome(make_emulator, job_se
     result = await job(job_settings(emu), on_selected=mutate, attempts=2)
     assert _outcomes(result) == {
         "a": Outcome.CANCELLED, "b": Outcome.ALREADY_CANCELLED, "gone": Outcome.NOT_FOUND,
-        "done": Outcome.ALREADY_FINISHED, "p": Outcome.FAILED}
+        "done": Outcome.ALREADY_FINISHED, "p": Outcome.UNKNOWN}
     assert result.records["young"].outcome is None
 
 
@@ -246,7 +246,7 @@ def test_failed_run_exits_1_via_cli(emu_thread, cli):
     emu.add_run(run_id="ok")
     res = cli(emu, "run", *FAST, "--max-attempts", "2")
     assert res.code == 1
-    assert res.outcomes() == {"bad": "failed", "ok": "cancelled"}
+    assert res.outcomes() == {"bad": "unknown", "ok": "cancelled"}
     entry = next(r for r in res.report["runs"] if r["id"] == "bad")
     assert entry["attempts"] == 2
     assert "500" in entry["error"]

@@ -48,7 +48,8 @@ def test_report_schema_after_run(emu_thread, cli):
     assert counts["listed"] == 4
     assert counts["selected"] == 2
     assert counts["cancelled"] == 1
-    assert counts["failed"] == 1
+    assert counts["unknown"] == 1  # the poison run
+    assert counts["failed"] == counts["still_running"] == 0
     assert counts["would_cancel"] == counts["not_found"] == counts["not_attempted"] == 0
     assert "resent" not in doc["requests"]  # the builtin engine and its count are gone
     runs = {r["id"]: r for r in doc["runs"]}
@@ -61,7 +62,7 @@ def test_report_schema_after_run(emu_thread, cli):
         emu.runs["ok"].report_id, "Summary", "STARTED", "bob@example.com")
     assert (ok["selected"], ok["reason"], ok["outcome"], ok["attempts"], ok["error"]) == (
         True, "selected", "cancelled", 1, None)
-    assert runs["bad"]["outcome"] == "failed"
+    assert runs["bad"]["outcome"] == "unknown"
     assert runs["bad"]["error"]
     assert (runs["young"]["selected"], runs["young"]["reason"], runs["young"]["outcome"]) == (
         False, "age_floor", None)

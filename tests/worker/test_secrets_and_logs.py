@@ -110,7 +110,7 @@ def test_one_cancel_event_per_run_and_one_summary(emu_thread, cli):
     assert 7100 < by_id["r1"]["age_s"] < 7300
     assert by_id["r1"]["outcome"] == "cancelled"
     assert by_id["r1"]["attempts"] == 1
-    assert by_id["bad"]["outcome"] == "failed"
+    assert by_id["bad"]["outcome"] == "unknown"
     assert by_id["bad"]["attempts"] == 2
     assert all(isinstance(e["latency_ms"], int | float) and e["latency_ms"] >= 0
                for e in cancels)
@@ -119,7 +119,7 @@ def test_one_cancel_event_per_run_and_one_summary(emu_thread, cli):
     summary = summaries[0]
     assert summary["exit_code"] == 1
     assert (summary["listed"], summary["selected"]) == (4, 3)
-    assert (summary["cancelled"], summary["failed"]) == (2, 1)
+    assert (summary["cancelled"], summary["unknown"]) == (2, 1)
 
 
 def test_plan_logs_summary_but_no_cancel_events(emu_thread, cli):

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from .auth import check_auth, issue_token
 from .config import EmulatorConfig
-from .faults import Faults
+from .faults import GATEWAY_TIMEOUT_PAGE, Faults
 from .handlers import cancel_run, get_run, list_runs
 from .limits import ConcurrencyGate, RateLimiter
 from .model import RequestRecord
@@ -89,7 +89,20 @@ async def admitted(core: Core, route: Route, request: web.Request, body: Body) -
     delay = core.faults.latency_s(config)
     if delay > 0:
         await asyncio.sleep(delay)
-    return operate(core, route, request, body)
+    reply = operate(core, route, request, body)
+    if route.kind == "delete" and config.cancel_then is not None:
+        return await after_cancel(config, reply)
+    return reply
+
+
+async def after_cancel(config: EmulatorConfig, reply: Reply) -> Reply | None:
+    """The DELETE is applied; its answer is lost (``cancel_then``). None drops the connection."""
+    if config.cancel_then == "drop":
+        return None
+    if config.cancel_then == "504":
+        return Reply(504, raw=GATEWAY_TIMEOUT_PAGE, content_type="text/html")
+    await asyncio.sleep(config.cancel_stall_s)
+    return reply
 
 
 def operate(core: Core, route: Route, request: web.Request, body: Body) -> Reply:

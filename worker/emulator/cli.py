@@ -8,7 +8,7 @@ import contextlib
 import signal
 import sys
 
-from .config import LIST_SHAPES, TIME_FORMATS, EmulatorConfig
+from .config import CANCEL_THEN, LIST_SHAPES, TIME_FORMATS, EmulatorConfig
 from .server import Emulator
 
 
@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-ttl", type=float, default=3600.0)
     p.add_argument("--fail-503-ratio", type=float, default=0.0)
     p.add_argument("--drop-ratio", type=float, default=0.0)
+    p.add_argument("--cancel-then", choices=CANCEL_THEN, default=None,
+                   help="apply every DELETE, then stall, drop or answer 504 (lost answers)")
+    p.add_argument("--cancel-stall-s", type=float, default=30.0)
     return p
 
 
@@ -49,6 +52,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         token_ttl=args.token_ttl,
         fail_503_ratio=args.fail_503_ratio,
         drop_ratio=args.drop_ratio,
+        cancel_then=args.cancel_then,
+        cancel_stall_s=args.cancel_stall_s,
     )
 
 

@@ -15,6 +15,7 @@ LIST_SHAPES = ("list", "content")
 TIME_FORMATS = ("epoch_ms", "iso")
 USER_FIELDS = ("nested", "dotted")
 LIST_FAULTS = ("html", "text", "no_list", "truncated", "huge")
+CANCEL_THEN = ("stall", "drop", "504")  # what follows an applied DELETE (see cancel_then)
 
 
 @dataclass
@@ -40,9 +41,15 @@ class EmulatorConfig:
     fail_503_ratio: float = 0.0
     fault_retry_after: float = 0.0
     drop_ratio: float = 0.0
-    poison_ids: set[str] = field(default_factory=set)
+    poison_ids: set[str] = field(default_factory=set)  # these answer 500 to DELETE (and GET)
+    poison_get: bool = True  # False: poison ids answer GETs normally (only DELETE fails)
     forbid_cancel: bool = False
     refusal_status: int = 400
+    # An applied DELETE whose answer never arrives: "stall" answers after cancel_stall_s (past
+    # the client's attempt timeout), "drop" closes the connection, "504" answers a gateway's
+    # timeout page. The cancel itself is applied first, as a gateway in front of Zuora shows.
+    cancel_then: str | None = None
+    cancel_stall_s: float = 30.0
     list_fault: str | None = None
     drift_complete: int = 0
     drift_start: int = 0
@@ -60,6 +67,8 @@ class EmulatorConfig:
         _choice("user_field", self.user_field, USER_FIELDS)
         if self.list_fault is not None:
             _choice("list_fault", self.list_fault, LIST_FAULTS)
+        if self.cancel_then is not None:
+            _choice("cancel_then", self.cancel_then, CANCEL_THEN)
         if self.runs < 0 or self.page_cap < 1:
             raise ValueError("runs must be >= 0 and page_cap >= 1")
         if not 0.0 <= self.in_progress_share <= 1.0:

@@ -10,6 +10,10 @@ from .config import EmulatorConfig
 from .replies import Reply, reasons
 
 HUGE_BYTES = 21 * 1024 * 1024
+GATEWAY_TIMEOUT_PAGE = (
+    b"<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center>"
+    b"<h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n"
+    b"</html>\r\n")
 HTML_PAGE = (
     b"<!DOCTYPE html><html><head><title>Zuora</title></head>"
     b"<body><h1>Service maintenance</h1><p>Please sign in again.</p></body></html>"

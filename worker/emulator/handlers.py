@@ -34,7 +34,7 @@ def list_runs(state: State, config: EmulatorConfig, statuses: Iterable[str], bod
 
 
 def get_run(state: State, config: EmulatorConfig, run_id: str) -> Reply:
-    if run_id in config.poison_ids:
+    if run_id in config.poison_ids and config.poison_get:
         return system_error()
     run = state.runs.get(run_id)
     if run is None:

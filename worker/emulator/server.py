@@ -159,9 +159,19 @@ class EmulatorThread:
         if self.emulator is not None:
             stop = asyncio.run_coroutine_threadsafe(self.emulator.stop(), self._loop)
             stop.result(timeout=30)
+        leftovers = asyncio.run_coroutine_threadsafe(_cancel_other_tasks(), self._loop)
+        leftovers.result(timeout=30)  # handlers still sleeping (cancel_then="stall", latency)
         self._shutdown()
 
     def _shutdown(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._loop.close()
+
+
+async def _cancel_other_tasks() -> None:
+    """Cancel and reap every task of the running loop but this one."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
