@@ -18,6 +18,7 @@ from worker.control import JobControl
 from worker.errors import (
     ApiError,
     AuthError,
+    InternalError,
     Interrupted,
     PermanentError,
     RedirectRefused,
@@ -137,6 +138,12 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
     except asyncio.CancelledError:
         _unanswered(rec, st, "interrupted in flight: server state unknown")
         raise
+    except Exception as exc:  # a bug: this run's state is unknown, and the job stops (exit 6)
+        error = InternalError.of(exc)
+        log.error("cancel.internal_error", run_id=rec.run.id, error=str(error),
+                  traceback=error.trace)
+        _unanswered(rec, st, str(error))
+        client.control.request_stop(str(error), 6)
     finally:
         rec.attempts = st.attempts
         rec.latency_s = loop.time() - start

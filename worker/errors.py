@@ -10,6 +10,7 @@ Library errors (aiohttp, json, OS) are translated into these classes only at the
     ├── GuardRefused                a safety guard refused to act               -> exit 4
     ├── LockHeld                    another job holds the target's lock         -> exit 4
     ├── Interrupted                 SIGTERM/SIGINT or --deadline                -> exit 5
+    ├── InternalError               an unexpected exception (a bug) in a job    -> exit 6
     └── ApiError                    anything the API answered or failed to answer
         ├── AuthError               credentials refused, 401 after refresh, 403 -> exit 3
         ├── UnusableResponse        an answer we cannot use safely               -> exit 6
@@ -21,6 +22,8 @@ Library errors (aiohttp, json, OS) are translated into these classes only at the
 """
 
 from __future__ import annotations
+
+import traceback
 
 
 class WorkerError(Exception):
@@ -55,6 +58,23 @@ class Interrupted(WorkerError):
     """The job was stopped by a signal or by its deadline before it finished."""
 
     exit_code = 5
+
+
+class InternalError(WorkerError):
+    """An exception nobody expected (a bug): the job still reports what it knows, exit 6."""
+
+    exit_code = 6
+
+    @classmethod
+    def of(cls, exc: BaseException) -> InternalError:
+        """``internal error: <Type>: <message>`` of the first exception of a group."""
+        while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]
+        error = cls(f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+        error.trace = "".join(traceback.format_exception(exc))  # no locals: they may hold secrets
+        return error
+
+    trace: str = ""
 
 
 class ApiError(WorkerError):

@@ -22,7 +22,7 @@ from worker.cancel import cancel_all, reconcile
 from worker.client import ApiClient, RetryPolicy
 from worker.config import Settings
 from worker.control import Counters, JobControl
-from worker.errors import GuardRefused, WorkerError
+from worker.errors import GuardRefused, InternalError, WorkerError
 from worker.http import Transport
 from worker.idsource import fetch_runs, read_ids
 from worker.listing import LOOKAHEAD, iter_pages
@@ -102,10 +102,12 @@ async def run_job(settings: Settings, deps: JobDeps | None = None) -> JobResult:
     result.job_id, result.counters = control.job_id, control.counters
     try:
         inputs = prepare(settings, deps)
+        await _with_client(settings, _Job(settings, result, deps, inputs), control)
     except WorkerError as exc:
         result.error = exc
-    else:
-        await _with_client(settings, _Job(settings, result, deps, inputs), control)
+    except Exception as exc:  # a bug: still report what is known (the caller writes it)
+        result.error = InternalError.of(exc)
+        log.error("job.internal_error", error=str(result.error), traceback=result.error.trace)
     if control.stop_reason and result.error is None:
         result.stop_reason, result.stop_exit = control.stop_reason, control.stop_exit
     result.finished_at = deps.now()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from worker.errors import InternalError
 from worker.job import JobResult
 from worker.models import UNSUCCESSFUL, Outcome
 from worker.report import counts
@@ -9,6 +10,8 @@ from worker.report import counts
 
 def exit_status(result: JobResult) -> tuple[int, str | None]:
     """(exit code, one-line reason or None for 0)."""
+    if isinstance(result.error, InternalError):
+        return result.error.exit_code, str(result.error)
     if result.error is not None:
         return result.error.exit_code, f"{type(result.error).__name__}: {result.error}"
     if result.stop_reason:
