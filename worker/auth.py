@@ -10,7 +10,7 @@ from typing import Protocol
 from worker.config import Target
 from worker.errors import ApiError, ApiUnreachable, AuthError, TransientError
 from worker.http import Response, Transport
-from worker.logs import redact
+from worker.logs import REDACTOR, redact
 from worker.models import describe
 from worker.secrets import Credentials
 
@@ -143,5 +143,6 @@ class OAuth:
         except (TypeError, ValueError):
             lifetime = 3600.0
         margin = min(REFRESH_MARGIN, lifetime * 0.1)
+        REDACTOR.add(body["access_token"])  # from now on in no output, whatever echoes it
         self._token = body["access_token"]
         self._expires_at = self._clock() + max(lifetime - margin, 1.0)

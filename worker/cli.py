@@ -17,6 +17,8 @@ from typing import Any
 from worker.config import BY_STATUS, load_settings
 from worker.errors import ConfigError
 from worker.keys import KEYS
+from worker.logs import Redactor
+from worker.secrets import env_secrets
 
 COMMANDS = ("plan", "run", "check", "explain", "demo", "emulator")
 JOB_COMMANDS = ("plan", "run", "check", "explain")
@@ -100,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(ns.command, flags_from(ns), os.environ, ns.config)
     except ConfigError as exc:
-        print(f"zuora-reaper: config error: {exc}", file=sys.stderr)
+        message = Redactor(env_secrets(os.environ)).scrub(str(exc))
+        print(f"zuora-reaper: config error: {message}", file=sys.stderr)
         return 2
     from worker.runner import execute
     return execute(settings)

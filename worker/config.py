@@ -449,8 +449,13 @@ def _target(values: Mapping[str, Any], sources: Mapping[str, str]) -> Target:
 def check_base_url(url: str) -> str:
     """Validate a host root: the checks of ``check_service_url`` (https, http only for
     loopback, a host, a valid port), and no path, query or user: the tool appends the paths."""
-    check_service_url("target.base_url", url, https_only=True)
     parts = urlsplit(url.strip())
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError("target.base_url", "must not hold user:password@ (the URL is not "
+                                             "echoed: it holds credentials); credentials come "
+                                             "from ZUORA_CLIENT_ID/ZUORA_CLIENT_SECRET or "
+                                             "ZUORA_USERNAME/ZUORA_PASSWORD")
+    check_service_url("target.base_url", url, https_only=True)
     if parts.path not in ("", "/") or parts.query or parts.username:
         raise ConfigError("target.base_url", f"{url!r} must be a host root with no path, e.g. "
                                              "https://rest.zuora.com: the tool appends the API "

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 import logging
 import math
 import re
 import sys
 import time
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
+from urllib.parse import quote, quote_plus
 
 import orjson
 import structlog
@@ -34,11 +38,34 @@ def _is_secret_key(key: str) -> bool:
     return found
 
 
+MIN_SECRET_LENGTH = 4  # shorter values would scrub ordinary words
+
+
+def secret_forms(secret: str) -> list[str]:
+    """``secret`` as a server may echo it back: as sent, URL-encoded (path and form styles),
+    base64 (unpadded, so it is also found inside a longer encoding that starts with it), and
+    JSON-escaped."""
+    forms = [secret, quote(secret, safe=""), quote_plus(secret),
+             base64.b64encode(secret.encode()).decode().rstrip("="),
+             json.dumps(secret)[1:-1]]
+    return list(dict.fromkeys(f for f in forms if len(f) >= MIN_SECRET_LENGTH))
+
+
 class Redactor:
     """A processor that removes known secret values and bearer tokens from every event."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = [s for s in secrets if s and len(s) >= 4]
+        self.secrets: list[str] = []
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str | None) -> None:
+        """Know ``secret`` (in every form ``secret_forms`` gives) from now on."""
+        if not secret or len(secret) < MIN_SECRET_LENGTH:
+            return
+        known = set(self.secrets)
+        self.secrets.extend(f for f in secret_forms(secret) if f not in known)
+        self.secrets.sort(key=len, reverse=True)  # a longer form first: no half-scrubbed text
 
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
@@ -103,6 +130,37 @@ def debug_enabled() -> bool:
     return _min_level <= logging.DEBUG
 
 
+class ScrubbedStream:
+    """A text stream whose every write goes through the redactor first (stdout and stderr of a
+    job: the table, ``--output json``, ``check``, ``explain``, error lines)."""
+
+    def __init__(self, inner: TextIO, redactor: Redactor) -> None:
+        self._inner, self._redactor = inner, redactor
+
+    def write(self, text: str) -> int:
+        self._inner.write(self._redactor.scrub(text))
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding...
+        return getattr(self._inner, name)
+
+
+@contextlib.contextmanager
+def scrubbed_std_streams() -> Iterator[None]:
+    """Route ``sys.stdout`` and ``sys.stderr`` through ``REDACTOR`` for the block."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout = ScrubbedStream(saved[0], REDACTOR)
+    sys.stderr = ScrubbedStream(saved[1], REDACTOR)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` without the given secret values and bearer tokens (for error messages)."""
     return Redactor(secrets).scrub(text)
@@ -145,7 +203,7 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
     """Configure structlog (and the stdlib bridge) once per process; logs go to stderr."""
     global _min_level
     stream = stream or sys.stderr
-    REDACTOR.secrets = Redactor(secrets).secrets
+    REDACTOR.secrets = Redactor(secrets).secrets  # tokens are added as they are received
     console = fmt == "console" or (fmt == "auto" and stream.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,  # job_id, target, mode, version (bind_job)

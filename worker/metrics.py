@@ -25,6 +25,7 @@ from worker import __version__
 from worker.config import Settings
 from worker.http import origin_of
 from worker.job import JobResult
+from worker.logs import REDACTOR
 from worker.models import Outcome
 from worker.network import Network
 from worker.report import counts
@@ -81,7 +82,8 @@ def build_registry(sample: Sample, last_success: float | None,
     def gauge(name: str, doc: str, value: float, **extra: str) -> None:
         if name not in made:
             made[name] = Gauge(PREFIX + name, doc, (*labels, *extra), registry=reg)
-        made[name].labels(**labels, **extra).set(value)
+        values = {k: REDACTOR.scrub(v) for k, v in {**labels, **extra}.items()}
+        made[name].labels(**values).set(value)
 
     if last_success is not None:
         gauge("last_success_timestamp_seconds", "End of the last run that exited 0.",

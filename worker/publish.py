@@ -9,6 +9,7 @@ import structlog
 
 from worker.config import Settings
 from worker.job import JobResult
+from worker.logs import redact_data
 from worker.notify import build_payload, post_webhook, should_notify
 from worker.report import failed_ids
 
@@ -33,5 +34,6 @@ def publish(settings: Settings, result: JobResult, code: int, doc: dict[str, Any
     if out.pushgateway:
         push_metrics(out.pushgateway, sample, network=settings.network)
     if out.notify_webhook and notify:  # the first test narrows the type for mypy
-        payload = build_payload(doc, failed_ids(result), out.job_name, sample.duration_s)
+        payload = redact_data(build_payload(doc, failed_ids(result), out.job_name,
+                                            sample.duration_s))
         asyncio.run(post_webhook(out.notify_webhook, payload, network=settings.network))

@@ -166,7 +166,7 @@ def write_atomic(path: str, text: str | Iterable[str]) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             for chunk in (text,) if isinstance(text, str) else text:
-                handle.write(chunk)
+                handle.write(REDACTOR.scrub(chunk))  # a run field may echo a secret
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)

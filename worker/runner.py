@@ -18,11 +18,19 @@ from worker.control import JobControl, new_job_id
 from worker.errors import WorkerError
 from worker.job import JobDeps, JobResult, finalize_not_attempted, run_job
 from worker.lock import job_lock
-from worker.logs import REDACTOR, bind_job, configure_logging, redact_data, summary_level
+from worker.logs import (
+    REDACTOR,
+    bind_job,
+    configure_logging,
+    redact_data,
+    scrubbed_std_streams,
+    summary_level,
+)
 from worker.outcome import exit_status
 from worker.progress import progress_for
 from worker.publish import publish
 from worker.report import build_header, counts, report_chunks, run_lines, write_report
+from worker.secrets import url_secrets
 from worker.summary import render_table, summary_line
 
 log = structlog.get_logger("worker.runner")
@@ -31,10 +39,15 @@ SETTLE_SECONDS = 0.05
 
 
 def execute(settings: Settings) -> int:
-    """Run ``settings.command`` and return the process exit code."""
+    """Run ``settings.command`` and return the process exit code; everything it prints goes
+    through the one redactor."""
     out = settings.output
-    configure_logging(out.log_format, out.log_level,
-                      secrets=[*settings.credentials.secrets(), *settings.network.secrets()])
+    configure_logging(out.log_format, out.log_level, secrets=job_secrets(settings))
+    with scrubbed_std_streams():
+        return _execute(settings)
+
+
+def _execute(settings: Settings) -> int:
     job_id = new_job_id() if settings.command in ("plan", "run") else None
     bind_job(job_id=job_id, target=settings.target.base_url, mode=settings.command,
              version=__version__)
@@ -128,6 +141,13 @@ async def _await_job(job: asyncio.Future[JobResult], result: JobResult,
         result.stop_exit = control.stop_exit or 5
         result.finished_at = datetime.now(UTC)
         return result
+
+
+def job_secrets(settings: Settings) -> list[str]:
+    """Every secret known before the job starts: credentials, proxy and webhook credentials
+    (the access tokens are added as they are received)."""
+    return [*settings.credentials.secrets(), *settings.network.secrets(),
+            *url_secrets(settings.output.notify_webhook)]
 
 
 def finish(settings: Settings, result: JobResult) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from worker.errors import ConfigError
 
@@ -37,6 +38,25 @@ class Credentials:
     def secrets(self) -> list[str]:
         """The secret values, for redaction filters."""
         return [v for v in (self.client_secret, self.password, self.client_id) if v]
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """What of a URL is secret: its password, and the path and query of a webhook (chat
+    webhooks carry their token there)."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return [s for s in (parts.password, path if len(path) > 8 else None) if s]
+
+
+def env_secrets(env: Mapping[str, str]) -> list[str]:
+    """The secret values set directly in the environment (for errors raised before the
+    settings exist: a config error must not echo one either)."""
+    return [v.strip() for k, v in env.items() if k in SECRET_ENV and v.strip()]
+
+
+SECRET_ENV = ("ZUORA_CLIENT_SECRET", "ZUORA_PASSWORD", "ZUORA_CLIENT_ID")
 
 
 def _read(env: Mapping[str, str], name: str) -> str | None:
