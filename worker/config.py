@@ -9,13 +9,13 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from worker import environments
 from worker.durations import parse_duration
 from worker.errors import ConfigError
+from worker.files import CONFIG_CAP, check_output_path, read_capped
 from worker.keys import KEYS, KEYS_BY_NAME, SECTIONS, STATUS_CHOICES, Key
 from worker.network import Network, network_from
 from worker.secrets import Credentials, load_credentials
@@ -157,10 +157,9 @@ def read_config_file(path: str | None) -> dict[str, Any]:
         return {}
     import tomllib  # here: most jobs take no file, and the parser costs ~10 ms to import
 
+    text = read_capped("--config", path, CONFIG_CAP, "config file")
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from exc
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from exc
     allowed = (*SECTIONS, "rules")
@@ -477,6 +476,9 @@ def _validate_outputs(values: Mapping[str, Any]) -> None:
     """Pushgateway, webhook and job name: checked here so a typo fails before any network call."""
     if not values["output.job_name"]:
         raise ConfigError("output.job_name", "must not be empty")
+    for key in ("output.report_file", "run.plan_out", "output.metrics_file"):
+        if values[key]:
+            check_output_path(key, values[key])
     if values["output.pushgateway"]:
         check_service_url("output.pushgateway", values["output.pushgateway"], https_only=False)
     if values["output.notify_webhook"]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TextIO
 from urllib.parse import quote
 
@@ -24,6 +23,7 @@ from worker.errors import (
     TransientError,
     WorkerError,
 )
+from worker.files import IDS_CAP, read_capped
 from worker.models import ReportRun, check_run_id, describe, parse_run
 from worker.pool import drain
 
@@ -49,11 +49,16 @@ def read_ids(path: str, stdin: TextIO | None = None) -> list[str]:
     Raises:
         ConfigError: the file cannot be read, or a line holds more than one token.
     """
-    try:
-        text = (stdin or sys.stdin).read() if path == "-" else \
-            Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(KEY, f"cannot read ids file {path}: {exc}") from exc
+    if path == "-":
+        try:
+            text = (stdin or sys.stdin).read(IDS_CAP + 1)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(KEY, f"cannot read ids from standard input: {exc}") from exc
+        if len(text) > IDS_CAP:
+            raise ConfigError(KEY, f"standard input holds more than {IDS_CAP // 2**20} MiB "
+                                   "of ids; refusing to read it")
+    else:
+        text = read_capped(KEY, path, IDS_CAP, "ids file")
     ids: dict[str, None] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         token = line.split("#", 1)[0].strip()

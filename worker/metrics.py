@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from worker import __version__
 from worker.config import Settings
+from worker.files import refuse_non_regular
 from worker.http import origin_of
 from worker.job import JobResult
 from worker.logs import REDACTOR
@@ -170,6 +171,7 @@ def write_metrics_file(path: str, sample: Sample) -> None:
     """Write the textfile atomically (temp file + rename, readable by node_exporter)."""
     last = stamp(sample.finished) if sample.exit_code == 0 else \
         previous_success(path, sample.labels)
+    refuse_non_regular(path)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     # prometheus_client's writer renames a temp file into place; unlike mkstemp it leaves the
     # file with umask permissions, so a node_exporter running as another user can read it.

@@ -17,12 +17,12 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from worker.config import Settings
 from worker.durations import format_duration
 from worker.errors import ConfigError, GuardRefused
+from worker.files import PLAN_CAP, read_capped
 from worker.records import RunRecord
 
 PLAN_SCHEMA = 1
@@ -122,11 +122,10 @@ def load_plan(settings: Settings, now: datetime) -> Plan | None:
 
 def read_plan(path: str) -> Plan:
     """Parse a plan file strictly; anything unexpected is a ConfigError naming the problem."""
+    text = read_capped("run.plan", path, PLAN_CAP, "plan file")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError("run.plan", f"cannot read plan file {path}: {exc.strerror}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise ConfigError("run.plan", f"plan file {path} is not JSON: {exc}") from exc
     try:
         return _parse(path, data)

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from worker.config import Settings
+from worker.files import refuse_non_regular
 from worker.job import JobResult
 from worker.logs import REDACTOR
 from worker.models import UNSUCCESSFUL, Outcome
@@ -161,6 +162,7 @@ def run_entry(rec: Any) -> dict[str, Any]:
 def write_atomic(path: str, text: str | Iterable[str]) -> None:
     """Write ``text`` (or its chunks) to ``path`` via a temp file in the same folder + rename."""
     target = Path(path)
+    refuse_non_regular(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:

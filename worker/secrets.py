@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from worker.errors import ConfigError
+from worker.files import SECRET_CAP, read_capped
 
 _NAMES = ("ZUORA_CLIENT_ID", "ZUORA_CLIENT_SECRET", "ZUORA_USERNAME", "ZUORA_PASSWORD")
 
@@ -63,10 +63,7 @@ def _read(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name)
     file_name = env.get(name + "_FILE")
     if value is None and file_name:
-        try:
-            value = Path(file_name).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(name + "_FILE", f"cannot read {file_name}: {exc.strerror}") from exc
+        value = read_capped(name + "_FILE", file_name, SECRET_CAP, "secret file").strip()
     return value.strip() if value and value.strip() else None
 
 

@@ -39,6 +39,7 @@ def test_second_job_on_the_same_lock_sends_nothing(emu_thread, popen_job, cli, t
 def test_default_lock_is_per_target(monkeypatch, tmp_path):
     """Without --lock-file the lock is a per-target file in the temp dir: same target refused."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     one = load_settings("run", {"target.base_url": "https://rest.apisandbox.zuora.com"}, ENV)
     other = load_settings("run", {"target.base_url": "https://rest.zuora.com"}, ENV)
     assert default_lock_path(one).startswith(str(tmp_path))

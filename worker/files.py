@@ -1,0 +1,82 @@
+"""Local files, handled as a hostile machine would test them: bounded reads of every input
+file, and no write that replaces anything but a regular file (or a missing path).
+
+- Inputs (config, ids, secret files, plans) are read with a size cap, so ``/dev/zero`` or a
+  runaway file is a clear config error (exit 2), not a ``MemoryError``.
+- Outputs (report, plan, metrics) are written by temp file + rename, which would replace a
+  symlink, a device node or a FIFO with a regular file (``--report-file /dev/stdout`` as root
+  would replace the device node). A path that exists and is not a regular file is refused,
+  before any network call and again when writing.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from worker.errors import ConfigError
+
+MIB = 2**20
+CONFIG_CAP = 1 * MIB
+SECRET_CAP = 64 * 1024
+IDS_CAP = 64 * MIB  # about two million ids
+PLAN_CAP = 256 * MIB  # a plan of a million runs is ~150 MB
+
+
+def read_capped(key: str, path: str, cap: int, what: str) -> str:
+    """The UTF-8 text of ``path``; ConfigError naming ``key`` when it cannot be read, is not
+    UTF-8, or is larger than ``cap`` bytes (read no further than that)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {what} {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise ConfigError(key, f"{what} {path} is a directory")
+        data = handle.read(cap + 1)
+    return decode_capped(key, path, data, cap, what)
+
+
+def decode_capped(key: str, path: str, data: bytes, cap: int, what: str) -> str:
+    if len(data) > cap:
+        raise ConfigError(key, f"{what} {path} is larger than {_size(cap)}; refusing to read "
+                               "it (is it the right file?)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(key, f"{what} {path} is not UTF-8 text ({exc.reason} at byte "
+                               f"{exc.start})") from exc
+
+
+def _size(cap: int) -> str:
+    return f"{cap // MIB} MiB" if cap >= MIB else f"{cap // 1024} KiB"
+
+
+def check_output_path(key: str, path: str) -> None:
+    """ConfigError when ``path`` exists and is not a regular file (a symlink, a device node, a
+    FIFO, a directory): writing it would replace that with a regular file."""
+    problem = not_a_regular_file(path)
+    if problem:
+        raise ConfigError(key, f"{path} is {problem}: refusing to replace it; give a path to "
+                               "a regular file or a new one")
+
+
+def not_a_regular_file(path: str) -> str | None:
+    """What ``path`` is when it exists and is not a regular file (symlinks not followed)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a directory"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def refuse_non_regular(path: str) -> None:
+    """At write time (the path may have changed since the config check): an OSError."""
+    problem = not_a_regular_file(path)
+    if problem:
+        raise OSError(f"{path} is {problem}: refusing to replace it")
