@@ -26,7 +26,14 @@ from worker.errors import (
     UnusableResponse,
 )
 from worker.http import Response
-from worker.models import CANCELLED_STATUSES, FINISHED_STATUSES, Outcome, describe, parse_run
+from worker.models import (
+    CANCELLED_STATUSES,
+    FINISHED_STATUSES,
+    Outcome,
+    describe,
+    parse_run,
+    run_payload,
+)
 from worker.pool import drain
 from worker.records import RunRecord
 
@@ -186,8 +193,7 @@ async def _read_back(client: ApiClient, rec: RunRecord) -> None:
     except (ApiError, Interrupted) as exc:
         rec.error = f"{rec.error}; read-back GET failed: {exc}"
         return
-    body = resp.body.get("response") if isinstance(resp.body, Mapping) else None
-    run = parse_run(body)
+    run = parse_run(run_payload(resp.body))
     if resp.status == 404:
         rec.outcome, rec.error = Outcome.NOT_FOUND, None
     elif not 200 <= resp.status < 300 or run.id != rec.run.id:
@@ -239,7 +245,7 @@ async def _follow_up(client: ApiClient, path: str, refusal: str, guard: Systemic
     if resp.status == 404:
         guard.success()
         return Outcome.NOT_FOUND, None
-    run = parse_run(resp.body.get("response") if isinstance(resp.body, Mapping) else None)
+    run = parse_run(run_payload(resp.body))
     if run.status in CANCELLED_STATUSES:
         guard.success()
         return (Outcome.CANCELLED if accepted else Outcome.ALREADY_CANCELLED), None

@@ -24,7 +24,7 @@ from worker.errors import (
     WorkerError,
 )
 from worker.files import IDS_CAP, read_capped
-from worker.models import ReportRun, check_run_id, describe, parse_run
+from worker.models import ReportRun, check_run_id, describe, parse_run, run_payload
 from worker.pool import drain
 
 log = structlog.get_logger("worker.idsource")
@@ -111,9 +111,10 @@ async def fetch_one(client: ApiClient, run_id: str) -> Fetched:
             or body.get("success") is False:
         detail = f"HTTP {resp.status}: {describe(resp)}"
         return Fetched(run_id, _blank(run_id, detail), "fetch_refused")
-    run = parse_run(body.get("response"))
-    if run.parseable and run.id != run_id:
-        # Never act on a run other than the one asked for.
+    run = parse_run(run_payload(body))
+    if not run.parseable:  # keep the id that was asked for, never cancel it
+        run = _blank(run_id, f"GET answer unreadable: {run.problem}")
+    elif run.id != run_id:  # never act on a run other than the one asked for
         run = _blank(run_id, f"GET answered run {run.id!r}")
     return Fetched(run_id, run)
 

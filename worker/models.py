@@ -188,6 +188,20 @@ def parse_run(item: Any) -> ReportRun:
     )
 
 
+def run_payload(body: Any) -> Any:
+    """The run object of a GET answer: ``response`` of the ``{success, response}`` envelope
+    (Zuora's example), or the body itself when it is a run without the envelope (Zuora's
+    OpenAPI schema). None when it is neither."""
+    if not isinstance(body, Mapping):
+        return None
+    if isinstance(body.get("response"), Mapping):
+        return body["response"]
+    if "response" not in body and "success" not in body and \
+            ("id" in body or "reportRunId" in body):
+        return body
+    return None
+
+
 def extract_items(body: Any, items_field: str | None = None) -> list[Any]:
     """Find the list of runs in a listing body (zuora-api.md §8).
 

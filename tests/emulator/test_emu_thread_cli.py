@@ -119,3 +119,15 @@ def test_emulator_thread_port_in_use():
         port = int(emu.base_url.rsplit(":", 1)[1])
         with pytest.raises(OSError, match=r"."), EmulatorThread(EmulatorConfig(runs=1), port=port):
             pass
+
+
+def test_cli_flags_select_zuoras_variants_and_lost_answers():
+    """zuora-reaper emulator flags reach the config: variants and cancel_then."""
+    from worker.emulator.cli import build_parser, config_from_args
+
+    args = build_parser().parse_args(["--no-get-envelope", "--status-case", "lower",
+                                      "--report-id-field", "reportID", "--cancel-then", "504"])
+    config = config_from_args(args)
+    config.validate()
+    assert (config.get_envelope, config.status_case, config.report_id_field,
+            config.cancel_then) == (False, "lower", "reportID", "504")

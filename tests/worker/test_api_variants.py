@@ -161,3 +161,50 @@ def test_every_request_carries_a_track_id(emu_thread, cli):
              for r in emu.records[len(first):]}
     assert len(later) == 1
     assert later.isdisjoint({first[0].group(1)})  # a new job, a new job id
+
+
+# Zuora's own documented variants: its OpenAPI file contradicts its own example
+# (zuora-api.md, real-servers.md): no envelope on GET, reportID, lowercase statuses, date-times.
+@pytest.mark.parametrize("get_envelope", [True, False])
+@pytest.mark.parametrize("status_case", ["upper", "lower"])
+@pytest.mark.parametrize("report_id_field", ["reportId", "reportID"])
+def test_zuoras_documented_variants_are_read(emu_thread, cli, tmp_path, get_envelope,
+                                             status_case, report_id_field):
+    """Listing and --ids-file GETs, in each variant: the same selection, cancels and report."""
+    emu = emu_thread(runs=0, get_envelope=get_envelope, status_case=status_case,
+                     report_id_field=report_id_field, time_format="iso")
+    runs = [emu.add_run(run_id=f"r{i}", age_s=7200) for i in range(3)]
+    emu.add_run(run_id="done", status="COMPLETED", age_s=7200)
+    listed = cli(emu, "plan", *FAST, "--older-than", "1h")
+    assert listed.code == 0, listed.stderr
+    assert set(listed.outcomes()) == {r.id for r in runs}
+    ids = tmp_path / "ids.txt"
+    ids.write_text("r0\nr1\ndone\n")
+    res = cli(emu, "run", *FAST, "--older-than", "1h", "--ids-file", str(ids))
+    assert res.code == 0, res.stderr
+    assert emu.cancelled_ids() == {"r0", "r1"}
+    entries = {r["id"]: r for r in res.report["runs"]}
+    assert entries["r0"]["report_id"] == runs[0].report_id
+    assert entries["r0"]["status"] == "STARTED"
+    assert entries["done"]["selected"] is False
+    assert entries["done"]["reason"] == "status"
+
+
+def test_an_unreadable_get_answer_keeps_the_requested_id(cli, tmp_path):
+    """--ids-file: a GET answer that is no run keeps the id that was asked for in the report
+    (it used to say "id": null) and is never cancelled."""
+    from staged import Script, ScriptedZuora, answer, fixed
+
+    reply = fixed(answer({"success": True, "response": {"unexpected": "shape"}}))
+    ids = tmp_path / "ids.txt"
+    ids.write_text("r-asked\n")
+    with ScriptedZuora(Script(replies={"get": reply})) as server:
+        res = cli(None, "run", "--base-url", server.origin, *FAST, "--older-than", "1h",
+                  "--ids-file", str(ids))
+        deletes = server.seen("delete")  # type: ignore[attr-defined]
+    assert res.code == 0, res.stderr
+    [entry] = res.report["runs"]
+    assert entry["id"] == "r-asked"
+    assert entry["selected"] is False
+    assert "GET answer unreadable" in entry["problem"]
+    assert deletes == []

@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cancel-then", choices=CANCEL_THEN, default=None,
                    help="apply every DELETE, then stall, drop or answer 504 (lost answers)")
     p.add_argument("--cancel-stall-s", type=float, default=30.0)
+    p.add_argument("--no-get-envelope", dest="get_envelope", action="store_false",
+                   help="GET answers the run object alone (Zuora's OpenAPI schema)")
+    p.add_argument("--status-case", choices=("upper", "lower"), default="upper")
+    p.add_argument("--report-id-field", choices=("reportId", "reportID"), default="reportId")
     return p
 
 
@@ -54,6 +58,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         drop_ratio=args.drop_ratio,
         cancel_then=args.cancel_then,
         cancel_stall_s=args.cancel_stall_s,
+        get_envelope=args.get_envelope,
+        status_case=args.status_case,
+        report_id_field=args.report_id_field,
     )
 
 

@@ -30,6 +30,10 @@ class EmulatorConfig:
     time_format: str = "epoch_ms"
     user_field: str = "nested"
     include_updated_on: bool = True
+    # Zuora's own documented variants (its OpenAPI file contradicts its example):
+    get_envelope: bool = True  # False: a GET answers the run object alone, no {success,...}
+    status_case: str = "upper"  # "lower": status values as the OpenAPI file spells them
+    report_id_field: str = "reportId"  # or "reportID", as the OpenAPI schema spells it
     page_cap: int = 250
     token_ttl: float = 3600.0
     rate: float | None = None
@@ -65,6 +69,8 @@ class EmulatorConfig:
         _choice("list_shape", self.list_shape, LIST_SHAPES)
         _choice("time_format", self.time_format, TIME_FORMATS)
         _choice("user_field", self.user_field, USER_FIELDS)
+        _choice("status_case", self.status_case, ("upper", "lower"))
+        _choice("report_id_field", self.report_id_field, ("reportId", "reportID"))
         if self.list_fault is not None:
             _choice("list_fault", self.list_fault, LIST_FAULTS)
         if self.cancel_then is not None:

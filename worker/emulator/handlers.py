@@ -39,7 +39,8 @@ def get_run(state: State, config: EmulatorConfig, run_id: str) -> Reply:
     run = state.runs.get(run_id)
     if run is None:
         return not_found(run_id)
-    return Reply(200, {"success": True, "response": run_detail(run, config)})
+    detail = run_detail(run, config)
+    return Reply(200, {"success": True, "response": detail} if config.get_envelope else detail)
 
 
 def cancel_run(state: State, config: EmulatorConfig, run_id: str) -> Reply:

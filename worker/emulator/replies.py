@@ -63,13 +63,17 @@ def _user(run: EmuRun, config: EmulatorConfig) -> dict[str, Any]:
     return {"createdByUserProfile": {"username": run.created_by}}
 
 
+def _status(run: EmuRun, config: EmulatorConfig) -> str:
+    return run.status.lower() if config.status_case == "lower" else run.status
+
+
 def list_item(run: EmuRun, config: EmulatorConfig) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": run.id,
-        "reportId": run.report_id,
+        config.report_id_field: run.report_id,
         "reportName": run.report_name,
         "reportType": run.report_type,
-        "status": run.status,
+        "status": _status(run, config),
         "startedOn": format_time(run.started_on, config.time_format),
     }
     if config.include_updated_on:
@@ -81,9 +85,9 @@ def list_item(run: EmuRun, config: EmulatorConfig) -> dict[str, Any]:
 def run_detail(run: EmuRun, config: EmulatorConfig) -> dict[str, Any]:
     return {
         "id": run.id,
-        "reportId": run.report_id,
+        config.report_id_field: run.report_id,
         "reportType": run.report_type,
-        "status": run.status,
+        "status": _status(run, config),
         "startedOn": format_time(run.started_on, config.time_format),
         "updatedOn": format_time(run.updated_on, config.time_format),
         "reportDefinition": {
