@@ -222,6 +222,7 @@ class Script:
     runs: list[dict[str, Any]] = field(default_factory=list)
     replies: dict[str, Reply] = field(default_factory=dict)
     later_pages: list[list[dict[str, Any]]] = field(default_factory=list)  # pages 2, 3, ...
+    applied_behind: bool = False  # a replaced DELETE answer was still applied (a gateway's)
 
 
 class ScriptedZuora(ThreadedServer):
@@ -234,6 +235,7 @@ class ScriptedZuora(ThreadedServer):
         super().__init__(tls)
         self.script = script or Script()
         self.requests: list[Received] = []
+        self.cancelled: set[str] = set()  # ids a DELETE reached (whatever it was answered)
 
     def seen(self, endpoint: str) -> list[Received]:
         return [r for r in self.requests if endpoint_of(r) == endpoint]
@@ -251,6 +253,8 @@ class ScriptedZuora(ThreadedServer):
             self.requests.append(req)
             endpoint = endpoint_of(req)
             custom = self.script.replies.get(endpoint)
+            if endpoint == "delete" and (custom is None or self.script.applied_behind):
+                self.cancelled.add(req.path.rsplit("/", 1)[1])
             await (custom or self._normal)(req, writer)
             if custom is not None:
                 return  # a hostile reply ends its connection
@@ -272,6 +276,8 @@ class ScriptedZuora(ThreadedServer):
         run_id = req.path.rsplit("/", 1)[1]
         if endpoint == "get":
             item = next((r for r in self.script.runs if r["id"] == run_id), run_item(run_id))
+            if run_id in self.cancelled:
+                item = {**item, "status": "CANCELED"}
             return {"success": True, "response": item}
         if endpoint == "delete":
             return {"success": True, "response": f"Report run {run_id} is being cancelled"}
