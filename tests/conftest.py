@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import structlog
+from staged import Script, ScriptedZuora
 
 from worker.cli import main
 from worker.emulator import (
@@ -101,6 +102,23 @@ def emu_thread() -> Iterator[Callable[..., Emulator]]:
     yield factory
     for thread in threads:
         thread.__exit__(None, None, None)
+
+
+@pytest.fixture
+def zuora() -> Iterator[Callable[..., Any]]:
+    """Factory: ``server = zuora(Script(...), tls=None)``, a scripted Zuora on a raw socket
+    (tests/support/staged.py) in its own thread, stopped after the test."""
+    started: list[ScriptedZuora] = []
+
+    def start(script: Script | None = None, tls: Any = None) -> ScriptedZuora:
+        server = ScriptedZuora(script, tls)
+        server.__enter__()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.__exit__(None, None, None)
 
 
 # ---------------------------------------------------------------- running the CLI

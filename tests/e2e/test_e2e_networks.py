@@ -9,9 +9,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from staged import (
@@ -41,22 +39,6 @@ ROOT = Path(__file__).resolve().parents[2]
 FAST = ("--rate", "1000", "--concurrency", "4", "--older-than", "1h", "--attempt-timeout", "10s")
 REDIRECTS = (301, 302, 303, 307, 308)
 ENDPOINTS = ("token", "list", "get", "delete")
-
-
-@pytest.fixture
-def zuora() -> Iterator[Callable[..., ScriptedZuora]]:
-    """Factory: a scripted Zuora in its own thread, stopped after the test."""
-    started: list[ScriptedZuora] = []
-
-    def start(script: Script | None = None, tls: Any = None) -> ScriptedZuora:
-        server = ScriptedZuora(script, tls)
-        server.__enter__()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")

@@ -3,31 +3,15 @@ seen in a terminal status anywhere in a job is not cancelled in that job (staged
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
-from staged import Script, ScriptedZuora, answer, fixed, run_item
+from staged import Script, answer, fixed, run_item
 
 from worker.models import check_run_id, parse_run
 
 FAST = ("--rate", "1000", "--concurrency", "4", "--older-than", "1h")
-
-
-@pytest.fixture
-def zuora() -> Iterator[Any]:
-    servers: list[ScriptedZuora] = []
-
-    def start(script: Script) -> ScriptedZuora:
-        server = ScriptedZuora(script)
-        server.__enter__()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.__exit__(None, None, None)
 
 
 @pytest.mark.parametrize(("raw", "problem"), [
