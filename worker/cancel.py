@@ -9,7 +9,6 @@ import asyncio
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 import structlog
 
@@ -32,6 +31,7 @@ from worker.models import (
     Outcome,
     describe,
     parse_run,
+    run_path,
     run_payload,
 )
 from worker.pool import drain
@@ -155,11 +155,6 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
         rec.attempts = st.attempts
         rec.latency_s = loop.time() - start
         _log_outcome(rec, logger)
-
-
-def run_path(run_id: str) -> str:
-    """The run's API path: its id, exactly as listed, as one percent-encoded segment."""
-    return f"/reportruns/{quote(run_id, safe='')}"
 
 
 def _unanswered(rec: RunRecord, st: CallState, error: str) -> None:

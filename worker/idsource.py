@@ -11,7 +11,6 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TextIO
-from urllib.parse import quote
 
 import structlog
 
@@ -24,7 +23,7 @@ from worker.errors import (
     WorkerError,
 )
 from worker.files import IDS_CAP, read_capped
-from worker.models import ReportRun, check_run_id, describe, parse_run, run_payload
+from worker.models import ReportRun, check_run_id, describe, parse_run, run_path, run_payload
 from worker.pool import drain
 
 log = structlog.get_logger("worker.idsource")
@@ -97,7 +96,7 @@ async def fetch_runs(client: ApiClient, ids: list[str], workers: int) -> list[Fe
 async def fetch_one(client: ApiClient, run_id: str) -> Fetched:
     """GET one run and read it; a 404 or another refusal is a Fetched with a reason."""
     try:
-        resp = await client.request("GET", f"/reportruns/{quote(run_id, safe='')}")
+        resp = await client.request("GET", run_path(run_id))
     except TransientError as exc:
         raise ApiUnreachable(f"GET of run {run_id} failed after retries: {exc}",
                              status=exc.status) from exc

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
 
 from worker.errors import UnusableResponse
 from worker.http import Response
@@ -186,6 +187,11 @@ def parse_run(item: Any) -> ReportRun:
         created_by=_created_by(item),
         problem=problem,
     )
+
+
+def run_path(run_id: str) -> str:
+    """The run's API path: its id, exactly as listed, as one percent-encoded segment."""
+    return f"/reportruns/{quote(run_id, safe='')}"
 
 
 def run_payload(body: Any) -> Any:
