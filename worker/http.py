@@ -132,6 +132,7 @@ class Transport:
         body, all_headers = _encode_body(json_body, form, headers)
         if params:
             url += ("&" if "?" in url else "?") + urlencode(params)
+        what = f"{method} {urlsplit(url).path}"
         loop = asyncio.get_running_loop()
         start = loop.time()
         try:
@@ -140,7 +141,7 @@ class Transport:
                                              proxy=self._network.proxy_for(url)) as resp:
                 if 300 <= resp.status < 400:
                     raise _redirect(method, url, resp.status, resp.headers.get("Location"))
-                raw = await self._read(f"{method} {urlsplit(url).path}", resp)
+                raw = await self._read(what, resp)
                 status, answer_headers = resp.status, resp.headers
         except ApiError:
             raise
@@ -148,7 +149,7 @@ class Transport:
             raise translate(method, url, exc) from exc
         text = raw[:TEXT_CHARS * 2].decode("utf-8", errors="replace")[:TEXT_CHARS]
         return Response(status=status, headers=answer_headers,
-                        body=parse_json(raw, f"{method} {urlsplit(url).path} answer"),
+                        body=parse_json(raw, f"{what} answer"),
                         text=text, elapsed=loop.time() - start)
 
     async def _read(self, what: str, resp: aiohttp.ClientResponse) -> bytes:
