@@ -247,15 +247,18 @@ class _Job:
         is never cancelled in this job: a selection not yet acted on is withdrawn."""
         assert run.id is not None
         (self.terminal if run.status in TERMINAL_STATUSES else self.live).add(run.id)
-        if run.id in self.terminal and run.id in self.live:
+        if self._conflicting(run.id):
             rec = fresh.pop(run.id, None)
             if rec is not None and rec.outcome is None:
                 rec.selected, rec.reason, rec.rule = False, CONFLICTING, None
 
+    def _conflicting(self, run_id: str) -> bool:
+        return run_id in self.terminal and run_id in self.live
+
     def _judge(self, run: ReportRun, key: str, pass_no: int, now: datetime) -> RunRecord:
         verdict = judge(run, self.settings.selection, now)
         plan = self.inputs.plan
-        if run.id in self.terminal and run.id in self.live:
+        if run.id is not None and self._conflicting(run.id):
             verdict = Verdict.no(CONFLICTING)
         if verdict.selected and plan is not None and run.id not in plan.run_ids:
             verdict = Verdict.no("not_in_plan")
