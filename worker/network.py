@@ -27,7 +27,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, quote_plus, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from worker.errors import ConfigError
 
@@ -59,15 +59,15 @@ class Network:
         return proxy
 
     def secrets(self) -> list[str]:
-        """Proxy passwords (and user names with them), in every form they may be echoed in."""
+        """Proxy passwords (and user names with them), decoded and as written in the URL; the
+        redactor adds the other forms they may be echoed in (``logs.secret_forms``)."""
         out: list[str] = []
         for proxy in {self.http_proxy, self.https_proxy} - {None}:
             parts = urlsplit(str(proxy))
             for raw in (parts.password, parts.username if parts.password else None):
                 if raw:
-                    plain = unquote(raw)
-                    out += [plain, raw, quote(plain, safe=""), quote_plus(plain)]
-        return list(dict.fromkeys(s for s in out if len(s) >= 4))
+                    out += [unquote(raw), raw]
+        return list(dict.fromkeys(out))
 
     def describe(self) -> str:
         """One line for ``check`` and ``explain``: which proxy is used, credentials masked."""
