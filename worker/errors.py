@@ -64,6 +64,7 @@ class InternalError(WorkerError):
     """An exception nobody expected (a bug): the job still reports what it knows, exit 6."""
 
     exit_code = 6
+    trace: str = ""  # the formatted traceback, for the log line
 
     @classmethod
     def of(cls, exc: BaseException) -> InternalError:
@@ -73,8 +74,6 @@ class InternalError(WorkerError):
         error = cls(f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
         error.trace = "".join(traceback.format_exception(exc))  # no locals: they may hold secrets
         return error
-
-    trace: str = ""
 
 
 class ApiError(WorkerError):

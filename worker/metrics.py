@@ -134,13 +134,11 @@ def _run_gauges(gauge: Callable[..., None], result: JobResult) -> None:
 def _by_report_type(gauge: Callable[..., None], result: JobResult) -> None:
     """Selected runs by report type and outcome: the ``TOP_REPORT_TYPES`` types with the most
     selected runs by name, the rest summed as ``other`` (a bounded label set)."""
-    selected = [r for r in result.records.values() if r.selected and r.outcome is not None]
-    sizes = Counter(r.run.report_type or "unknown" for r in selected)
+    pairs = [(r.run.report_type or "unknown", str(r.outcome)) for r in result.records.values()
+             if r.selected and r.outcome is not None]
+    sizes = Counter(name for name, _ in pairs)
     top = {name for name, _ in sizes.most_common(TOP_REPORT_TYPES)}
-    cells: Counter[tuple[str, str]] = Counter()
-    for rec in selected:
-        name = rec.run.report_type or "unknown"
-        cells[(name if name in top else OTHER, str(rec.outcome))] += 1
+    cells = Counter((name if name in top else OTHER, outcome) for name, outcome in pairs)
     for (name, outcome), count in sorted(cells.items()):
         gauge("last_run_cancels_by_report_type", "Selected runs of the last run by report "
               f"type (the {TOP_REPORT_TYPES} largest; the rest as other) and outcome.",
