@@ -126,7 +126,8 @@ def test_throttles_and_retries_match_what_the_emulator_sent(emu_thread, cli, tmp
 
 
 def test_push_on_success_replaces_the_group_with_put(emu_thread, cli, receiver):
-    """Exit 0 PUTs every metric, last success included, to /metrics/job/<job>/target@base64/..."""
+    """Exit 0 PUTs every metric, last success included, to /metrics/job/<job>/target@base64/...;
+    the grouping key holds job=<job_name>, so no metric carries a duplicate job_name label."""
     emu = emu_thread(runs=0)
     seed(emu, good=2)
     gw = receiver()
@@ -141,6 +142,9 @@ def test_push_on_success_replaces_the_group_with_put(emu_thread, cli, receiver):
     assert m[(P + "last_run_cancels", (("outcome", "cancelled"),))] == 2
     assert m[(P + "last_run_runs_listed", ())] == 3
     assert m[(LAST_SUCCESS, ())] == m[(P + "last_run_timestamp_seconds", ())]
+    body = push.body.decode()
+    assert "build_info" in body
+    assert "job_name" not in body
 
 
 def test_push_after_failure_posts_without_last_success(emu_thread, cli, receiver):
@@ -235,18 +239,3 @@ def test_outcomes_by_report_type_are_bounded(emu_thread, cli, tmp_path):
     assert len(by_type) == 21
     assert by_type["other"] == 5
     assert all(by_type[f"Type{i:02d}"] == 2 for i in range(20))
-
-
-def test_pushed_metrics_have_no_job_name_label(emu_thread, cli, receiver):
-    """The Pushgateway's grouping key holds job=<job_name>: no duplicate label in the body."""
-    emu = emu_thread(runs=0)
-    seed(emu, good=1)
-    gw = receiver()
-    res = cli(emu, "run", "--older-than", "1h", *FAST, "--pushgateway", gw.base_url,
-              "--job-name", "nightly")
-    assert res.code == 0, res.stderr
-    (req,) = gw.requests
-    assert req.path.startswith("/metrics/job/nightly/target@base64/")
-    body = req.body.decode()
-    assert "build_info" in body
-    assert "job_name" not in body
