@@ -7,15 +7,21 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from worker.config import Target
-from worker.errors import ApiError, ApiUnreachable, AuthError, TransientError
+from worker.api_bodies import describe
+from worker.config import Settings, Target
+from worker.errors import ApiError, AuthError, TransientError
 from worker.http import Response, Transport
 from worker.logs import REDACTOR, redact
-from worker.models import describe
+from worker.retry import few_times, gave_up
 from worker.secrets import Credentials
 
 REFRESH_MARGIN = 300.0  # refresh this long before expiry (Zuora's error-handling sample does)
 TOKEN_ATTEMPTS = 4
+
+
+def _token_wait(attempt: int) -> float:
+    """The wait after failed token attempt ``attempt``: 0.4, 0.8, 1.6 s."""
+    return float(min(0.1 * 2 ** (attempt + 1), 2.0))
 
 
 class Auth(Protocol):
@@ -91,7 +97,7 @@ class OAuth:
                 await self._fetch()
 
     async def _fetch(self) -> None:
-        """Get a token; a token endpoint that cannot be reached raises ApiUnreachable (exit 6).
+        """Get a token; a token endpoint that cannot be reached raises ApiUnreachable.
 
         A refusal, a redirect, an unusable answer, or an endpoint still unreachable after its
         retries is final for the job: callers that queued behind the failed fetch get the same
@@ -106,29 +112,28 @@ class OAuth:
             raise
 
     async def _request_token(self) -> None:
+        """POST the client credentials, retrying a transient failure (``TOKEN_ATTEMPTS`` in
+        all, 0.4/0.8/1.6 s apart); still failing, the endpoint is unreachable."""
+        try:
+            async for attempt in few_times(TOKEN_ATTEMPTS, _token_wait, self._sleep):
+                with attempt:
+                    resp = await self._post_token()
+        except TransientError as exc:
+            raise gave_up("the OAuth token request", TOKEN_ATTEMPTS, exc) from exc
+        self._accept(resp)
+
+    async def _post_token(self) -> Response:
+        self._requests += 1
+        headers = {"Zuora-Track-Id": self._track_id()} if self._track_id else {}
         form = {"client_id": self._creds.client_id or "",
                 "client_secret": self._creds.client_secret or "",
                 "grant_type": "client_credentials"}
-        last: TransientError | None = None
-        for attempt in range(1, TOKEN_ATTEMPTS + 1):
-            if attempt > 1:
-                await self._sleep(min(0.1 * 2**attempt, 2.0))  # 0.4, 0.8, 1.6 s
-            self._requests += 1
-            headers = {"Zuora-Track-Id": self._track_id()} if self._track_id else {}
-            try:
-                resp = await self._transport.send("POST", self._target.token_url,
-                                                  headers=headers, form=form)
-            except TransientError as exc:
-                last = exc
-                continue
-            if resp.status in (429, 500, 502, 503, 504):
-                last = TransientError(f"token endpoint answered {resp.status}: "
-                                      f"{describe(resp)}", status=resp.status)
-                continue
-            self._accept(resp)
-            return
-        raise ApiUnreachable(f"could not obtain an OAuth token after {TOKEN_ATTEMPTS} attempts: "
-                             f"{last}", status=last.status if last else None) from last
+        resp = await self._transport.send("POST", self._target.token_url, headers=headers,
+                                          form=form)
+        if resp.status in (429, 500, 502, 503, 504):
+            raise TransientError(f"token endpoint answered {resp.status}: {describe(resp)}",
+                                 status=resp.status)
+        return resp
 
     def _accept(self, resp: Response) -> None:
         status, body = resp.status, resp.body
@@ -146,3 +151,11 @@ class OAuth:
         REDACTOR.add(body["access_token"])  # from now on in no output, whatever echoes it
         self._token = body["access_token"]
         self._expires_at = self._clock() + max(lifetime - margin, 1.0)
+
+
+def make_auth(settings: Settings, transport: Transport,
+              track_id: Callable[[], str] | None = None) -> Auth:
+    """The job's auth: legacy headers or OAuth, as ``target.auth`` says."""
+    if settings.target.auth == "legacy":
+        return LegacyAuth(settings.credentials)
+    return OAuth(settings.target, settings.credentials, transport, track_id=track_id)

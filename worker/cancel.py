@@ -12,30 +12,23 @@ from typing import Any
 
 import structlog
 
-from worker.client import ApiClient, CallState
+from worker.api_bodies import describe, parse_run, run_path, run_payload
+from worker.client import ApiClient
 from worker.control import JobControl
 from worker.errors import (
     ApiError,
+    ApiUnreachable,
     AuthError,
     InternalError,
     Interrupted,
-    PermanentError,
+    Kind,
     RedirectRefused,
-    TransientError,
     UnusableResponse,
 )
 from worker.http import Response
-from worker.models import (
-    CANCELLED_STATUSES,
-    FINISHED_STATUSES,
-    Outcome,
-    describe,
-    parse_run,
-    run_path,
-    run_payload,
-)
+from worker.models import CANCELLED_STATUSES, FINISHED_STATUSES, Outcome, RunRecord
 from worker.pool import drain
-from worker.records import RunRecord
+from worker.retry import CallState
 
 log = structlog.get_logger("worker.cancel")
 
@@ -90,7 +83,7 @@ class SystemicGuard:
         self._signature = signature
         if self._streak >= self._threshold:
             self._control.request_stop(
-                f"{self._streak} cancels in a row failed with {signature}: {message}", 3)
+                f"{self._streak} cancels in a row failed with {signature}: {message}", Kind.AUTH)
 
 
 class _Admission:
@@ -125,21 +118,21 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
     path = run_path(rec.run.id)
     try:
         resp = await client.request("DELETE", path, state=st)
-        rec.outcome, rec.error = await _interpret(client, path, resp, guard)
+        rec.settle(*await _interpret(client, path, resp, guard))
     except Interrupted as exc:
         _unanswered(rec, st, f"stopped before a definitive answer: {exc}")
     except AuthError as exc:
-        rec.outcome, rec.error = Outcome.FAILED, str(exc)
+        rec.settle(Outcome.FAILED, str(exc))
         guard.failure("401", str(exc))
-        client.control.request_stop(str(exc), 3)
-    except TransientError as exc:
-        _unanswered(rec, st, f"no definitive answer after {st.attempts} attempts: {exc}")
+        client.control.request_stop(str(exc), exc.kind)
+    except ApiUnreachable as exc:
+        _unanswered(rec, st, f"no definitive answer: {exc}")
     except RedirectRefused as exc:  # not followed, so not done: stop the job
-        rec.outcome, rec.error = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
-        client.control.request_stop(str(exc), 6)
+        rec.settle(Outcome.FAILED, f"{type(exc).__name__}: {exc}")
+        client.control.request_stop(str(exc), exc.kind)
     except UnusableResponse as exc:  # an answer over a limit: stop the job
         _unanswered(rec, st, f"{type(exc).__name__}: {exc}")
-        client.control.request_stop(str(exc), 6)
+        client.control.request_stop(str(exc), exc.kind)
     except ApiError as exc:  # e.g. the token endpoint became unreachable mid-job
         _unanswered(rec, st, f"{type(exc).__name__}: {exc}")
     except asyncio.CancelledError:
@@ -150,7 +143,7 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
         log.error("cancel.internal_error", run_id=rec.run.id, error=str(error),
                   traceback=error.trace)
         _unanswered(rec, st, str(error))
-        client.control.request_stop(str(error), 6)
+        client.control.request_stop(str(error), error.kind)
     finally:
         rec.attempts = st.attempts
         rec.latency_s = loop.time() - start
@@ -161,9 +154,9 @@ def _unanswered(rec: RunRecord, st: CallState, error: str) -> None:
     """No definitive answer: not attempted when nothing was sent, else unknown until the
     read-back (``reconcile``) tells what the server did."""
     if st.attempts == 0:
-        rec.outcome, rec.error = Outcome.NOT_ATTEMPTED, None
-        return
-    rec.outcome, rec.error, rec.unsure = Outcome.UNKNOWN, error, True
+        rec.settle(Outcome.NOT_ATTEMPTED)
+    else:
+        rec.settle(Outcome.UNKNOWN, error, unsure=True)
 
 
 async def reconcile(client: ApiClient, records: list[RunRecord], workers: int) -> None:
@@ -188,20 +181,25 @@ async def _read_back(client: ApiClient, rec: RunRecord) -> None:
     except (ApiError, Interrupted) as exc:
         rec.error = f"{rec.error}; read-back GET failed: {exc}"
         return
-    run = parse_run(run_payload(resp.body))
-    if resp.status == 404:
-        rec.outcome, rec.error = Outcome.NOT_FOUND, None
-    elif not 200 <= resp.status < 300 or run.id != rec.run.id:
+    read = _read_back_outcome(rec, resp)
+    if read is None:
         rec.error = f"{rec.error}; read-back GET answered HTTP {resp.status}: {describe(resp)}"
         return
-    elif run.status in CANCELLED_STATUSES:
-        rec.outcome, rec.error = Outcome.CANCELLED, None  # the server did it: confirmed
-    elif run.status in FINISHED_STATUSES:
-        rec.outcome, rec.error = Outcome.ALREADY_FINISHED, None
-    else:
-        rec.outcome = Outcome.STILL_RUNNING
-        rec.error = f"{rec.error}; read back: still {run.status}"
-    rec.reconciled = True
+    rec.settle(*read, reconciled=True)
+
+
+def _read_back_outcome(rec: RunRecord, resp: Response) -> tuple[Outcome, str | None] | None:
+    """What a read-back GET says of an unsure cancel; None when it says nothing usable."""
+    if resp.status == 404:
+        return Outcome.NOT_FOUND, None
+    run = parse_run(run_payload(resp.body))
+    if not 200 <= resp.status < 300 or run.id != rec.run.id:
+        return None
+    if run.status in CANCELLED_STATUSES:
+        return Outcome.CANCELLED, None  # the server did it: confirmed
+    if run.status in FINISHED_STATUSES:
+        return Outcome.ALREADY_FINISHED, None
+    return Outcome.STILL_RUNNING, f"{rec.error}; read back: still {run.status}"
 
 
 async def _interpret(client: ApiClient, path: str, resp: Response,
@@ -235,7 +233,7 @@ async def _follow_up(client: ApiClient, path: str, refusal: str, guard: Systemic
     """
     try:
         resp = await client.request("GET", path)
-    except (TransientError, PermanentError) as exc:
+    except ApiUnreachable as exc:
         return Outcome.FAILED, f"cancel refused ({refusal}); follow-up GET failed: {exc}"
     if resp.status == 404:
         guard.success()
@@ -279,4 +277,4 @@ async def cancel_all(client: ApiClient, records: list[RunRecord], workers: int,
     finally:
         for rec in records:
             if rec.outcome is None:
-                rec.outcome = Outcome.NOT_ATTEMPTED
+                rec.settle(Outcome.NOT_ATTEMPTED)

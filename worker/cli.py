@@ -1,27 +1,87 @@
-"""The command line: parse, load settings, run the job, report, and decide the exit code.
+"""The command line: parse, dispatch, lock, signals, finish, and the only map to exit codes.
 
-Exit codes: 0 all selected runs ended well (or nothing to do); 1 some failed; 2 usage or config
-error (before any network call); 3 authentication or permission failure; 4 refused by a safety
-guard; 5 interrupted or deadline/budget reached; 6 the API answered something unusable or could
-not be reached for listing.
+Everything else says how a job ended with a :class:`~worker.errors.Kind`; :data:`EXIT_CODES`
+turns a kind into the process exit code (README, "Outcomes and exit codes"):
+
+0 every selected run ended well (or nothing to do); 1 some failed; 2 usage or config error
+(before any network call); 3 authentication or permission failure; 4 refused by a safety guard
+or another job's lock; 5 interrupted, deadline or retry budget reached; 6 the API answered
+something unusable or could not be reached (or a bug: an internal error).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from worker.config import BY_STATUS, load_settings
-from worker.errors import ConfigError
-from worker.keys import KEYS
-from worker.logs import Redactor
-from worker.secrets import env_secrets
+import structlog
 
+from worker import __version__
+from worker.commands import check, demo, explain
+from worker.config import BY_STATUS, Settings, load_settings, split_by_status
+from worker.control import JobControl, new_job_id
+from worker.emulator import cli as emulator_cli
+from worker.errors import ConfigError, Kind, WorkerError
+from worker.job import Job, JobDeps
+from worker.keys import KEYS
+from worker.lock import job_lock
+from worker.logs import (
+    REDACTOR,
+    Redactor,
+    bind_job,
+    configure_logging,
+    redact_data,
+    scrubbed_std_streams,
+)
+from worker.metrics import push_metrics, sample_of, write_metrics_file
+from worker.models import JobResult
+from worker.notify import build_payload, post_webhook, should_notify
+from worker.progress import progress_for
+from worker.report import (
+    build_header,
+    counts,
+    failed_ids,
+    render_table,
+    report_chunks,
+    run_lines,
+    summary_line,
+    verdict,
+    write_report,
+)
+from worker.secrets import env_secrets, url_secrets
+
+log = structlog.get_logger("worker.cli")
+
+EXIT_CODES: dict[Kind, int] = {
+    Kind.OK: 0, Kind.FAILED: 1, Kind.CONFIG: 2, Kind.AUTH: 3, Kind.GUARD: 4,
+    Kind.INTERRUPTED: 5, Kind.UNUSABLE: 6,
+}
+SUMMARY_LEVELS: dict[Kind, int] = {
+    Kind.OK: logging.INFO, Kind.FAILED: logging.WARNING, Kind.GUARD: logging.WARNING,
+    Kind.INTERRUPTED: logging.WARNING,
+}  # every other kind: error
 COMMANDS = ("plan", "run", "check", "explain", "demo", "emulator")
 JOB_COMMANDS = ("plan", "run", "check", "explain")
+GRACE_SECONDS = 5.0  # how long in-flight calls may take to finish once the job stops
+SETTLE_SECONDS = 0.05
+
+
+def exit_code_of(ended: Kind | WorkerError | None) -> int:
+    """The exit code of a kind, or of an error by its kind; None is success."""
+    if ended is None:
+        return 0
+    return EXIT_CODES[ended if isinstance(ended, Kind) else ended.kind]
+
+
+# ---------------------------------------------------------------- parsing
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,17 +126,11 @@ def add_job_options(parser: argparse.ArgumentParser) -> None:
 def flags_from(ns: argparse.Namespace) -> dict[str, Any]:
     """Flags given on the command line, by key name; ``--older-than S=D`` goes per status."""
     flags = {k: v for k, v in vars(ns).items() if "." in k and v is not None}
-    older = flags.pop("filters.older_than", None)
-    if older:
-        by_status = {}
-        for item in older:
-            status, sep, duration = item.partition("=")
-            if sep:
-                by_status[status.strip()] = duration.strip()
-            else:
-                flags["filters.older_than"] = item
-        if by_status:
-            flags[BY_STATUS] = by_status
+    plain, by_status = split_by_status(flags.pop("filters.older_than", None) or ())
+    if plain:
+        flags["filters.older_than"] = plain[-1]
+    if by_status:
+        flags[BY_STATUS] = by_status
     return flags
 
 
@@ -88,25 +142,218 @@ def _normalise(argv: list[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``zuora-reaper`` console script; returns the exit code."""
-    args_list = _normalise(list(sys.argv[1:] if argv is None else argv))
-    if args_list[0] == "emulator":
-        from worker.emulator.cli import main as emulator_main
-        return emulator_main(args_list[1:])
-    if args_list[0] == "demo":
-        from worker.demo import main as demo_main
-        return demo_main(args_list[1:])
+    args = _normalise(list(sys.argv[1:] if argv is None else argv))
     try:
-        ns = build_parser().parse_args(args_list)
+        if args[0] == "emulator":
+            return exit_code_of(emulator_cli.main(args[1:]))
+        if args[0] == "demo":
+            return exit_code_of(demo.main(args[1:], exit_code_of))
+        ns = build_parser().parse_args(args)
     except SystemExit as exc:  # argparse: usage errors exit 2, --help exits 0
         return int(exc.code or 0)
+    except ConfigError as exc:
+        print(f"zuora-reaper {args[0]}: config error: {exc}", file=sys.stderr)
+        return exit_code_of(exc)
     try:
         settings = load_settings(ns.command, flags_from(ns), os.environ, ns.config)
     except ConfigError as exc:
         message = Redactor(env_secrets(os.environ)).scrub(str(exc))
         print(f"zuora-reaper: config error: {message}", file=sys.stderr)
-        return 2
-    from worker.runner import execute
+        return exit_code_of(exc)
     return execute(settings)
+
+
+# ---------------------------------------------------------------- running a job command
+
+
+def execute(settings: Settings) -> int:
+    """Run ``settings.command`` and return the process exit code; everything it prints goes
+    through the one redactor."""
+    out = settings.output
+    configure_logging(out.log_format, out.log_level, secrets=job_secrets(settings))
+    with scrubbed_std_streams():
+        return _execute(settings)
+
+
+def _execute(settings: Settings) -> int:
+    job_id = new_job_id() if settings.command in ("plan", "run") else None
+    bind_job(job_id=job_id, target=settings.target.base_url, mode=settings.command,
+             version=__version__)
+    if settings.command == "explain":
+        print(explain.render_explain(settings))
+        return 0
+    if settings.command == "check":
+        return exit_code_of(asyncio.run(check.run_check(settings, exit_code_of)))
+    log.info("job.start", command=settings.command, target=settings.target.base_url,
+             environment=settings.target.environment, auth=settings.target.auth,
+             dry_run=settings.dry_run)
+    try:
+        with job_lock(settings):
+            result = asyncio.run(_run_with_signals(settings, job_id))
+    except WorkerError as exc:  # the lock is held by another job
+        print(f"zuora-reaper: {exc}", file=sys.stderr)
+        return exit_code_of(exc)
+    return finish(settings, result)
+
+
+def job_secrets(settings: Settings) -> list[str]:
+    """Every secret known before the job starts: credentials, proxy and webhook credentials
+    (the access tokens are added as they are received)."""
+    return [*settings.credentials.secrets(), *settings.network.secrets(),
+            *url_secrets(settings.output.notify_webhook)]
+
+
+# ---------------------------------------------------------------- signals
+
+
+async def _run_with_signals(settings: Settings, job_id: str | None = None) -> JobResult:
+    control = JobControl(settings.pacing.deadline, job_id)
+    progress = progress_for(settings)
+    job = Job(settings, JobDeps(control=control, on_selected=progress.selected,
+                                on_done=progress.finished))
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(job.run())
+    task.add_done_callback(lambda _: progress.close())
+    handled = _install_signals(loop, _on_signal(task, control))
+    watcher = loop.create_task(_cancel_when_stopped(task, control))
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not control.is_stopping():
+            raise
+        # Cancelled by _cancel_when_stopped: the result still holds every outcome set so far
+        # (cancel_one records a run cancelled in flight as unknown, unsent as not_attempted).
+        job.ended()
+    finally:
+        watcher.cancel()
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+    return job.result
+
+
+def _on_signal(task: asyncio.Future[None], control: JobControl) -> Callable[[str], None]:
+    """The first signal stops the job (in-flight calls may finish); a second cancels it."""
+    received: list[str] = []
+
+    def on_signal(name: str) -> None:
+        received.append(name)
+        if len(received) > 1:
+            log.warning("job.interrupted_again", signal=name)
+            task.cancel()  # a second signal: do not wait for in-flight calls
+            return
+        log.warning("job.interrupted", signal=name, grace_s=GRACE_SECONDS)
+        control.request_stop(f"interrupted by {name}", Kind.INTERRUPTED)
+
+    return on_signal
+
+
+async def _cancel_when_stopped(task: asyncio.Future[None], control: JobControl) -> None:
+    """Once the job is told to stop, let in-flight calls finish (up to the grace period), then
+    cancel what is left: runs still waiting for a pacer slot or a backoff were never sent."""
+    await control.stopped.wait()
+    try:
+        async with asyncio.timeout(GRACE_SECONDS):
+            while True:
+                await control.wait_idle()
+                await asyncio.sleep(SETTLE_SECONDS)  # let answered calls record their outcome
+                if control.in_flight == 0:
+                    break
+    except TimeoutError:
+        log.warning("job.grace_expired", in_flight=control.in_flight)
+    task.cancel()
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop,
+                     handler: Callable[[str], None]) -> list[signal.Signals]:
+    """SIGTERM and SIGINT stop the job; off the main thread (tests) there is nothing to hook."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, handler, sig.name)
+    return [signal.SIGTERM, signal.SIGINT]
+
+
+# ---------------------------------------------------------------- finishing
+
+
+def finish(settings: Settings, result: JobResult) -> int:
+    """Write the report, print the output, log the summary, publish; return the exit code.
+
+    The exit code and reason are settled before anything shows them, so stdout, the report,
+    the log summary, the metrics and the webhook all carry the same ones.
+    """
+    result.settle_unattempted()
+    kind, doc = _report(settings, result)
+    code = exit_code_of(kind)
+    if settings.output.output == "json":
+        sys.stdout.writelines(report_chunks(doc, run_lines(result), one_line=True))
+    else:
+        render_table(result, datetime.now(UTC), sys.stdout)
+        print(summary_line(result))
+    log.log(SUMMARY_LEVELS.get(kind, logging.ERROR), "job.summary", exit_code=code,
+            reason=doc["exit_reason"], mode=result.mode, passes=result.passes,
+            requests=result.counters.requests, rate_limited=dict(result.counters.limited),
+            retries=result.counters.retries, token_requests=result.token_requests,
+            **counts(result))
+    publish(settings, result, code, doc)
+    if code:
+        print(f"zuora-reaper: exit {code}: {doc['exit_reason']}", file=sys.stderr)
+    return code
+
+
+def _report(settings: Settings, result: JobResult) -> tuple[Kind, dict[str, Any]]:
+    """How the job ended and its report document, written to ``--report-file`` when asked
+    (whenever anything was listed). A job that went well but whose report could not be
+    written ends FAILED, and the document says so."""
+    kind, reason = verdict(result)
+    doc = _document(settings, result, kind, reason)
+    path = settings.output.report_file
+    if not path or not (result.listed_anything or kind is Kind.OK):
+        return kind, doc
+    if not _save_report(path, doc, result) and kind is Kind.OK:
+        kind, reason = Kind.FAILED, "the report file could not be written"
+        doc = _document(settings, result, kind, reason)
+    return kind, doc
+
+
+def _document(settings: Settings, result: JobResult, kind: Kind,
+              reason: str | None) -> dict[str, Any]:
+    """The report header with the exit code and its (scrubbed) reason."""
+    reason = REDACTOR.scrub(reason) if reason is not None else None
+    doc: dict[str, Any] = redact_data(build_header(settings, result, exit_code_of(kind), reason))
+    return doc
+
+
+def _save_report(path: str, doc: dict[str, Any], result: JobResult) -> bool:
+    """Write the report atomically; when that fails the previous file is left whole."""
+    try:
+        write_report(path, doc, run_lines(result))
+    except OSError as exc:
+        log.error("report.write_failed", path=path, error=str(exc))
+        print(f"zuora-reaper: could not write the report to {path}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def publish(settings: Settings, result: JobResult, code: int, doc: dict[str, Any]) -> None:
+    """Metrics file, Pushgateway, webhook, as the output settings ask; failures are only
+    logged and never change the exit code."""
+    out = settings.output
+    notify = bool(out.notify_webhook) and should_notify(doc)
+    if not (out.metrics_file or out.pushgateway or notify):
+        return
+    sample = sample_of(settings, result, code)
+    if out.metrics_file:
+        try:
+            write_metrics_file(out.metrics_file, sample)
+        except OSError as exc:
+            log.warning("metrics.write_failed", path=out.metrics_file, error=str(exc))
+    if out.pushgateway:
+        push_metrics(out.pushgateway, sample, network=settings.network)
+    if out.notify_webhook and notify:  # the first test narrows the type for mypy
+        payload = redact_data(build_payload(doc, failed_ids(result), out.job_name,
+                                            sample.duration_s))
+        asyncio.run(post_webhook(out.notify_webhook, payload, network=settings.network))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,8 @@ Everything is validated here, before any network call; errors name the key and w
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,7 +17,8 @@ from worker import environments
 from worker.durations import parse_duration
 from worker.errors import ConfigError
 from worker.files import CONFIG_CAP, check_output_path, read_capped
-from worker.keys import KEYS, KEYS_BY_NAME, SECTIONS, STATUS_CHOICES, Key
+from worker.keys import KEYS, KEYS_BY_NAME, SECTIONS, Key, default_of
+from worker.models import IN_PROGRESS
 from worker.network import Network, network_from
 from worker.secrets import Credentials, load_credentials
 
@@ -34,7 +36,7 @@ class Filters:
     older_than: float | None = None
     older_than_by_status: tuple[tuple[str, float], ...] = ()
     idle_for: float | None = None
-    statuses: tuple[str, ...] = STATUS_CHOICES
+    statuses: tuple[str, ...] = default_of("filters.statuses")
     report_types: tuple[str, ...] = ()
     created_by: tuple[str, ...] = ()
     report_ids: tuple[str, ...] = ()
@@ -64,7 +66,7 @@ class Selection:
     filters: Filters = Filters()
     rules: tuple[Rule, ...] = ()
     exclude: Exclusions = Exclusions()
-    min_age: float = 300.0  # 0 when --allow-young
+    min_age: float = default_of("safety.min_age")  # 0 when --allow-young
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,34 +89,34 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Pacing:
-    rate: float = 10.0
-    concurrency: int = 8
-    quota_share: float = 0.5
+    rate: float = default_of("pacing.rate")
+    concurrency: int = default_of("pacing.concurrency")
+    quota_share: float = default_of("pacing.quota_share")
     deadline: float | None = None
-    max_attempts: int = 6
-    attempt_timeout: float = 60.0
-    retry_budget: int = 500
+    max_attempts: int = default_of("pacing.max_attempts")
+    attempt_timeout: float = default_of("pacing.attempt_timeout")
+    retry_budget: int = default_of("pacing.retry_budget")
 
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    page_size: int = 100
-    max_pages: int = 1000
+    page_size: int = default_of("listing.page_size")
+    max_pages: int = default_of("listing.max_pages")
     list_items_field: str | None = None
-    max_passes: int = 3
+    max_passes: int = default_of("listing.max_passes")
 
 
 @dataclass(frozen=True, slots=True)
 class Output:
     report_file: str | None = None
-    output: str = "text"
-    log_format: str = "auto"
-    log_level: str = "info"
-    progress: str = "auto"
+    output: str = default_of("output.output")
+    log_format: str = default_of("output.log_format")
+    log_level: str = default_of("output.log_level")
+    progress: str = default_of("output.progress")
     metrics_file: str | None = None
     pushgateway: str | None = None
     notify_webhook: str | None = None
-    job_name: str = "zuora-reaper"
+    job_name: str = default_of("output.job_name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +125,7 @@ class RunOptions:
     ids_file: str | None = None
     plan: str | None = None
     plan_out: str | None = None
-    plan_max_age: float = 3600.0
+    plan_max_age: float = default_of("run.plan_max_age")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +157,6 @@ def read_config_file(path: str | None) -> dict[str, Any]:
     """Parse the TOML file; unknown sections or keys are errors naming what is allowed."""
     if path is None:
         return {}
-    import tomllib  # here: most jobs take no file, and the parser costs ~10 ms to import
-
     text = read_capped("--config", path, CONFIG_CAP, "config file")
     try:
         data = tomllib.loads(text)
@@ -224,14 +224,24 @@ def _layer_by_status(flags: Mapping[str, Any], env: Mapping[str, str],
     return merged, source
 
 
-def _env_table(text: str) -> dict[str, str]:
-    table = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
+def split_by_status(items: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """The one ``STATUS=DURATION`` parser (flags and environment): (plain items, the table)."""
+    plain: list[str] = []
+    table: dict[str, str] = {}
+    for item in items:
         status, sep, duration = item.partition("=")
-        if not sep:
-            raise ConfigError(BY_STATUS_ENV, f"{item!r} is not STATUS=DURATION; use e.g. "
-                                             "STARTED=20m,QUERYDATA=2h")
-        table[status.strip()] = duration.strip()
+        if sep:
+            table[status.strip()] = duration.strip()
+        else:
+            plain.append(item)
+    return plain, table
+
+
+def _env_table(text: str) -> dict[str, str]:
+    plain, table = split_by_status(filter(None, (part.strip() for part in text.split(","))))
+    if plain:
+        raise ConfigError(BY_STATUS_ENV, f"{plain[0]!r} is not STATUS=DURATION; use e.g. "
+                                         "STARTED=20m,QUERYDATA=2h")
     return table
 
 
@@ -352,9 +362,9 @@ def _by_status(where: str, raw: Any) -> tuple[tuple[str, float], ...]:
         raise ConfigError(where, "must be a table of STATUS = \"DURATION\"")
     out = []
     for status, duration in raw.items():
-        if str(status).upper() not in STATUS_CHOICES:
+        if str(status).upper() not in IN_PROGRESS:
             raise ConfigError(where, f"{status!r} is not an in-progress status; "
-                                     f"allowed: {', '.join(STATUS_CHOICES)}")
+                                     f"allowed: {', '.join(IN_PROGRESS)}")
         try:
             out.append((str(status).upper(), _as_duration(duration)))
         except ValueError as exc:
@@ -422,7 +432,7 @@ def _validate_ranges(values: Mapping[str, Any]) -> None:
                                     f"(flag {key.cli_flag}, env {key.env})")
     if not values["filters.statuses"]:
         raise ConfigError("filters.statuses", "at least one status is needed; allowed: "
-                                              + ", ".join(STATUS_CHOICES))
+                                              + ", ".join(IN_PROGRESS))
 
 
 def _target(values: Mapping[str, Any], sources: Mapping[str, str]) -> Target:

@@ -5,31 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections import Counter
-from dataclasses import dataclass, field
 
-
-@dataclass
-class Counters:
-    """Request-level counters for the summary, the report and the metrics."""
-
-    requests: int = 0
-    by_class: Counter[str] = field(default_factory=Counter)
-    limited: Counter[str] = field(default_factory=Counter)  # "rate" / "concurrency"
-    retries: int = 0
-    network_errors: int = 0
-    latency_sum: float = 0.0
-    latency_n: int = 0
-
-    def count_status(self, status: int, elapsed: float) -> None:
-        self.requests += 1
-        self.by_class[f"{status // 100}xx"] += 1
-        self.latency_sum += elapsed
-        self.latency_n += 1
-
-    @property
-    def mean_latency(self) -> float:
-        return self.latency_sum / self.latency_n if self.latency_n else 0.0
+from worker.errors import Kind
+from worker.models import Counters
 
 
 def new_job_id() -> str:
@@ -38,13 +16,13 @@ def new_job_id() -> str:
 
 
 class JobControl:
-    """Shared by every coroutine of a job: says whether to stop, and why, with which exit code."""
+    """Shared by every coroutine of a job: says whether to stop, why, and of which kind."""
 
     def __init__(self, deadline_s: float | None = None, job_id: str | None = None) -> None:
         self.job_id = job_id or new_job_id()
         self._seq = itertools.count(1)
         self.stop_reason: str | None = None
-        self.stop_exit: int = 0
+        self.stop_kind: Kind | None = None
         self.stopped = asyncio.Event()
         loop = asyncio.get_running_loop()
         self.deadline = loop.time() + deadline_s if deadline_s is not None else None
@@ -60,13 +38,13 @@ class JobControl:
     def is_stopping(self) -> bool:
         if not self.stopped.is_set() and self.deadline is not None \
                 and asyncio.get_running_loop().time() >= self.deadline:
-            self.request_stop("deadline reached", 5)
+            self.request_stop("deadline reached", Kind.INTERRUPTED)
         return self.stopped.is_set()
 
-    def request_stop(self, reason: str, exit_code: int) -> None:
+    def request_stop(self, reason: str, kind: Kind) -> None:
         """Stop dispatching new work. The first reason wins."""
         if not self.stopped.is_set():
-            self.stop_reason, self.stop_exit = reason, exit_code
+            self.stop_reason, self.stop_kind = reason, kind
             self.stopped.set()
 
     def time_left(self) -> float | None:

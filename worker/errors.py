@@ -1,41 +1,55 @@
-"""The one exception tree of zuora-reaper.
+"""The one exception tree of zuora-reaper, and the kinds of failure a job can end with.
 
 Library errors (aiohttp, json, OS) are translated into these classes only at the HTTP edge
-(``worker.http``); only the CLI turns them into exit codes (``worker.cli``).
+(``worker.http``). Every error carries a :class:`Kind`; only the CLI (``worker.cli``) turns a
+kind into an exit code.
 
 ::
 
-    WorkerError
-    ├── ConfigError                 bad flag, env var or config file            -> exit 2
-    ├── GuardRefused                a safety guard refused to act               -> exit 4
-    ├── LockHeld                    another job holds the target's lock         -> exit 4
-    ├── Interrupted                 SIGTERM/SIGINT or --deadline                -> exit 5
-    ├── InternalError               an unexpected exception (a bug) in a job    -> exit 6
-    └── ApiError                    anything the API answered or failed to answer
-        ├── AuthError               credentials refused, 401 after refresh, 403 -> exit 3
-        ├── UnusableResponse        an answer we cannot use safely               -> exit 6
-        │   └── RedirectRefused     a 3xx: redirects are never followed         -> exit 6
-        ├── ApiUnreachable          listing could not reach the API             -> exit 6
-        ├── TransientError          worth retrying: 429, 5xx, timeouts, resets
-        │   └── RateLimited         429, with the kind ("rate"/"concurrency")
-        └── PermanentError          4xx other than 401/404/429: never retried
+    WorkerError                                                       kind
+    ├── ConfigError                 bad flag, env var or config file  config
+    ├── GuardRefused                a safety guard refused to act     guard
+    ├── LockHeld                    another job holds the lock        guard
+    ├── Interrupted                 SIGTERM/SIGINT, deadline, budget  interrupted
+    ├── InternalError               an unexpected exception (a bug)   unusable
+    └── ApiError                    what the API answered or failed to answer
+        ├── AuthError               credentials refused, 401, 403     auth
+        ├── UnusableResponse        an answer we cannot use safely    unusable
+        │   └── RedirectRefused     a 3xx: never followed             unusable
+        ├── ApiUnreachable          the API could not be reached      unusable
+        └── TransientError          worth retrying: 5xx, timeouts     unusable
+            └── RateLimited         429 ("rate"/"concurrency")        unusable
 """
 
 from __future__ import annotations
 
 import traceback
+from enum import StrEnum
+from typing import ClassVar
+
+
+class Kind(StrEnum):
+    """How a job ended; the CLI maps each kind to one exit code (README, "Exit codes")."""
+
+    OK = "ok"  # every selected run ended well, or there was nothing to do
+    FAILED = "failed"  # some selected runs were not (surely) cancelled
+    CONFIG = "config"  # bad usage or configuration, before any network call
+    AUTH = "auth"  # credentials or permissions refused
+    GUARD = "guard"  # a safety guard (or another job's lock) refused to act
+    INTERRUPTED = "interrupted"  # a signal, the deadline or the retry budget stopped the job
+    UNUSABLE = "unusable"  # the API answered something unusable or could not be reached
 
 
 class WorkerError(Exception):
     """Base of every error the worker raises on purpose."""
 
-    exit_code = 1
+    kind: ClassVar[Kind] = Kind.FAILED
 
 
 class ConfigError(WorkerError):
     """A flag, environment variable or config key is invalid; raised before any network call."""
 
-    exit_code = 2
+    kind = Kind.CONFIG
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
@@ -45,25 +59,25 @@ class ConfigError(WorkerError):
 class GuardRefused(WorkerError):
     """A safety guard (max-cancel, age floor, stale plan) refused to cancel anything."""
 
-    exit_code = 4
+    kind = Kind.GUARD
 
 
 class LockHeld(WorkerError):
     """Another job already holds the lock for this target."""
 
-    exit_code = 4
+    kind = Kind.GUARD
 
 
 class Interrupted(WorkerError):
     """The job was stopped by a signal or by its deadline before it finished."""
 
-    exit_code = 5
+    kind = Kind.INTERRUPTED
 
 
 class InternalError(WorkerError):
     """An exception nobody expected (a bug): the job still reports what it knows, exit 6."""
 
-    exit_code = 6
+    kind = Kind.UNUSABLE
     trace: str = ""  # the formatted traceback, for the log line
 
     @classmethod
@@ -79,7 +93,7 @@ class InternalError(WorkerError):
 class ApiError(WorkerError):
     """The API answered something we cannot use, or could not be reached."""
 
-    exit_code = 6
+    kind = Kind.UNUSABLE
 
     def __init__(
         self,
@@ -98,14 +112,14 @@ class ApiError(WorkerError):
 class AuthError(ApiError):
     """Credentials were refused, a token could not be refreshed, or a permission is missing."""
 
-    exit_code = 3
+    kind = Kind.AUTH
 
 
 class UnusableResponse(ApiError):
     """An answer that cannot be used safely: a body not JSON or of the wrong shape, a redirect,
     or an answer over a hard limit (headers, body size, JSON depth, items per page)."""
 
-    exit_code = 6
+    kind = Kind.UNUSABLE
 
 
 class RedirectRefused(UnusableResponse):
@@ -115,7 +129,7 @@ class RedirectRefused(UnusableResponse):
 class ApiUnreachable(ApiError):
     """The API could not be reached, or kept failing, while listing."""
 
-    exit_code = 6
+    kind = Kind.UNUSABLE
 
 
 class TransientError(ApiError):
@@ -123,15 +137,11 @@ class TransientError(ApiError):
 
 
 class RateLimited(TransientError):
-    """A 429; ``kind`` is "rate" (quota spent) or "concurrency" (too many in flight)."""
+    """A 429; ``limit`` is "rate" (quota spent) or "concurrency" (too many in flight)."""
 
-    def __init__(self, message: str, *, kind: str, status: int = 429,
+    def __init__(self, message: str, *, limit: str, status: int = 429,
                  code: str | None = None, retry_after: float | None = None,
                  reset: float | None = None) -> None:
         super().__init__(message, status=status, code=code, retry_after=retry_after)
-        self.kind = kind
+        self.limit = limit
         self.reset = reset
-
-
-class PermanentError(ApiError):
-    """A definitive refusal (4xx other than 401/404/429, or success:false): never retried."""

@@ -11,67 +11,35 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
 import structlog
 
-from worker.auth import Auth, LegacyAuth, OAuth
 from worker.cancel import cancel_all, reconcile
-from worker.client import ApiClient, RetryPolicy
+from worker.client import ApiClient, connect
 from worker.config import Settings
-from worker.control import Counters, JobControl
+from worker.control import JobControl
 from worker.errors import GuardRefused, InternalError, WorkerError
-from worker.http import Transport
-from worker.idsource import fetch_runs, read_ids
-from worker.listing import LOOKAHEAD, iter_pages
-from worker.models import TERMINAL_STATUSES, Outcome, ReportRun
-from worker.pacer import Pacer, PacerConfig, RetryBudget
+from worker.listing import LOOKAHEAD, fetch_runs, iter_pages, read_ids
+from worker.models import TERMINAL_STATUSES, JobResult, Outcome, ReportRun, RunRecord
 from worker.planfile import Plan, check_options, load_plan, write_plan
-from worker.records import RunRecord
-from worker.selection import Verdict, judge
+from worker.retry import RetryPolicy
+from worker.selection import CONFLICTING, Verdict, guard_max_cancel, judge
 
 log = structlog.get_logger("worker.job")
-PHASES = ("listing", "cancelling")
-CONFLICTING = "conflicting_status"  # listed in progress and in a terminal status by one job
-
-
-@dataclass
-class JobResult:
-    """Everything the report, the summary and the exit code are made from."""
-
-    mode: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    records: dict[str, RunRecord] = field(default_factory=dict)
-    passes: int = 0
-    error: WorkerError | None = None
-    stop_reason: str | None = None
-    stop_exit: int = 0
-    counters: Counters = field(default_factory=Counters)
-    token_requests: int = 0
-    job_id: str = ""
-    warnings: list[str] = field(default_factory=list)
-    pacer: Pacer | None = None  # how pacing went, for the report
-    phase_seconds: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(PHASES, 0.0))  # wall time per phase, all passes
-
-    @property
-    def listed_anything(self) -> bool:
-        return bool(self.records)
 
 
 @dataclass
 class JobDeps:
-    """What tests inject: the clock, the retry policy, stdin, and per-run callbacks."""
+    """What callers inject: the clock, the retry policy, stdin, the stop switch, callbacks."""
 
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     policy: RetryPolicy | None = None
     on_done: Callable[[RunRecord], None] | None = None
     on_selected: Callable[[int], None] | None = None
-    control: JobControl | None = None
-    result: JobResult | None = None  # owned by the caller, so a cancelled job keeps its state
+    control: JobControl | None = None  # the caller's, so it can stop the job (signals)
     stdin: TextIO | None = None  # read by --ids-file - (default: sys.stdin)
 
 
@@ -95,62 +63,53 @@ def prepare(settings: Settings, deps: JobDeps) -> JobInputs:
 
 async def run_job(settings: Settings, deps: JobDeps | None = None) -> JobResult:
     """Run one job to the end and return its result; errors are kept in ``result.error``."""
-    deps = deps or JobDeps()
-    result = deps.result or JobResult(mode="plan" if settings.dry_run else "run",
-                                      started_at=deps.now())
-    control = deps.control or JobControl(settings.pacing.deadline)
-    result.job_id, result.counters = control.job_id, control.counters
-    try:
-        inputs = prepare(settings, deps)
-        await _with_client(settings, _Job(settings, result, deps, inputs), control)
-    except WorkerError as exc:
-        result.error = exc
-    except Exception as exc:  # a bug: still report what is known (the caller writes it)
-        result.error = InternalError.of(exc)
-        log.error("job.internal_error", error=str(result.error), traceback=result.error.trace)
-    if control.stop_reason and result.error is None:
-        result.stop_reason, result.stop_exit = control.stop_reason, control.stop_exit
-    result.finished_at = deps.now()
-    return result
+    job = Job(settings, deps or JobDeps())
+    await job.run()
+    return job.result
 
 
-async def _with_client(settings: Settings, job: _Job, control: JobControl) -> None:
-    pacing = settings.pacing
-    async with Transport(limit=pacing.concurrency, attempt_timeout=pacing.attempt_timeout,
-                         network=settings.network) as tr:
-        auth = make_auth(settings, tr, control.track_id)
-        pacer = Pacer(PacerConfig(rate=pacing.rate, concurrency=pacing.concurrency,
-                                  quota_share=pacing.quota_share))
-        job.result.pacer = pacer
-        client = ApiClient(settings.target.api_root, tr, auth, pacer,
-                           RetryBudget(capacity=pacing.retry_budget), control,
-                           job.deps.policy or RetryPolicy(max_attempts=pacing.max_attempts))
+class Job:
+    """One job's moving parts: list (or fetch ids) -> judge -> plan filter -> guard -> act.
+
+    Create it in the running event loop. ``result`` exists from the start, so a caller that
+    cancels :meth:`run` (a stop's grace period ran out) still reports every outcome set.
+    """
+
+    def __init__(self, settings: Settings, deps: JobDeps) -> None:
+        self.settings, self.deps = settings, deps
+        self.control = deps.control or JobControl(settings.pacing.deadline)
+        self.result = JobResult(mode="plan" if settings.dry_run else "run",
+                                started_at=deps.now(), job_id=self.control.job_id,
+                                counters=self.control.counters)
+        self.inputs = JobInputs()
+        self.terminal: set[str] = set()  # ids listed in a terminal status
+        self.live: set[str] = set()  # ids listed in another status
+
+    async def run(self) -> None:
+        """Run to the end; a WorkerError (or a bug) ends up in ``result.error``."""
         try:
-            await job.passes(client)
-            job.hand_off(client.control)
+            self.inputs = prepare(self.settings, self.deps)
+            async with connect(self.settings, self.control, policy=self.deps.policy) as client:
+                try:
+                    await self.passes(client)
+                    self.hand_off(self.control)
+                finally:
+                    self.result.token_requests = client.auth.token_requests
+                    self.result.pacing = client.pacer.summary()
         except WorkerError as exc:
-            job.result.error = exc
-        finally:
-            job.result.token_requests = auth.token_requests
+            self.result.error = exc
+        except Exception as exc:  # a bug: still report what is known (the caller writes it)
+            self.result.error = InternalError.of(exc)
+            log.error("job.internal_error", error=str(self.result.error),
+                      traceback=self.result.error.trace)
+        self.ended()
 
-
-def make_auth(settings: Settings, transport: Transport,
-              track_id: Callable[[], str] | None = None) -> Auth:
-    if settings.target.auth == "legacy":
-        return LegacyAuth(settings.credentials)
-    return OAuth(settings.target, settings.credentials, transport, track_id=track_id)
-
-
-@dataclass
-class _Job:
-    """One job's moving parts: list (or fetch ids) -> judge -> plan filter -> guard -> act."""
-
-    settings: Settings
-    result: JobResult
-    deps: JobDeps
-    inputs: JobInputs
-    terminal: set[str] = field(default_factory=set)  # ids listed in a terminal status
-    live: set[str] = field(default_factory=set)  # ids listed in another status
+    def ended(self) -> None:
+        """Record why the job stopped (when it was told to) and when it finished."""
+        control, result = self.control, self.result
+        if control.stop_reason and result.error is None:
+            result.stop_reason, result.stop_kind = control.stop_reason, control.stop_kind
+        result.finished_at = self.deps.now()
 
     @contextlib.contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -184,10 +143,10 @@ class _Job:
         """Guard, then cancel (run) or mark would_cancel (plan); True when another pass helps."""
         if not fresh:
             return False
-        _guard_max_cancel(self.settings, self.result, fresh)
+        self._guard(fresh)
         if self.settings.dry_run:
             for rec in fresh:
-                rec.outcome = Outcome.WOULD_CANCEL
+                rec.settle(Outcome.WOULD_CANCEL)
             return False
         if self.deps.on_selected:
             self.deps.on_selected(len(fresh))
@@ -250,7 +209,7 @@ class _Job:
         if self._conflicting(run.id):
             rec = fresh.pop(run.id, None)
             if rec is not None and rec.outcome is None:
-                rec.selected, rec.reason, rec.rule = False, CONFLICTING, None
+                rec.withdraw(CONFLICTING)
 
     def _conflicting(self, run_id: str) -> bool:
         return run_id in self.terminal and run_id in self.live
@@ -263,6 +222,21 @@ class _Job:
         if verdict.selected and plan is not None and run.id not in plan.run_ids:
             verdict = Verdict.no("not_in_plan")
         return RunRecord(run, key, pass_no, verdict.selected, verdict.reason, verdict.rule)
+
+    def _guard(self, fresh: list[RunRecord]) -> None:
+        """The max-cancel guard over every run selected so far: a plan warns, a run refuses
+        (and the fresh runs are not attempted)."""
+        selected = sum(1 for r in self.result.records.values() if r.selected)
+        try:
+            warning = guard_max_cancel(selected, self.settings.max_cancel, self.settings.dry_run)
+        except GuardRefused:
+            for rec in fresh:
+                rec.settle(Outcome.NOT_ATTEMPTED)
+            raise
+        if warning:
+            self.result.warnings.append(warning)
+            log.warning("plan.over_max_cancel", selected=selected,
+                        max_cancel=self.settings.max_cancel)
 
     def hand_off(self, control: JobControl) -> None:
         """Plan mode: write --plan-out (only after a complete, uninterrupted selection)."""
@@ -280,29 +254,3 @@ class _Job:
             return
         count = write_plan(self.settings, self.result.records.values(), self.deps.now())
         log.info("plan.written", path=self.settings.run.plan_out, runs=count)
-
-
-def _guard_max_cancel(settings: Settings, result: JobResult, fresh: list[RunRecord]) -> None:
-    total = sum(1 for r in result.records.values() if r.selected)
-    if total <= settings.max_cancel:
-        return
-    if settings.dry_run:  # a plan cancels nothing, but must say that run would refuse
-        result.warnings.append(
-            f"run would refuse: {total} runs selected, more than --max-cancel "
-            f"{settings.max_cancel}; raise it with --max-cancel {total} if the selection is right")
-        log.warning("plan.over_max_cancel", selected=total, max_cancel=settings.max_cancel)
-        return
-    for rec in fresh:
-        rec.outcome = Outcome.NOT_ATTEMPTED
-    raise GuardRefused(
-        f"{total} runs matched, more than --max-cancel {settings.max_cancel}: cancelled none "
-        f"of them. Check the filters with 'zuora-reaper plan', then raise the cap with "
-        f"--max-cancel {total} (or safety.max_cancel / ZUORA_REAPER_MAX_CANCEL)")
-
-
-def finalize_not_attempted(result: JobResult) -> None:
-    """Give every selected run without an outcome ``not_attempted`` (the job stopped first)."""
-    for rec in result.records.values():
-        if rec.selected and rec.outcome is None:
-            rec.outcome = Outcome.NOT_ATTEMPTED
-

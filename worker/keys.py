@@ -1,14 +1,18 @@
 """The table of every config key: TOML location, flag, environment variable, kind, default.
 
-One table drives argparse (``worker.cli``), the environment, the config file, precedence and
-``zuora-reaper explain``, so a key is declared exactly once. Secrets are not keys: they come
-only from the environment (``worker.secrets``).
+It holds the one default of every knob: the settings dataclasses (``worker.config``) and the
+classes that take a knob (``PacerConfig``, ``RetryPolicy``...) read theirs with
+:func:`default_of`. One table drives argparse (``worker.cli``), the environment, the config
+file, precedence and ``zuora-reaper explain``, so a key is declared exactly once. Secrets are
+not keys: they come only from the environment (``worker.secrets``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from worker.models import IN_PROGRESS
 
 ENV_PREFIX = "ZUORA_REAPER_"
 
@@ -48,8 +52,6 @@ class Key:
         return self.flag or "--" + self.field.replace("_", "-")
 
 
-STATUS_CHOICES = ("STARTED", "QUERYDATA", "PROCESSINGDATA")
-
 KEYS: tuple[Key, ...] = (
     Key("target.base_url", "str", None, "API host root, scheme://host[:port], no path"),
     Key("target.environment", "str", None, "Zuora environment name (see README)"),
@@ -62,8 +64,8 @@ KEYS: tuple[Key, ...] = (
     Key("filters.older_than", "duration", None,
         "select runs started at least this long ago; STATUS=DURATION sets one status"),
     Key("filters.idle_for", "duration", None, "select runs whose updatedOn is at least this old"),
-    Key("filters.statuses", "list", list(STATUS_CHOICES), "statuses to select",
-        STATUS_CHOICES, repeat_flag="--status"),
+    Key("filters.statuses", "list", list(IN_PROGRESS), "statuses to select",
+        IN_PROGRESS, repeat_flag="--status"),
     Key("filters.report_types", "list", [], "report types to select (default: all)",
         repeat_flag="--report-type"),
     Key("filters.created_by", "list", [], "owners (usernames) to select (default: all)",
@@ -110,3 +112,9 @@ KEYS: tuple[Key, ...] = (
 
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 SECTIONS = tuple(dict.fromkeys(key.section for key in KEYS))
+
+
+def default_of(name: str) -> Any:
+    """The default of key ``name`` (``section.field``), as declared in ``KEYS``."""
+    default = KEYS_BY_NAME[name].default
+    return tuple(default) if isinstance(default, list) else default

@@ -183,15 +183,6 @@ def _orjson_text(event: Any, **kwargs: Any) -> str:
     return orjson.dumps(event, **kwargs).decode()
 
 
-SUMMARY_LEVELS = {0: logging.INFO, 1: logging.WARNING, 4: logging.WARNING, 5: logging.WARNING}
-
-
-def summary_level(exit_code: int) -> int:
-    """The level of ``job.summary``: info on 0, warning on 1/4/5, error on 2/3/6 (and any
-    other code)."""
-    return SUMMARY_LEVELS.get(exit_code, logging.ERROR)
-
-
 def bind_job(**fields: str | None) -> None:
     """Put ``fields`` (job_id, target, mode, version) on every log line of this job."""
     structlog.contextvars.clear_contextvars()

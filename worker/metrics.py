@@ -25,9 +25,8 @@ from worker import __version__
 from worker.config import Settings
 from worker.files import refuse_non_regular
 from worker.http import origin_of
-from worker.job import JobResult
 from worker.logs import REDACTOR
-from worker.models import Outcome
+from worker.models import JobResult, Outcome
 from worker.network import Network
 from worker.report import counts
 

@@ -7,7 +7,6 @@ the path). Delivery is bounded (two attempts of a few seconds) and never changes
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import structlog
@@ -16,11 +15,13 @@ from worker.errors import ApiError, TransientError
 from worker.http import Transport, origin_of
 from worker.logs import REDACTOR
 from worker.network import Network
+from worker.retry import few_times
 
 log = structlog.get_logger("worker.notify")
 
 ATTEMPT_TIMEOUT_S = 5.0
 ATTEMPTS = 2
+RETRY_WAIT_S = 0.5
 MAX_FAILED_IDS = 100
 
 
@@ -56,27 +57,29 @@ def build_payload(doc: dict[str, Any], failed: list[str], job_name: str,
 async def post_webhook(url: str, payload: dict[str, Any],
                        attempt_timeout: float = ATTEMPT_TIMEOUT_S,
                        network: Network | None = None) -> bool:
-    """POST ``payload``; retry once on a network error or 5xx. False (logged) when undelivered."""
+    """POST ``payload``; retry once on a network error or 5xx. False (logged) when undelivered.
+
+    A redirect, a TLS or proxy refusal, or a 4xx is not sent again: it would not help.
+    """
     where = origin_of(url)
-    problem = "not sent"
-    async with Transport(limit=1, attempt_timeout=attempt_timeout,
-                         network=network) as transport:
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                resp = await transport.send("POST", url, headers={}, json_body=payload)
-            except TransientError as exc:
-                problem = str(exc)
-            except ApiError as exc:  # a redirect, TLS, a proxy refusal: sending again won't help
-                problem = str(exc)
-                break
-            else:
-                if resp.status < 300:
-                    log.info("notify.sent", webhook=where, status=resp.status)
-                    return True
-                problem = f"HTTP {resp.status}"
-                if resp.status < 500:
-                    break  # the receiver refused this payload: sending it again will not help
-            if attempt < ATTEMPTS:
-                await asyncio.sleep(0.5)
-    log.warning("notify.failed", webhook=where, error=problem[:300])
-    return False
+    try:
+        async with Transport(limit=1, attempt_timeout=attempt_timeout,
+                             network=network) as transport:
+            async for attempt in few_times(ATTEMPTS, lambda _: RETRY_WAIT_S):
+                with attempt:
+                    status = await _post(transport, url, payload)
+    except ApiError as exc:
+        log.warning("notify.failed", webhook=where, error=str(exc)[:300])
+        return False
+    log.info("notify.sent", webhook=where, status=status)
+    return True
+
+
+async def _post(transport: Transport, url: str, payload: dict[str, Any]) -> int:
+    """One POST; a 5xx is worth another try, a 3xx or 4xx is final."""
+    resp = await transport.send("POST", url, headers={}, json_body=payload)
+    if resp.status >= 500:
+        raise TransientError(f"HTTP {resp.status}", status=resp.status)
+    if resp.status >= 300:
+        raise ApiError(f"HTTP {resp.status}", status=resp.status)
+    return resp.status

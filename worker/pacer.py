@@ -32,8 +32,7 @@ time and pauses bank nothing. The concurrency limit recovers the same way, at
 ``ceiling / recovery_seconds`` permits per second. The rate never exceeds ``config.rate`` and
 in-flight requests never exceed the limit.
 
-The module also holds the job-level :class:`RetryBudget` and the :func:`backoff` /
-:func:`retry_delay` helpers (full jitter, AWS style).
+Retries (backoff, Retry-After, the job's retry budget) live in ``worker.retry``.
 """
 
 from __future__ import annotations
@@ -47,23 +46,19 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal
 
+from worker.keys import default_of
 from worker.ratelimit_headers import ConcurrencyInfo, RateLimitInfo, parse_limits
 
 __all__ = [
     "Pacer",
     "PacerConfig",
     "PacerStats",
-    "RetryBudget",
-    "RetryKind",
-    "backoff",
-    "retry_delay",
+    "jitter",
 ]
 
 Clock = Callable[[], float]
 Rand = Callable[[], float]
-RetryKind = Literal["transient", "throttle", "timeout"]
 
 _NAP_S = 0.25
 """Longest single sleep while waiting for a token, so a raised rate takes effect promptly."""
@@ -77,6 +72,8 @@ lost to the cap), so that one wake-up admits several waiters: about 20 at 500/s,
 well inside the 0.1 s burst the bucket allows."""
 _TOKEN_EPS = 1e-9
 """Float slack on the token count (a refill of exactly 1 token may land a hair below 1)."""
+MAX_PAUSE_S = 900.0
+"""A pause (Retry-After, RateLimit-Reset) longer than this is not waited out: the job stops."""
 _JITTER_CAP_S = 5.0
 _JITTER_FRACTION = 0.1
 
@@ -104,9 +101,9 @@ class PacerConfig:
         ValueError: when a value is out of range (names the field).
     """
 
-    rate: float = 10.0
-    concurrency: int = 8
-    quota_share: float = 0.5
+    rate: float = default_of("pacing.rate")
+    concurrency: int = default_of("pacing.concurrency")
+    quota_share: float = default_of("pacing.quota_share")
     burst_seconds: float = 0.1
     safety: float = 0.9
     concurrency_margin: float = 0.9
@@ -114,7 +111,7 @@ class PacerConfig:
     recovery_seconds: float = 10.0
     rate_cut: float = 0.7
     concurrency_cut: float = 0.7
-    max_pause: float = 900.0
+    max_pause: float = MAX_PAUSE_S
 
     def __post_init__(self) -> None:
         checks = {
@@ -227,6 +224,21 @@ class Pacer:
     def paused_until(self) -> float:
         """Clock time before which no slot is entered (in the past when the gate is open)."""
         return self._paused_until
+
+    def summary(self) -> dict[str, float | int]:
+        """How pacing went, for the report: the rate it planned and the slowest it went,
+        the concurrency it ended at, pauses and time spent waiting."""
+        stats = self.stats
+        return {
+            "planned_rate": round(self.planned_rate, 3),
+            "final_rate": round(self.rate, 3),
+            "min_rate": round(stats.min_rate_seen if math.isfinite(stats.min_rate_seen)
+                              else self.rate, 3),
+            "final_concurrency": self.concurrency_limit,
+            "max_in_flight": stats.max_in_flight,
+            "gate_pauses": stats.pauses,
+            "wait_s": round(stats.waits_s, 3),
+        }
 
     def slot(self, deadline: float | None = None) -> contextlib.AbstractAsyncContextManager[None]:
         """Return ``async with pacer.slot():`` for one request attempt.
@@ -496,7 +508,7 @@ class Pacer:
 
     def _pause_for(self, delay: float, now: float) -> None:
         delay = max(0.0, delay)
-        self.pause_until(now + delay + _jitter(delay, self._rand))
+        self.pause_until(now + delay + jitter(delay, self._rand))
 
     def _floor(self) -> float:
         return min(self._cfg.min_rate, self._planned)
@@ -539,89 +551,12 @@ class _Slot:
         self._pacer._leave()
 
 
-class RetryBudget:
-    """Job-level retry quota, as botocore's ``RetryQuotaChecker`` (a circuit breaker).
-
-    Each retry takes tokens by kind; a first-try success refunds ``refund`` (up to
-    ``capacity``). When a retry cannot be paid for, the caller stops the job cleanly instead of
-    adding load during an outage. Single event loop only (not thread-safe).
-    """
-
-    def __init__(
-        self,
-        capacity: int = 500,
-        retry_cost: int = 10,
-        throttle_cost: int = 2,
-        timeout_cost: int = 10,
-        refund: int = 1,
-    ) -> None:
-        if capacity < 0 or min(retry_cost, throttle_cost, timeout_cost, refund) < 0:
-            raise ValueError("retry budget capacity and costs must be >= 0")
-        self._capacity = capacity
-        self._available = capacity
-        self._costs: dict[RetryKind, int] = {
-            "transient": retry_cost,
-            "throttle": throttle_cost,
-            "timeout": timeout_cost,
-        }
-        self._refund = refund
-
-    @property
-    def available(self) -> int:
-        """Tokens left."""
-        return self._available
-
-    def try_acquire(self, kind: RetryKind) -> bool:
-        """Pay for one retry of ``kind``; False (and nothing taken) when the budget cannot pay."""
-        cost = self._costs[kind]
-        if cost > self._available:
-            return False
-        self._available -= cost
-        return True
-
-    def on_success(self, first_try: bool) -> None:
-        """Record a success; a first-try success refunds ``refund`` tokens, capped at capacity."""
-        if first_try:
-            self._available = min(self._capacity, self._available + self._refund)
-
-
-def backoff(attempt: int, *, base: float, cap: float, rand: Rand) -> float:
-    """Full-jitter exponential backoff: ``rand() * min(cap, base * 2**(attempt-1))``.
-
-    Args:
-        attempt: 1 for the first retry; values below 1 count as 1.
-        base, cap: seconds, >= 0.
-        rand: returns a float in [0, 1).
-
-    Returns:
-        A delay in ``[0, cap]`` (the cap sits inside the random factor, botocore #3178).
-    """
-    exponent = min(max(attempt, 1) - 1, 64)  # 2**64 x any sane base is past any cap
-    return rand() * min(cap, base * 2.0**exponent)
-
-
-def retry_delay(
-    attempt: int, header_delay: float | None, *, base: float, cap: float, rand: Rand
-) -> float:
-    """Delay before retry ``attempt``: the header's delay wins when longer than the backoff.
-
-    Returns:
-        ``backoff(...)`` without a header delay; otherwise ``max(header_delay, backoff(...))``
-        plus jitter ``uniform(0, min(5 s, 10 % of header_delay))`` so callers told the same
-        Retry-After do not return together. A negative header delay counts as 0.
-    """
-    fallback = backoff(attempt, base=base, cap=cap, rand=rand)
-    if header_delay is None:
-        return fallback
-    header_delay = max(0.0, header_delay)
-    return max(header_delay, fallback) + _jitter(header_delay, rand)
-
-
 def _capacity(rate: float, burst_seconds: float) -> float:
     return max(1.0, rate * burst_seconds)
 
 
-def _jitter(delay: float, rand: Rand) -> float:
+def jitter(delay: float, rand: Rand) -> float:
+    """``uniform(0, min(5 s, 10 % of delay))``, so callers told the same delay part."""
     return rand() * min(_JITTER_CAP_S, _JITTER_FRACTION * delay)
 
 

@@ -23,7 +23,8 @@ from worker.config import Settings
 from worker.durations import format_duration
 from worker.errors import ConfigError, GuardRefused
 from worker.files import PLAN_CAP, read_capped
-from worker.records import RunRecord
+from worker.models import RunRecord
+from worker.report import filters_doc, iso, write_atomic
 
 PLAN_SCHEMA = 1
 PLAN_KIND = "zuora-reaper-plan"
@@ -45,8 +46,6 @@ class Plan:
 
 def hashed_filters(settings: Settings) -> dict[str, Any]:
     """The effective filters a plan is bound to (``report.filters_doc`` without guards)."""
-    from worker.report import filters_doc  # late: worker.report imports worker.job
-
     doc = filters_doc(settings)
     for name in NOT_HASHED:
         doc.pop(name, None)
@@ -62,8 +61,6 @@ def filters_hash(doc: Mapping[str, Any]) -> str:
 def plan_document(settings: Settings, records: Iterable[RunRecord],
                   now: datetime) -> dict[str, Any]:
     """The plan file's content: the selected runs of a finished ``plan`` job."""
-    from worker.report import iso  # late: worker.report imports worker.job
-
     doc = hashed_filters(settings)
     target = settings.target
     return {
@@ -86,8 +83,6 @@ def write_plan(settings: Settings, records: Iterable[RunRecord], now: datetime) 
     Raises:
         ConfigError: the file cannot be written.
     """
-    from worker.report import write_atomic  # late: worker.report imports worker.job
-
     path = settings.run.plan_out
     assert path is not None
     doc = plan_document(settings, records, now)

@@ -19,8 +19,7 @@ import structlog
 
 from worker.config import Settings
 from worker.durations import format_duration
-from worker.models import UNSUCCESSFUL
-from worker.records import RunRecord
+from worker.models import UNSUCCESSFUL, RunRecord
 
 MIN_INTERVAL_S = 0.2
 BAR_WIDTH = 20

@@ -1,26 +1,28 @@
-"""The JSON report (schema_version 1), its counts, and its atomic write."""
+"""The job's report: the JSON document (schema_version 1) and its counts, its atomic write,
+and the human output on stdout (the table of selected runs and the one-line summary)."""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
 from worker.config import Settings
+from worker.durations import format_duration
+from worker.errors import InternalError, Kind
 from worker.files import refuse_non_regular
-from worker.job import JobResult
 from worker.logs import REDACTOR
-from worker.models import UNSUCCESSFUL, Outcome
+from worker.models import UNSUCCESSFUL, JobResult, Outcome, RunRecord
 
 SCHEMA_VERSION = 1
+MAX_TABLE_ROWS = 200
 
 
 def iso(value: datetime | None) -> str | None:
@@ -40,6 +42,25 @@ def counts(result: JobResult) -> dict[str, int]:
     }
     out.update({o.value: outcomes.get(o, 0) for o in Outcome})
     return out
+
+
+def verdict(result: JobResult) -> tuple[Kind, str | None]:
+    """How the job ended, and the one-line reason (None when all is well)."""
+    if isinstance(result.error, InternalError):
+        return result.error.kind, str(result.error)
+    if result.error is not None:
+        return result.error.kind, f"{type(result.error).__name__}: {result.error}"
+    c = counts(result)
+    if result.stop_reason and result.stop_kind is not None:
+        return result.stop_kind, (f"stopped: {result.stop_reason} "
+                                  f"({c['not_attempted']} selected runs not attempted)")
+    failed = sum(c[o.value] for o in UNSUCCESSFUL)
+    if failed:
+        unsure = c[Outcome.STILL_RUNNING.value] + c[Outcome.UNKNOWN.value]
+        detail = f" ({unsure} of them still running or unknown)" if unsure else ""
+        return Kind.FAILED, (f"{failed} selected run(s) failed to cancel{detail}; see the "
+                             "report for each error")
+    return Kind.OK, None
 
 
 def filters_doc(settings: Settings) -> dict[str, Any]:
@@ -92,25 +113,7 @@ def build_header(settings: Settings, result: JobResult, exit_code: int,
                      "network_errors": c.network_errors,
                      "token_requests": result.token_requests,
                      "mean_latency_ms": round(c.mean_latency * 1000, 1)},
-        "pacing": pacing_doc(result),
-    }
-
-
-def pacing_doc(result: JobResult) -> dict[str, Any]:
-    """How the pacer behaved: the rate it planned and the slowest it went, pauses, waits."""
-    pacer = result.pacer
-    if pacer is None:
-        return {}
-    stats = pacer.stats
-    return {
-        "planned_rate": round(pacer.planned_rate, 3),
-        "final_rate": round(pacer.rate, 3),
-        "min_rate": round(stats.min_rate_seen, 3) if math.isfinite(stats.min_rate_seen)
-        else round(pacer.rate, 3),
-        "final_concurrency": pacer.concurrency_limit,
-        "max_in_flight": stats.max_in_flight,
-        "gate_pauses": stats.pauses,
-        "wait_s": round(stats.waits_s, 3),
+        "pacing": dict(result.pacing),
     }
 
 
@@ -146,7 +149,7 @@ def report_chunks(header: Mapping[str, Any], lines: Iterable[str], *,
     yield (nl + indent + "]" if sep != first else "]") + nl + "}\n"
 
 
-def run_entry(rec: Any) -> dict[str, Any]:
+def run_entry(rec: RunRecord) -> dict[str, Any]:
     run = rec.run
     return {
         "id": run.id, "report_id": run.report_id, "report_type": run.report_type,
@@ -182,3 +185,39 @@ def write_report(path: str, header: Mapping[str, Any], lines: Iterable[str] | No
     if lines is None:
         lines = (json.dumps(run) for run in header.get("runs", ()))
     write_atomic(path, report_chunks(header, lines))
+
+
+# ---------------------------------------------------------------- human output
+
+def render_table(result: JobResult, now: datetime, out: TextIO) -> None:
+    """A readable table of the selected runs (id, report type, status, age, owner, outcome)."""
+    rows = [r for r in result.records.values() if r.selected]
+    if not rows:
+        return
+    header = ("RUN ID", "TYPE", "STATUS", "AGE", "OWNER", "RULE", "OUTCOME")
+    lines = []
+    for rec in rows[:MAX_TABLE_ROWS]:
+        age = rec.age_s(now)
+        lines.append((rec.run.id or "?", rec.run.report_type or "-", rec.run.status or "-",
+                      format_duration(age) if age is not None else "-",
+                      rec.run.created_by or "-", rec.rule or "-",
+                      rec.outcome.value if rec.outcome else "-"))
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=False)]
+    for line in (header, *lines):
+        out.write("  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
+                  + "\n")
+    if len(rows) > MAX_TABLE_ROWS:
+        out.write(f"... and {len(rows) - MAX_TABLE_ROWS} more (see --report-file)\n")
+
+
+def summary_line(result: JobResult) -> str:
+    """One line: mode, listed, selected, and each non-zero outcome."""
+    c = counts(result)
+    parts = [f"{result.mode}: listed {c['listed']}", f"selected {c['selected']}"]
+    parts += [f"{o.value} {c[o.value]}" for o in Outcome if c[o.value]]
+    if c["unparseable"]:
+        parts.append(f"unparseable {c['unparseable']}")
+    if result.finished_at:
+        took = (result.finished_at - result.started_at).total_seconds()
+        parts.append(f"in {took:.1f}s")
+    return ", ".join(parts) + "".join(f"\nwarning: {w}" for w in result.warnings)

@@ -1,7 +1,8 @@
 """Pure selection: decide for each listed run whether it is cancelled, and why (not).
 
 Exclusions always win; a run must pass the global filters AND (when ``[[rules]]`` exist) at
-least one rule; no run younger than the age floor, or unparseable, is ever selected.
+least one rule; no run younger than the age floor, or unparseable, is ever selected. The
+max-cancel guard (:func:`guard_max_cancel`) is decided here too.
 
 A run's age threshold is the larger of ``older_than`` and its status's entry in
 ``older_than_by_status`` (so ``--older-than 1h --older-than STARTED=20m`` still needs 1h).
@@ -15,7 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from worker.config import Filters, Selection
+from worker.errors import GuardRefused
 from worker.models import IN_PROGRESS, ReportRun
+
+CONFLICTING = "conflicting_status"  # listed in progress and in a terminal status by one job
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +108,17 @@ def filter_miss(run: ReportRun, filters: Filters, now: datetime) -> str | None:
         if (now - run.updated_on).total_seconds() < filters.idle_for:
             return "not_idle"
     return None
+
+
+def guard_max_cancel(selected: int, max_cancel: int, dry_run: bool) -> str | None:
+    """Refuse (GuardRefused) a run that would cancel more than ``max_cancel`` runs; a plan
+    cancels nothing, so it gets the warning that its run would refuse (None when within)."""
+    if selected <= max_cancel:
+        return None
+    if dry_run:
+        return (f"run would refuse: {selected} runs selected, more than --max-cancel "
+                f"{max_cancel}; raise it with --max-cancel {selected} if the selection is right")
+    raise GuardRefused(
+        f"{selected} runs matched, more than --max-cancel {max_cancel}: cancelled none "
+        f"of them. Check the filters with 'zuora-reaper plan', then raise the cap with "
+        f"--max-cancel {selected} (or safety.max_cancel / ZUORA_REAPER_MAX_CANCEL)")

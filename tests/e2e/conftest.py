@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from worker.emulator import Emulator, EmuRun
-from worker.emulator import app as emulator_app
 
 HOUR = 3600.0
 
@@ -61,24 +60,12 @@ def bulk() -> Callable[..., list[str]]:
 
 
 @pytest.fixture
-def after_first_list(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], None]], None]:
-    """Stage a concurrent change on the server: run ``action`` right after the first listing.
+def after_first_list() -> Callable[[Emulator, Callable[[], None]], None]:
+    """Stage a concurrent change on the server: run ``action`` right after the first listing
+    page is answered (the emulator's ``after_list`` setting). This stands for another user
+    acting between the job's listing and its cancels (cancelling a run in the UI, a purge)."""
 
-    This stands for another user acting between the job's listing and its cancels (cancelling a
-    run in the UI, a run being purged), which no emulator knob can time exactly.
-    """
-
-    def install(action: Callable[[], None]) -> None:
-        original = emulator_app.list_runs
-        done: list[bool] = []
-
-        def list_then_act(*args: Any, **kwargs: Any) -> Any:
-            reply = original(*args, **kwargs)
-            if not done:
-                done.append(True)
-                action()
-            return reply
-
-        monkeypatch.setattr(emulator_app, "list_runs", list_then_act)
+    def install(emu: Emulator, action: Callable[[], None]) -> None:
+        emu.config.after_list = lambda answered: action() if answered == 1 else None
 
     return install

@@ -21,7 +21,7 @@ def test_outcomes_cancelled_already_cancelled_not_found(emu_thread, cli, bulk,
         emu.runs[ids[0]].status = "CANCELLED"
         del emu.runs[ids[1]]
 
-    after_first_list(someone_else_acts)
+    after_first_list(emu, someone_else_acts)
     res = cli(emu, "run", "--older-than", "1h", *fast)
     assert res.code == 0, res.stderr
     assert res.outcomes() == {ids[0]: "already_cancelled", ids[1]: "not_found",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.emulator.listing import page_of, parse_list_body, select, wanted_statuses
-from worker.emulator.model import IN_PROGRESS, TERMINAL, EmuRun
+from worker.emulator.api import page_of, parse_list_body, select, wanted_statuses
+from worker.emulator.runs import TERMINAL, EmuRun
+from worker.models import IN_PROGRESS
 
 STATUSES = IN_PROGRESS + TERMINAL
 

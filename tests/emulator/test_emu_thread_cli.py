@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from worker.cli import main
 from worker.emulator import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
@@ -108,10 +109,10 @@ def test_cli_serves_until_sigterm():
     assert proc.returncode == 0, err
 
 
-def test_cli_bad_runs_file(tmp_path):
-    from worker.emulator.cli import main
-
-    assert main(["--runs-file", str(tmp_path / "missing.json"), "--port", "0"]) == 2
+def test_cli_bad_runs_file(tmp_path, capsys):
+    """A runs file that cannot be read is a config error: exit 2, naming the file."""
+    assert main(["emulator", "--runs-file", str(tmp_path / "missing.json"), "--port", "0"]) == 2
+    assert "missing.json" in capsys.readouterr().err
 
 
 def test_emulator_thread_port_in_use():

@@ -179,8 +179,8 @@ def test_push_to_a_hanging_gateway_is_bounded(receiver):
     """push_metrics gives up after its timeout when the gateway never answers."""
     from datetime import UTC, datetime
 
-    from worker.job import JobResult
     from worker.metrics import Sample, push_metrics
+    from worker.models import JobResult
 
     gw = receiver(delay=5)
     now = datetime.now(UTC)

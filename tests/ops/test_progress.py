@@ -14,9 +14,8 @@ import pytest
 import structlog
 
 from worker.logs import configure_logging
-from worker.models import Outcome, ReportRun
+from worker.models import Outcome, ReportRun, RunRecord
 from worker.progress import CLEAR, Progress, wants_progress
-from worker.records import RunRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ("--rate", "1000", "--concurrency", "8")

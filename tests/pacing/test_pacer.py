@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.pacer import Pacer, PacerConfig, RetryBudget, backoff, retry_delay
+from worker.pacer import Pacer, PacerConfig
+from worker.retry import RetryBudget, backoff, retry_delay
 
 Clock = Callable[[], float]
 EPS = 1e-9

@@ -12,13 +12,14 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from worker.client import RetryPolicy
+from worker.cli import exit_code_of
 from worker.config import Settings, load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator
-from worker.emulator.model import RequestRecord
-from worker.job import JobDeps, JobResult, finalize_not_attempted, run_job
-from worker.models import Outcome
-from worker.outcome import exit_status
+from worker.emulator.runs import RequestRecord
+from worker.job import JobDeps, run_job
+from worker.models import JobResult, Outcome
+from worker.report import verdict
+from worker.retry import RetryPolicy
 
 OAUTH = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
 API_KINDS = ("list", "get", "delete")
@@ -52,7 +53,7 @@ def settings_for(emu: Emulator, **flags: Any) -> Settings:
 async def run_fast(settings: Settings, **deps: Any) -> JobResult:
     """run_job with zero-wait backoff, and the not_attempted fill-in the runner does."""
     result = await run_job(settings, JobDeps(policy=RetryPolicy(base=0, cap=0), **deps))
-    finalize_not_attempted(result)
+    result.settle_unattempted()
     return result
 
 
@@ -180,7 +181,8 @@ async def test_retry_budget_exhausted_stops_with_exit_5(make_emulator: Callable[
     settings = settings_for(emu, **{"pacing.rate": "1000", "pacing.concurrency": "1",
                                     "pacing.retry_budget": "30"})
     result = await run_fast(settings)
-    code, reason = exit_status(result)
+    kind, reason = verdict(result)
+    code = exit_code_of(kind)
     assert code == 5
     assert "retry budget" in (reason or "")
     assert set(outcomes(result)) == ids
@@ -225,7 +227,7 @@ async def test_deadline_ends_a_wait_behind_a_closed_gate(
     start = loop.time()
     result = await run_fast(settings, on_done=close_gate)
     assert loop.time() - start < 2.0  # not the minute the quota needs to reopen
-    assert exit_status(result)[0] == 5
+    assert exit_code_of(verdict(result)[0]) == 5
     assert "deadline" in (result.stop_reason or "")
     assert set(outcomes(result)) == ids
     assert None not in outcomes(result).values()

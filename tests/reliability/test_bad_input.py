@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 
-import worker.emulator.app as emu_app
-import worker.emulator.handlers as emu_handlers
-from worker.emulator.replies import Reply
+from worker.emulator.config import GARBLED_ANSWERS, REMOVE
 
 FAST = ("--rate", "1000", "--concurrency", "16")
 
@@ -33,27 +31,21 @@ def test_unreadable_list_body_exits_6_without_cancelling(emu_thread, cli, fault,
     assert message in res.stderr
 
 
-def _garble_items(monkeypatch: pytest.MonkeyPatch, garbage: dict[str, Any]) -> None:
-    """Serve ``garbage[run.id](item)`` instead of the emulator's well-formed list item."""
-    original = emu_handlers.list_item
-
-    def list_item(run: Any, config: Any) -> Any:
-        item = original(run, config)
-        mangle = garbage.get(run.id)
-        return mangle(item) if mangle else item
-
-    monkeypatch.setattr(emu_handlers, "list_item", list_item)
+def _without(key: str) -> tuple[str, Any]:
+    return "patch", {key: REMOVE}
 
 
-def _without(key: str) -> Any:
-    return lambda item: {k: v for k, v in item.items() if k != key}
+def _with(key: str, value: Any) -> tuple[str, Any]:
+    return "patch", {key: value}
 
 
-def _with(key: str, value: Any) -> Any:
-    return lambda item: {**item, key: value}
+def _garble_items(emu: Any, garbage: dict[str, tuple[str, Any]]) -> None:
+    """Serve each run's item patched, or replaced whole (the emulator's item settings)."""
+    emu.config.item_patch = {rid: v for rid, (how, v) in garbage.items() if how == "patch"}
+    emu.config.item_replace = {rid: v for rid, (how, v) in garbage.items() if how == "replace"}
 
 
-GARBAGE: dict[str, tuple[Any, str]] = {
+GARBAGE: dict[str, tuple[tuple[str, Any], str]] = {
     "no_id": (_without("id"), "unparseable"),
     "no_status": (_without("status"), "unparseable"),
     "no_started": (_without("startedOn"), "unparseable"),
@@ -63,8 +55,8 @@ GARBAGE: dict[str, tuple[Any, str]] = {
     "started_bool": (_with("startedOn", True), "unparseable"),
     "started_naive": (_with("startedOn", "2020-01-01T00:00:00"), "unparseable"),
     "started_nan": (_with("startedOn", "NaN"), "unparseable"),
-    "not_object": (lambda item: "garbage", "unparseable"),
-    "null_item": (lambda item: None, "unparseable"),
+    "not_object": (("replace", "garbage"), "unparseable"),
+    "null_item": (("replace", None), "unparseable"),
     "status_number": (_with("status", 5), "status"),
     "status_unknown": (_with("status", "RUNNING"), "status"),
     "status_object": (_with("status", {"name": "STARTED"}), "unparseable"),
@@ -72,12 +64,12 @@ GARBAGE: dict[str, tuple[Any, str]] = {
 }
 
 
-def test_garbage_items_are_never_cancelled(emu_thread, cli, monkeypatch):
+def test_garbage_items_are_never_cancelled(emu_thread, cli):
     """Items with missing, mistyped or impossible fields are reported and never DELETEd."""
     emu = emu_thread(runs=0)
     good = {emu.add_run(status="STARTED", age_s=7200).id for _ in range(3)}
     bad = {name: emu.add_run(status="STARTED", age_s=7200).id for name in GARBAGE}
-    _garble_items(monkeypatch, {bad[name]: mangle for name, (mangle, _) in GARBAGE.items()})
+    _garble_items(emu, {bad[name]: mangle for name, (mangle, _) in GARBAGE.items()})
     res = cli(emu, "run", "--older-than", "1h", *FAST)
     assert res.code == 0, res.stderr
     assert {r.run_id for r in emu.deletes()} == good
@@ -115,48 +107,17 @@ def test_runs_file_with_odd_runs(emu_thread, cli, tmp_path):
     assert reasons["c" * 32] == reasons["d" * 32] == "too_young"
 
 
-HTML = b"<html><body>Gateway says hello</body></html>"
+KINDS = GARBLED_ANSWERS
 
 
-def _garble_cancels(monkeypatch: pytest.MonkeyPatch, modes: dict[str, str]) -> None:
-    """Answer DELETEs of chosen runs with garbage, having cancelled the run or not."""
-    original = emu_app.cancel_run
-
-    def cancel_run(state: Any, config: Any, run_id: str) -> Reply:
-        mode = modes.get(run_id)
-        if mode is None:
-            return original(state, config, run_id)
-        if mode.startswith("cancel+"):
-            original(state, config, run_id)
-        kind = mode.removeprefix("cancel+")
-        if kind == "html":
-            return Reply(200, raw=HTML, content_type="text/html")
-        if kind == "truncated":
-            return Reply(200, raw=b'{"success": tr')
-        if kind == "empty":
-            return Reply(200, raw=b"")
-        if kind == "list":
-            return Reply(200, [1, 2, 3])
-        if kind == "no_success":
-            return Reply(200, {"response": "ok"})
-        if kind == "success_text":
-            return Reply(200, {"success": "true", "response": "done"})
-        raise AssertionError(mode)
-
-    monkeypatch.setattr(emu_app, "cancel_run", cancel_run)
-
-
-KINDS = ("html", "truncated", "empty", "list", "no_success", "success_text")
-
-
-def test_garbage_cancel_answers_never_give_a_wrong_cancelled(emu_thread, cli, monkeypatch):
+def test_garbage_cancel_answers_never_give_a_wrong_cancelled(emu_thread, cli):
     """Unreadable DELETE answers are checked with a GET: `cancelled` only when the server did."""
     emu = emu_thread(runs=0)
     modes: dict[str, str] = {}
     for kind in KINDS:
         modes[emu.add_run(status="STARTED", age_s=7200).id] = kind
         modes[emu.add_run(status="STARTED", age_s=7200).id] = "cancel+" + kind
-    _garble_cancels(monkeypatch, modes)
+    emu.config.garble_cancel = modes  # answer these DELETEs with garbage, cancelled or not
     res = cli(emu, "run", "--older-than", "1h", *FAST)
     outcomes = res.outcomes()
     cancelled_by_server = emu.cancelled_ids()

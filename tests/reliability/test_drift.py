@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from worker.emulator.model import IN_PROGRESS
+from worker.models import IN_PROGRESS
 
 HOUR = 3600.0
 

@@ -10,10 +10,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from worker.api_bodies import parse_run, parse_time
 from worker.config import load_settings
 from worker.errors import ConfigError, UnusableResponse
 from worker.keys import KEYS, Key
-from worker.models import ReportRun, extract_items, parse_run, parse_time
+from worker.listing import extract_items
+from worker.models import ReportRun
 from worker.ratelimit_headers import (
     parse_concurrency,
     parse_limits,

@@ -63,7 +63,7 @@ def test_a_bug_while_listing_reports_what_was_listed(emu_thread, cli, monkeypatc
     emu = emu_thread(runs=0)
     for i in range(3):
         emu.add_run(run_id=f"r{i}", status="STARTED", age_s=7200)
-    _boom_on(monkeypatch, job_module._Job, "_select_page", 2)
+    _boom_on(monkeypatch, job_module.Job, "_select_page", 2)
     res = cli(emu, "run", *FAST, "--page-size", "2")
     assert res.code == 6
     assert "internal error: RuntimeError" in res.stderr

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
-import worker.emulator.app as emu_app
-from worker.client import RetryPolicy
 from worker.config import load_settings
 from worker.emulator import DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME
-from worker.emulator.replies import Reply
 from worker.job import JobDeps, run_job
+from worker.retry import RetryPolicy
 
 OAUTH_SECRET_ENV = {"ZUORA_CLIENT_ID": "demo-client-id-0000-0000-0000-000000",
                     "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
@@ -87,31 +84,23 @@ def test_wrong_credentials_leak_nothing(emu_thread, cli):
     _assert_clean(res, {wrong})
 
 
-def test_server_echoing_the_secret_does_not_leak_it(emu_thread, cli, monkeypatch):
+def test_server_echoing_the_secret_does_not_leak_it(emu_thread, cli):
     """A token endpoint that echoes the client secret in its error body: still nothing leaks."""
-    def issue_token(state: Any, config: Any, form: dict[str, str]) -> Reply:
-        return Reply(401, {"message": f"bad client_secret {form.get('client_secret')}"})
-
-    monkeypatch.setattr(emu_app, "issue_token", issue_token)
-    emu = emu_thread(runs=0)
+    emu = emu_thread(runs=0, token_echo_status=401)
     res = cli(emu, "run", "--older-than", "1h", "--log-level", "debug")
     assert res.code == 3
     assert "bad client_secret" in res.stderr
     _assert_clean(res, {DEMO_CLIENT_SECRET})
 
 
-async def test_exceptions_and_repr_hold_no_secret(make_emulator, monkeypatch):
+async def test_exceptions_and_repr_hold_no_secret(make_emulator):
     """repr(settings) and str() of the errors a job ends with never contain a secret."""
-    def issue_token(state: Any, config: Any, form: dict[str, str]) -> Reply:
-        return Reply(400, {"message": f"echo {form.get('client_secret')}",
-                           "reasons": [{"code": 1, "message": form.get("client_secret")}]})
-
     emu = await make_emulator(runs=0)
     settings = load_settings("run", {"target.base_url": emu.base_url}, OAUTH_SECRET_ENV)
     assert DEMO_CLIENT_SECRET not in repr(settings)
     assert DEMO_CLIENT_SECRET not in str(settings)
     assert DEMO_CLIENT_SECRET not in repr(settings.credentials)
-    monkeypatch.setattr(emu_app, "issue_token", issue_token)
+    emu.config.token_echo_status = 400  # the token endpoint echoes the secret it was sent
     result = await run_job(settings, JobDeps(policy=RetryPolicy(base=0, cap=0)))
     assert result.error is not None
     assert DEMO_CLIENT_SECRET not in str(result.error)

@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 
 from worker.cancel import SystemicGuard
+from worker.cli import exit_code_of
 from worker.control import JobControl
 
 FAST = ("--rate", "1000", "--concurrency", "16", "--max-cancel", "1000")
@@ -55,7 +56,7 @@ async def test_a_success_resets_the_streak():
     assert not control.is_stopping()
     guard.failure("403", "forbidden")
     assert control.is_stopping()
-    assert control.stop_exit == 3
+    assert exit_code_of(control.stop_kind) == 3
     assert "5 cancels in a row failed with 403" in (control.stop_reason or "")
 
 

@@ -12,13 +12,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from worker.client import RetryPolicy
+from worker.cli import exit_code_of
 from worker.config import load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from worker.errors import ApiUnreachable, TransientError
 from worker.http import Transport
 from worker.job import JobDeps, run_job
 from worker.keys import KEYS
+from worker.retry import RetryPolicy
 
 ENV = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
 WORKER = Path(__file__).resolve().parents[2] / "worker"
@@ -94,7 +95,7 @@ async def test_untrusted_certificate_is_refused(self_signed):
             with pytest.raises(ApiUnreachable, match=r"(?i)certificate") as caught:
                 await transport.send("GET", f"https://127.0.0.1:{port}/", headers={})
             assert not isinstance(caught.value, TransientError)  # never retried
-            assert caught.value.exit_code == 6
+            assert exit_code_of(caught.value) == 6
     finally:
         await runner.cleanup()
     assert hits == []

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from worker.errors import ConfigError
-from worker.idsource import read_ids
+from worker.listing import read_ids
 
 MIN, HOUR = 60.0, 3600.0
 

@@ -8,7 +8,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from worker.config import Exclusions, Filters, Rule, Selection
-from worker.keys import STATUS_CHOICES
+from worker.models import IN_PROGRESS as STATUS_CHOICES
 from worker.models import ReportRun
 from worker.selection import judge
 

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from worker.client import RetryPolicy
 from worker.config import Settings, load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmuRun
-from worker.job import JobDeps, JobResult, run_job
+from worker.job import JobDeps, run_job
+from worker.models import JobResult
+from worker.retry import RetryPolicy
 
 IN_PROGRESS = ("STARTED", "QUERYDATA", "PROCESSINGDATA")
 FAST = ("--rate", "1000", "--concurrency", "16")

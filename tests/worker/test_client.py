@@ -10,11 +10,12 @@ import pytest
 from aioresponses import aioresponses
 
 from worker.auth import LegacyAuth
-from worker.client import ApiClient, CallState, RetryPolicy
+from worker.client import ApiClient
 from worker.control import JobControl
-from worker.errors import AuthError, RedirectRefused, TransientError
+from worker.errors import ApiUnreachable, AuthError, RedirectRefused
 from worker.http import Transport
-from worker.pacer import Pacer, PacerConfig, RetryBudget
+from worker.pacer import Pacer, PacerConfig
+from worker.retry import CallState, RetryBudget, RetryPolicy
 from worker.secrets import Credentials
 
 ROOT = "https://rest.example.test/api/rest/v1"
@@ -59,7 +60,7 @@ async def test_first_failure_goes_through_the_one_retry_path(client: ApiClient) 
 async def test_retries_stop_at_max_attempts_with_the_error_page_title(client: ApiClient) -> None:
     with aioresponses() as m:
         m.delete(RUN, status=502, body=HTML_502, content_type="text/html", repeat=True)
-        with pytest.raises(TransientError, match="HTTP 502: 502 Bad Gateway"):
+        with pytest.raises(ApiUnreachable, match="HTTP 502: 502 Bad Gateway"):
             await client.request("DELETE", "/reportruns/r1")
         assert _calls(m) == 3
 

@@ -21,6 +21,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from worker.api_bodies import describe, describe_error
+from worker.cli import exit_code_of
 from worker.errors import ApiUnreachable, RedirectRefused, TransientError, UnusableResponse
 from worker.http import (
     MAX_HEADERS,
@@ -31,7 +33,6 @@ from worker.http import (
     text_snippet,
     translate,
 )
-from worker.models import describe, describe_error
 
 BIG = 64 * 1024
 
@@ -499,7 +500,7 @@ async def test_redirect_is_refused_at_the_edge(server: RawServer, status: int,
     assert f"{method} /reportruns/r1 answered HTTP {status}" in message
     assert "a redirect to https://elsewhere.example:8443;" in message
     assert "client_secret" not in message
-    assert caught.value.exit_code == 6
+    assert exit_code_of(caught.value) == 6
     assert caught.value.status == status
     assert len(server.requests) == 1
 

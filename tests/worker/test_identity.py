@@ -9,7 +9,7 @@ import orjson
 import pytest
 from staged import Script, answer, fixed, run_item
 
-from worker.models import check_run_id, parse_run
+from worker.api_bodies import check_run_id, parse_run
 
 FAST = ("--rate", "1000", "--concurrency", "4", "--older-than", "1h")
 

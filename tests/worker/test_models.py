@@ -8,16 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from worker.api_bodies import describe_error, parse_run, parse_time, reason_codes
 from worker.durations import format_duration, parse_duration
 from worker.errors import UnusableResponse
-from worker.models import (
-    Outcome,
-    describe_error,
-    extract_items,
-    parse_run,
-    parse_time,
-    reason_codes,
-)
+from worker.listing import extract_items
+from worker.models import Outcome
 
 T = datetime(2018, 4, 13, 2, 11, 38, 464000, tzinfo=UTC)
 

@@ -12,6 +12,7 @@ from collections import Counter
 import pytest
 from aioresponses import aioresponses
 
+from worker.cli import exit_code_of
 from worker.models import Outcome
 
 FAST = ("--rate", "1000", "--concurrency", "16")
@@ -148,7 +149,7 @@ async def test_not_attempted_when_systemic_403_stops_the_job(make_emulator, job_
     assert outcomes[Outcome.FAILED] == 5
     assert outcomes[Outcome.NOT_ATTEMPTED] == 7
     assert len(emu.deletes()) == 5
-    assert result.stop_exit == 3
+    assert exit_code_of(result.stop_kind) == 3
     not_sent = {k for k, v in _outcomes(result).items() if v is Outcome.NOT_ATTEMPTED}
     assert not not_sent & {r.run_id for r in emu.deletes()}
 

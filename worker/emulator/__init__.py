@@ -8,7 +8,7 @@ from .config import (
     DEMO_USERNAME,
     EmulatorConfig,
 )
-from .model import EmuRun, RequestRecord
+from .runs import EmuRun, RequestRecord
 from .server import Emulator, EmulatorThread
 
 __all__ = [

@@ -1,5 +1,7 @@
-"""python -m worker.emulator"""
+"""``python -m worker.emulator``: the same as ``zuora-reaper emulator``."""
 
-from .cli import main
+import sys
 
-raise SystemExit(main())
+from worker.cli import main
+
+sys.exit(main(["emulator", *sys.argv[1:]]))

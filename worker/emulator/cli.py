@@ -8,6 +8,8 @@ import contextlib
 import signal
 import sys
 
+from worker.errors import ConfigError, Kind
+
 from .config import CANCEL_THEN, LIST_SHAPES, TIME_FORMATS, EmulatorConfig
 from .server import Emulator
 
@@ -90,16 +92,18 @@ async def serve(emulator: Emulator, host: str, port: int) -> None:
         await emulator.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> Kind:
+    """``zuora-reaper emulator``: serve until SIGINT/SIGTERM. A bad setting is a ConfigError;
+    a port that cannot be bound is printed and FAILED (``worker.cli`` maps both to exit codes).
+    """
     args = build_parser().parse_args(argv)
     try:
         emulator = Emulator(config_from_args(args))
     except (ValueError, OSError) as exc:
-        print(f"emulator: {exc}", file=sys.stderr)
-        return 2
+        raise ConfigError("emulator", str(exc)) from exc
     try:
         asyncio.run(serve(emulator, args.host, args.port))
     except OSError as exc:
         print(f"emulator: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return Kind.FAILED
+    return Kind.OK

@@ -16,6 +16,8 @@ TIME_FORMATS = ("epoch_ms", "iso")
 USER_FIELDS = ("nested", "dotted")
 LIST_FAULTS = ("html", "text", "no_list", "truncated", "huge")
 CANCEL_THEN = ("stall", "drop", "504")  # what follows an applied DELETE (see cancel_then)
+GARBLED_ANSWERS = ("html", "truncated", "empty", "list", "no_success", "success_text")
+REMOVE = "<remove>"  # in item_patch: drop this field from the listed item
 
 
 @dataclass
@@ -55,6 +57,18 @@ class EmulatorConfig:
     cancel_then: str | None = None
     cancel_stall_s: float = 30.0
     list_fault: str | None = None
+    # Per run id, what its listed item looks like instead: ``item_patch`` sets fields on it
+    # (``REMOVE`` drops one), ``item_replace`` serves this JSON value as the whole item.
+    item_patch: dict[str, dict[str, object]] = field(default_factory=dict)
+    item_replace: dict[str, object] = field(default_factory=dict)
+    # Per run id, a garbled answer to its DELETE (one of GARBLED_ANSWERS); "cancel+<kind>"
+    # cancels the run first, as a gateway that mangles the real answer would show.
+    garble_cancel: dict[str, str] = field(default_factory=dict)
+    # The token endpoint refuses with this status, echoing the client secret it was sent.
+    token_echo_status: int | None = None
+    # Called after every listing page is answered, with the number answered so far: another
+    # user acting between a job's listing and its cancels.
+    after_list: Callable[[int], None] | None = None
     drift_complete: int = 0
     drift_start: int = 0
     entity_id: str | None = None
@@ -75,6 +89,8 @@ class EmulatorConfig:
             _choice("list_fault", self.list_fault, LIST_FAULTS)
         if self.cancel_then is not None:
             _choice("cancel_then", self.cancel_then, CANCEL_THEN)
+        for kind in self.garble_cancel.values():
+            _choice("garble_cancel", kind.removeprefix("cancel+"), GARBLED_ANSWERS)
         if self.runs < 0 or self.page_cap < 1:
             raise ValueError("runs must be >= 0 and page_cap >= 1")
         if not 0.0 <= self.in_progress_share <= 1.0:

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import EmulatorConfig
-from .model import EmuRun
-from .timefmt import format_time
+from .runs import EmuRun, format_time
 
 ZAN_ERROR = "ZAN-USAGE-REST-ERROR"
 WWW_AUTHENTICATE = "Basic realm=Zuora API, ZSession realm=Zuora API, Bearer realm=Zuora API"

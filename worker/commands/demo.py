@@ -14,19 +14,20 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from worker.config import Settings, load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
-from worker.emulator.population import USERS
-from worker.errors import ConfigError
-from worker.job import JobResult, finalize_not_attempted, run_job
+from worker.emulator.runs import USERS
+from worker.errors import ConfigError, Interrupted, Kind
+from worker.job import run_job
 from worker.logs import configure_logging
-from worker.models import Outcome
-from worker.outcome import exit_status
-from worker.report import counts
+from worker.models import JobResult, Outcome
+from worker.report import counts, verdict
+
+ExitCodes = Callable[[Kind], int]
 
 BOT_USER = USERS[-1]  # "reporting-bot@example.com": its runs are scheduled, never cancelled
 DEMO_ENV = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
@@ -57,7 +58,7 @@ class Phase:
     name: str
     result: JobResult
     seconds: float
-    exit_code: int
+    kind: Kind
     reason: str | None
     emulator_requests: int
     emulator_deletes: int
@@ -74,7 +75,7 @@ class DemoRun:
 
     @property
     def ok(self) -> bool:
-        return all(ok for _, ok in self.checks) and all(p.exit_code == 0 for p in self.phases)
+        return all(ok for _, ok in self.checks) and all(p.kind is Kind.OK for p in self.phases)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,16 +136,16 @@ async def _phase(emu: Emulator, command: str) -> Phase:
     start = time.perf_counter()
     result = await run_job(settings)
     seconds = time.perf_counter() - start
-    finalize_not_attempted(result)
-    code, reason = exit_status(result)
-    return Phase(command, result, seconds, code, reason,
+    result.settle_unattempted()
+    kind, reason = verdict(result)
+    return Phase(command, result, seconds, kind, reason,
                  len(emu.records) - seen, len(emu.deletes()) - deletes)
 
 
 # ---------------------------------------------------------------- output
 
 
-def phase_rows(phase: Phase) -> dict[str, str]:
+def phase_rows(phase: Phase, codes: ExitCodes) -> dict[str, str]:
     """The table column of one phase: counts per outcome, time, requests, 429s, retries."""
     c = counts(phase.result)
     k = phase.result.counters
@@ -161,12 +162,12 @@ def phase_rows(phase: Phase) -> dict[str, str]:
         "429s seen (concurrency)": k.limited.get("concurrency", 0),
         "5xx answers": k.by_class.get("5xx", 0),
         "retries": k.retries,
-        "exit code": phase.exit_code,
+        "exit code": codes(phase.kind),
     })
     return {name: str(value) for name, value in rows.items()}
 
 
-def render(demo: DemoRun, out: TextIO) -> None:
+def render(demo: DemoRun, out: TextIO, codes: ExitCodes) -> None:
     """The readable summary: setup, the plan/run table, the checks, the real-tenant commands."""
     cfg = demo.emulator
     out.write(f"zuora-reaper demo: emulator on {demo.base_url} with {cfg.runs} runs "
@@ -176,7 +177,7 @@ def render(demo: DemoRun, out: TextIO) -> None:
     out.write(f"filters: --older-than {DEMO_FLAGS['filters.older_than']} --exclude-created-by "
               f"{BOT_USER} --max-cancel {DEMO_FLAGS['safety.max_cancel']} --rate "
               f"{DEMO_FLAGS['pacing.rate']} --concurrency {DEMO_FLAGS['pacing.concurrency']}\n\n")
-    columns = [phase_rows(p) for p in demo.phases]
+    columns = [phase_rows(p, codes) for p in demo.phases]
     names = list(columns[0])
     width = max(len(n) for n in names)
     cells = [max(len(p.name), *(len(col[n]) for n in names)) for p, col in
@@ -191,11 +192,11 @@ def render(demo: DemoRun, out: TextIO) -> None:
         out.write(f"[{'ok' if ok else 'FAILED'}] {label}\n")
     for phase in demo.phases:
         if phase.reason:
-            out.write(f"{phase.name}: exit {phase.exit_code}: {phase.reason}\n")
+            out.write(f"{phase.name}: exit {codes(phase.kind)}: {phase.reason}\n")
     out.write("\n" + REAL_TENANT + "\n")
 
 
-def as_json(demo: DemoRun) -> dict[str, Any]:
+def as_json(demo: DemoRun, codes: ExitCodes) -> dict[str, Any]:
     return {
         "base_url": demo.base_url,
         "ok": demo.ok,
@@ -207,36 +208,29 @@ def as_json(demo: DemoRun) -> dict[str, Any]:
                             "emulator_deletes": p.emulator_deletes,
                             "rate_limited": dict(p.result.counters.limited),
                             "retries": p.result.counters.retries,
-                            "exit_code": p.exit_code, "exit_reason": p.reason}
+                            "exit_code": codes(p.kind), "exit_reason": p.reason}
                    for p in demo.phases},
         "checks": {label: ok for label, ok in demo.checks},
     }
 
 
-def main(argv: Sequence[str]) -> int:
-    """Entry point of ``zuora-reaper demo``; 0 when the run succeeded and every check held."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exc:
-        return int(exc.code or 0)
+def main(argv: Sequence[str], codes: ExitCodes) -> Kind:
+    """Entry point of ``zuora-reaper demo``: OK when the run succeeded and every check held.
+    ``codes`` is the CLI's map from kinds to exit codes, which the demo's table shows."""
+    args = build_parser().parse_args(list(argv))
     if not 1 <= args.runs <= 100_000:
-        print("zuora-reaper demo: --runs must be within 1 to 100000", file=sys.stderr)
-        return 2
+        raise ConfigError("--runs", "must be within 1 to 100000")
     configure_logging("console", "warning")
     try:
         demo = asyncio.run(run_demo(args.runs, args.seed))
-    except ConfigError as exc:  # pragma: no cover - the demo's own flags are fixed
-        print(f"zuora-reaper demo: config error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("zuora-reaper demo: interrupted", file=sys.stderr)
-        return 5
+        return Interrupted.kind
     if args.json:
-        print(json.dumps(as_json(demo), indent=2))
+        print(json.dumps(as_json(demo, codes), indent=2))
     else:
-        render(demo, sys.stdout)
+        render(demo, sys.stdout, codes)
     if not demo.ok:
         print("zuora-reaper demo: the demo did not go as expected (see above)", file=sys.stderr)
-        return 1
-    return 0
+        return Kind.FAILED
+    return Kind.OK

@@ -1,15 +1,84 @@
-"""Seeded run population, runs-file loading, and the drift applied between lists."""
+"""The emulated tenant's data: report runs, their seeded population and drift, time formats,
+and the state one emulator keeps (runs by id, request records, issued tokens)."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import math
 import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .model import IN_PROGRESS, TERMINAL, EmuRun
-from .timefmt import parse_time
+from worker.models import IN_PROGRESS
+
+from .config import EmulatorConfig
+
+TERMINAL: tuple[str, ...] = ("COMPLETED", "ERROR", "INVALID", "CANCELLED")
+REFUSED_CANCEL: frozenset[str] = frozenset({"COMPLETED", "ERROR", "INVALID"})
+KINDS: tuple[str, ...] = ("token", "list", "get", "delete", "other")
+
+
+@dataclass
+class EmuRun:
+    """One report run held by the emulator (times are epoch seconds)."""
+
+    id: str
+    report_id: str
+    report_type: str
+    status: str
+    started_on: float
+    updated_on: float
+    created_by: str
+    report_name: str = "Emulated report"
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """What one request looked like and how the emulator answered it."""
+
+    seq: int
+    t: float
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...]
+    headers: dict[str, str]
+    body: Any
+    status: int
+    run_id: str | None
+    kind: str
+    limited: str | None
+
+
+def format_time(ts: float, time_format: str) -> int | str:
+    """Render epoch seconds as epoch ms (int) or as "2018-04-13T02:11:38.464+0000"."""
+    if time_format == "iso":
+        dt = datetime.fromtimestamp(ts, tz=UTC)
+        millis = dt.microsecond // 1000
+        return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}+0000"
+    return round(ts * 1000)
+
+
+def parse_time(value: object) -> float:
+    """Epoch seconds from epoch ms (number or digit string) or an ISO-8601 string."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a time: {value!r}")
+    if isinstance(value, int | float):
+        return float(value) / 1000.0
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return int(text) / 1000.0
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return dt.timestamp()
+    raise ValueError(f"not a time: {value!r}")
+
 
 USERS: tuple[str, ...] = (
     "alice@example.com",
@@ -116,3 +185,48 @@ def apply_drift(
             report_name="Drift report",
         )
         runs[run.id] = run
+
+
+class State:
+    """Everything the handlers read and change. Single event loop, no locking."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.runs: dict[str, EmuRun] = {}
+        self.records: list[RequestRecord] = []
+        self.cancelled: set[str] = set()
+        self.tokens: dict[str, float] = {}
+        self.listings = 0  # listing pages answered
+        self.rng = random.Random(f"runtime:{config.seed}")
+        self._seq = itertools.count(1)
+        self.populate(config)
+
+    def populate(self, config: EmulatorConfig) -> None:
+        """(Re)build the run population from runs_file or from the seed."""
+        if config.runs_file is not None:
+            runs = load_runs_file(config.runs_file)
+        else:
+            runs = seeded_runs(config.runs, config.seed, config.in_progress_share, config.clock())
+        self.runs = {run.id: run for run in runs}
+
+    def next_seq(self) -> int:
+        return next(self._seq)
+
+    def add_record(self, record: RequestRecord) -> None:
+        """Keep records ordered by arrival (seq) even when answers finish out of order."""
+        bisect.insort(self.records, record, key=lambda r: r.seq)
+
+    def new_run_id(self) -> str:
+        return new_id(self.rng)
+
+    def issue_token(self, expires_at: float) -> str:
+        token = uuid.uuid4().hex + uuid.uuid4().hex
+        self.tokens[token] = expires_at
+        return token
+
+    def token_valid(self, token: str, now: float) -> bool:
+        expires_at = self.tokens.get(token)
+        return expires_at is not None and now < expires_at
+
+    def expire_tokens(self) -> None:
+        for token in self.tokens:
+            self.tokens[token] = float("-inf")

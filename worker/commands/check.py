@@ -3,25 +3,27 @@
 Prints the target, the auth mode and entity, whether the credentials were accepted, how many
 in-progress runs the first page shows, and the rate and concurrency limits the server reported
 next to the configured pacing. ``--output json`` prints the same facts as one JSON object.
-Exit codes are those of ``run`` (3 for refused credentials, 6 for an unreachable API...).
+It fails with the errors of ``run`` (AuthError for refused credentials, ApiUnreachable...).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from worker.client import ApiClient, RetryPolicy
+from worker.api_bodies import parse_run
+from worker.client import connect
 from worker.config import Settings
 from worker.control import JobControl
 from worker.errors import WorkerError
-from worker.http import Response, Transport
-from worker.job import make_auth
+from worker.http import Response
 from worker.listing import fetch_page, page_items
-from worker.models import parse_run
-from worker.pacer import Pacer, PacerConfig, RetryBudget
 from worker.ratelimit_headers import RateLimitInfo, parse_concurrency, parse_ratelimit
+from worker.retry import RetryPolicy
+
+PROBE_ATTEMPTS = 3  # a check answers quickly: fewer attempts than a job
 
 LABELS = (("target", "target"), ("api_root", "api root"), ("proxy", "proxy"),
           ("trust", "trust"), ("auth", "auth"), ("entity", "entity"),
@@ -30,19 +32,21 @@ LABELS = (("target", "target"), ("api_root", "api root"), ("proxy", "proxy"),
           ("concurrency_limit", "concurrency"), ("pacing", "pacing"))
 
 
-async def run_check(settings: Settings) -> int:
-    """Print what the target looks like; return 0, or the exit code of the failure."""
+async def run_check(settings: Settings,
+                    exit_code_of: Callable[[WorkerError | None], int]) -> WorkerError | None:
+    """Print what the target looks like; return None, or the error of the failure.
+    ``exit_code_of`` (the CLI's map) gives the exit code the facts show."""
     facts = _static_facts(settings)
     try:
         facts.update(await _probe(settings))
     except WorkerError as exc:
-        facts.update(ok=False, error=f"{type(exc).__name__}: {exc}", exit_code=exc.exit_code)
+        facts.update(ok=False, error=f"{type(exc).__name__}: {exc}", exit_code=exit_code_of(exc))
         _emit(settings, facts)
         print(f"zuora-reaper: check failed: {facts['error']}", file=sys.stderr)
-        return exc.exit_code
-    facts.update(ok=True, exit_code=0)
+        return exc
+    facts.update(ok=True, exit_code=exit_code_of(None))
     _emit(settings, facts)
-    return 0
+    return None
 
 
 def _static_facts(settings: Settings) -> dict[str, Any]:
@@ -62,16 +66,11 @@ def _static_facts(settings: Settings) -> dict[str, Any]:
 
 async def _probe(settings: Settings) -> dict[str, Any]:
     """Get a token (OAuth) and list one page; raise the WorkerError of the first failure."""
-    t, pacing = settings.target, settings.pacing
-    control = JobControl(pacing.deadline)
-    async with Transport(limit=2, attempt_timeout=pacing.attempt_timeout,
-                         network=settings.network) as transport:
-        auth = make_auth(settings, transport, control.track_id)
-        await auth.headers()  # OAuth: fetches a token now, so a bad secret fails here
-        client = ApiClient(t.api_root, transport, auth,
-                           Pacer(PacerConfig(rate=pacing.rate, concurrency=1)),
-                           RetryBudget(capacity=pacing.retry_budget),
-                           control, RetryPolicy(max_attempts=3))
+    t = settings.target
+    control = JobControl(settings.pacing.deadline)
+    async with connect(settings, control, policy=RetryPolicy(max_attempts=PROBE_ATTEMPTS),
+                       concurrency=1) as client:
+        await client.auth.headers()  # OAuth: fetches a token now, so a bad secret fails here
         statuses = [("status", s) for s in settings.selection.filters.statuses]
         resp = await fetch_page(client, statuses, 1, settings.listing.page_size)
         runs = [parse_run(i) for i in page_items(resp, settings.listing.list_items_field, 1,

@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 
 from worker.config import BY_STATUS, BY_STATUS_ENV, Filters, Rule, Settings
 from worker.durations import format_duration
-from worker.keys import KEYS, STATUS_CHOICES
+from worker.keys import KEYS
 from worker.logs import Redactor
+from worker.models import IN_PROGRESS
 from worker.network import mask_url
 from worker.selection import threshold
 
@@ -79,7 +80,7 @@ def _rows(settings: Settings) -> list[tuple[str, str, str, str, str]]:
                  BY_STATUS_ENV))
     filters = settings.selection.filters
     rows += [(f"effective.older_than.{status}", format_duration(threshold(filters, status)),
-              "derived", "-", "-") for status in STATUS_CHOICES]
+              "derived", "-", "-") for status in IN_PROGRESS]
     rows += _rule_rows(settings.selection.rules)
     rows.append(("credentials", repr(settings.credentials), "env", "-",
                  "ZUORA_CLIENT_ID/SECRET or ZUORA_USERNAME/PASSWORD"))
