@@ -350,7 +350,7 @@ def print_table(rows: list[dict[str, str]]) -> None:
 ZUORA_MAX_RATE = 833.0  # requests/s: Zuora's highest published quota (50,000 a minute)
 
 
-def startup_cost(imports: str = "worker.cli, worker.job, worker.runner") -> tuple[float, float]:
+def startup_cost(imports: str = "worker.cli, worker.job") -> tuple[float, float]:
     """CPU seconds and RSS of importing ``imports`` and exiting: the fixed cost per process
     (the median of three)."""
     runs = sorted(run_child([sys.executable, "-c", f"import {imports}"])[1:3] for _ in range(3))

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import itertools
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import structlog
+from aiohttp import web
 from staged import Script, ScriptedZuora
 
 from worker.cli import main
+from worker.config import Settings, load_settings
 from worker.emulator import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
@@ -27,7 +32,11 @@ from worker.emulator import (
     Emulator,
     EmulatorConfig,
     EmulatorThread,
+    EmuRun,
 )
+from worker.job import JobDeps, run_job
+from worker.models import IN_PROGRESS, JobResult
+from worker.retry import RetryPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 OAUTH_ENV = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
@@ -257,3 +266,234 @@ def poll_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str =
 def wait_for() -> Callable[..., None]:
     """``wait_for(predicate, timeout=20, what="")``: poll until true, else fail the test."""
     return poll_until
+
+
+# ---------------------------------------------------------------- from selection/conftest.py
+
+MIN = 60.0
+HOUR = 3600.0
+
+
+@pytest.fixture
+def fast() -> tuple[str, ...]:
+    """Pacing flags that keep runs against the emulator quick."""
+    return ("--rate", "1000", "--concurrency", "16")
+
+
+@pytest.fixture
+def write_file(tmp_path: Path) -> Callable[[str, str], str]:
+    """Write ``text`` to ``tmp_path/name``; returns the path as a string."""
+
+    def write(name: str, text: str) -> str:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+def reasons() -> Callable[[dict[str, Any]], dict[str, tuple[bool, str, str | None]]]:
+    """Map a report to {run id: (selected, reason, rule)}."""
+
+    def read(report: dict[str, Any]) -> dict[str, tuple[bool, str, str | None]]:
+        return {r["id"]: (r["selected"], r["reason"], r["rule"]) for r in report["runs"]}
+
+    return read
+
+
+@pytest.fixture
+def cli_stdin(tmp_path: Path) -> Callable[..., tuple[int, str, str, dict[str, Any] | None]]:
+    """Run ``python -m worker ARGS`` against ``emu`` with ``stdin`` piped in."""
+
+    def run(emu: Emulator, stdin: str, *args: str) -> tuple[int, str, str, dict[str, Any] | None]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZUORA_")}
+        env.update({"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET})
+        report = tmp_path / "stdin-report.json"
+        argv = [sys.executable, "-m", "worker", *args, "--base-url", emu.base_url,
+                "--report-file", str(report), "--lock-file", str(tmp_path / "stdin.lock")]
+        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env,
+                              cwd=ROOT, timeout=60, check=False)
+        doc = json.loads(report.read_text()) if report.exists() else None
+        return proc.returncode, proc.stdout, proc.stderr, doc
+
+    return run
+
+
+# ---------------------------------------------------------------- from worker/conftest.py
+
+FAST = ("--rate", "1000", "--concurrency", "16")
+
+
+@dataclass(frozen=True)
+class Staged:
+    """What the tests need to know about the staged population to predict the selection."""
+
+    emu: Emulator
+
+    def runs(self) -> list[EmuRun]:
+        return list(self.emu.runs.values())
+
+    def expected(self, predicate: Callable[[EmuRun, float], bool],
+                 min_age: float = 300.0) -> set[str]:
+        """Ids of in-progress runs at least ``min_age`` old for which ``predicate(run, age)``."""
+        now = time.time()
+        return {r.id for r in self.runs()
+                if r.status in IN_PROGRESS and now - r.started_on >= min_age
+                and predicate(r, now - r.started_on)}
+
+
+def stage_population(emu: Emulator) -> Staged:
+    """A grid of runs: 4 statuses x 2 types x 3 owners x 4 ages, report ids rep-a/b/c.
+
+    Ages 60 s (under the floor), 10 min, 2 h and 2 d; COMPLETED runs are never listed.
+    """
+    statuses = (*IN_PROGRESS, "COMPLETED")
+    types = ("Detail", "Summary")
+    owners = ("alice@example.com", "bob@example.com", "carol@example.com")
+    ages = (60.0, 600.0, 7200.0, 2 * 86400.0)
+    grid = itertools.product(statuses, types, owners, ages)
+    for index, (status, rtype, owner, age) in enumerate(grid):
+        run = emu.add_run(status=status, age_s=age, report_type=rtype, created_by=owner,
+                          run_id=f"run-{index:03d}")
+        run.report_id = f"rep-{'abc'[index % 3]}"
+    return Staged(emu)
+
+
+@pytest.fixture
+def staged(emu_thread: Callable[..., Emulator]) -> Callable[..., Staged]:
+    """Factory: an emulator thread (runs=0 plus the grid) with the given config."""
+
+    def make(**config: Any) -> Staged:
+        return stage_population(emu_thread(runs=0, **config))
+
+    return make
+
+
+@pytest.fixture
+def job_settings() -> Callable[..., Settings]:
+    """Settings for ``run_job`` against ``emu``: ``job_settings(emu, "run", {key: value})``."""
+
+    def make(emu: Emulator, command: str = "run", flags: dict[str, Any] | None = None,
+             env: dict[str, str] | None = None) -> Settings:
+        values = {"target.base_url": emu.base_url, "pacing.rate": "1000",
+                  "pacing.concurrency": "8", **(flags or {})}
+        return load_settings(command, values, env if env is not None else OAUTH_ENV)
+
+    return make
+
+
+@pytest.fixture
+def job() -> Callable[..., Any]:
+    """``await job(settings, on_selected=..., attempts=6)``: run_job with zero-wait retries."""
+
+    async def run(settings: Settings, *, on_selected: Callable[[int], None] | None = None,
+                  attempts: int = 6) -> JobResult:
+        deps = JobDeps(policy=RetryPolicy(max_attempts=attempts, base=0, cap=0),
+                       on_selected=on_selected)
+        return await run_job(settings, deps)
+
+    return run
+
+
+# ---------------------------------------------------------------- from reliability/conftest.py
+
+def track_jobs(emu: Emulator) -> set[str]:
+    """The job ids seen in the Zuora-Track-Id headers the emulator received."""
+    ids = set()
+    for rec in list(emu.records):
+        track = rec.headers.get("Zuora-Track-Id")
+        if track:
+            ids.add(track.rsplit("-", 1)[0])
+    return ids
+
+
+@pytest.fixture
+def job_ids_seen() -> Callable[[Emulator], set[str]]:
+    """``job_ids_seen(emu)``: distinct job ids found in the track ids sent to ``emu``."""
+    return track_jobs
+
+
+# ---------------------------------------------------------------- from ops/conftest.py
+
+@dataclass
+class Received:
+    """One request the receiver got."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """A tiny aiohttp server answering ``status`` (after ``delay`` seconds) to any request."""
+
+    status: int = 200
+    delay: float = 0.0
+    requests: list[Received] = field(default_factory=list)
+    base_url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append(Received(request.method, request.path_qs, dict(request.headers),
+                                      await request.read()))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return web.Response(status=self.status, text="ok")
+
+
+class _ReceiverThread:
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.runner: web.AppRunner | None = None
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._start())
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.receiver.handle)
+        self.runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = self.runner.addresses[0][1]
+        self.receiver.base_url = f"http://127.0.0.1:{port}"
+
+    async def _shutdown(self) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Callable[..., Receiver]]:
+    """Factory: ``rx = receiver(status=200, delay=0)``; served on a free loopback port."""
+    threads: list[_ReceiverThread] = []
+
+    def factory(**kwargs: float) -> Receiver:
+        rt = _ReceiverThread(Receiver(**kwargs))  # type: ignore[arg-type]
+        rt.thread.start()
+        assert rt.ready.wait(5)
+        threads.append(rt)
+        return rt.receiver
+
+    yield factory
+    for rt in threads:
+        rt.stop()

@@ -24,6 +24,7 @@ from worker.errors import (
     Kind,
     RedirectRefused,
     UnusableResponse,
+    WorkerError,
 )
 from worker.http import Response
 from worker.models import CANCELLED_STATUSES, FINISHED_STATUSES, Outcome, RunRecord
@@ -119,35 +120,42 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
     try:
         resp = await client.request("DELETE", path, state=st)
         rec.settle(*await _interpret(client, path, resp, guard))
-    except Interrupted as exc:
-        _unanswered(rec, st, f"stopped before a definitive answer: {exc}")
-    except AuthError as exc:
-        rec.settle(Outcome.FAILED, str(exc))
-        guard.failure("401", str(exc))
-        client.control.request_stop(str(exc), exc.kind)
-    except ApiUnreachable as exc:
-        _unanswered(rec, st, f"no definitive answer: {exc}")
-    except RedirectRefused as exc:  # not followed, so not done: stop the job
-        rec.settle(Outcome.FAILED, f"{type(exc).__name__}: {exc}")
-        client.control.request_stop(str(exc), exc.kind)
-    except UnusableResponse as exc:  # an answer over a limit: stop the job
-        _unanswered(rec, st, f"{type(exc).__name__}: {exc}")
-        client.control.request_stop(str(exc), exc.kind)
-    except ApiError as exc:  # e.g. the token endpoint became unreachable mid-job
-        _unanswered(rec, st, f"{type(exc).__name__}: {exc}")
     except asyncio.CancelledError:
         _unanswered(rec, st, "interrupted in flight: server state unknown")
         raise
-    except Exception as exc:  # a bug: this run's state is unknown, and the job stops (exit 6)
-        error = InternalError.of(exc)
-        log.error("cancel.internal_error", run_id=rec.run.id, error=str(error),
-                  traceback=error.trace)
-        _unanswered(rec, st, str(error))
-        client.control.request_stop(str(error), error.kind)
+    except Exception as exc:  # every failure becomes this run's outcome: never raised on
+        _failed(client, rec, st, guard, exc)
     finally:
         rec.attempts = st.attempts
         rec.latency_s = loop.time() - start
         _log_outcome(rec, logger)
+
+
+def _failed(client: ApiClient, rec: RunRecord, st: CallState, guard: SystemicGuard,
+            exc: Exception) -> None:
+    """Settle a cancel that raised; stop the job when every other cancel would fail too."""
+    stop: WorkerError | None = None
+    if isinstance(exc, Interrupted):
+        _unanswered(rec, st, f"stopped before a definitive answer: {exc}")
+    elif isinstance(exc, AuthError):
+        rec.settle(Outcome.FAILED, str(exc))
+        guard.failure("401", str(exc))
+        stop = exc
+    elif isinstance(exc, ApiUnreachable):
+        _unanswered(rec, st, f"no definitive answer: {exc}")
+    elif isinstance(exc, RedirectRefused):  # not followed, so not done
+        rec.settle(Outcome.FAILED, f"{type(exc).__name__}: {exc}")
+        stop = exc
+    elif isinstance(exc, ApiError):  # an answer over a limit stops the job; others do not
+        _unanswered(rec, st, f"{type(exc).__name__}: {exc}")
+        stop = exc if isinstance(exc, UnusableResponse) else None
+    else:  # a bug: this run's state is unknown, and the job stops
+        stop = InternalError.of(exc)
+        log.error("cancel.internal_error", run_id=rec.run.id, error=str(stop),
+                  traceback=stop.trace)
+        _unanswered(rec, st, str(stop))
+    if stop is not None:
+        client.control.request_stop(str(stop), stop.kind)
 
 
 def _unanswered(rec: RunRecord, st: CallState, error: str) -> None:

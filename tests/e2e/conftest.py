@@ -33,12 +33,6 @@ STAGE: dict[str, dict[str, Any]] = {
 
 
 @pytest.fixture
-def fast() -> tuple[str, ...]:
-    """Pacing flags that keep end-to-end runs quick."""
-    return ("--rate", "1000", "--concurrency", "16")
-
-
-@pytest.fixture
 def stage() -> Callable[[Emulator], dict[str, EmuRun]]:
     """Add the named runs of ``STAGE`` to an emulator; returns name -> run."""
 

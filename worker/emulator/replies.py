@@ -100,7 +100,7 @@ def run_detail(run: EmuRun, config: EmulatorConfig) -> dict[str, Any]:
 
 
 def list_envelope(
-    items: list[dict[str, Any]], total: int, page: int, size: int, shape: str
+    items: list[Any], total: int, page: int, size: int, shape: str
 ) -> dict[str, Any]:
     if shape == "list":
         return {"success": True, "response": items}

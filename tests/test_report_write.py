@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,36 @@ def test_cli_reports_a_failed_report_write(emu_thread, cli, tmp_path, monkeypatc
     assert "could not write the report" in res.stderr
     assert res.report == OLD
     assert len(emu.cancelled_ids()) == 1
+
+
+def test_a_failed_report_write_shows_one_exit_code_everywhere(emu_thread, cli, tmp_path,
+                                                              monkeypatch, receiver):
+    """A job that went well but could not write its report exits 1, and stdout's JSON, the
+    webhook, the metrics and the log summary all say 1 with the same reason (they said 0)."""
+    hook = receiver()
+    emu = emu_thread(runs=0)
+    emu.add_run(status="STARTED", age_s=7200)
+    path, metrics = tmp_path / "kept.json", tmp_path / "reaper.prom"
+    path.write_text(json.dumps(OLD))
+    replace = os.replace
+
+    def full_disk(src: Any, dst: Any, **kwargs: Any) -> None:  # only the report's rename fails
+        if Path(dst) == path:
+            raise OSError(28, "No space left on device")
+        replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(report_mod.os, "replace", full_disk)
+    res = cli(emu, "run", "--older-than", "1h", "--report-file", str(path), "--output", "json",
+              "--notify-webhook", f"{hook.base_url}/hook", "--metrics-file", str(metrics))
+    reason = "the report file could not be written"
+    assert res.code == 1
+    assert res.report == OLD  # the previous report is left whole
+    printed = json.loads(res.stdout)
+    assert (printed["exit_code"], printed["exit_reason"]) == (1, reason)
+    sent = json.loads(hook.requests[0].body)
+    assert (sent["exit_code"], sent["exit_reason"]) == (1, reason)
+    assert re.search(r"^zuora_reaper_last_run_exit_code\{[^}]*\} 1\.0$", metrics.read_text(), re.M)
+    summary = [json.loads(line) for line in res.stderr.splitlines()
+               if line.startswith("{") and '"job.summary"' in line]
+    assert [(s["exit_code"], s["reason"]) for s in summary] == [(1, reason)]
+    assert f"exit 1: {reason}" in res.stderr

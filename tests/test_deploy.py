@@ -18,7 +18,7 @@ import yaml
 from worker.config import load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
 LOCKS = ROOT / "requirements"

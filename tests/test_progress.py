@@ -17,7 +17,7 @@ from worker.logs import configure_logging
 from worker.models import Outcome, ReportRun, RunRecord
 from worker.progress import CLEAR, Progress, wants_progress
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 FAST = ("--rate", "1000", "--concurrency", "8")
 
 

@@ -22,7 +22,7 @@ from worker.keys import KEYS
 from worker.retry import RetryPolicy
 
 ENV = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
-WORKER = Path(__file__).resolve().parents[2] / "worker"
+WORKER = Path(__file__).resolve().parents[1] / "worker"
 
 
 def test_no_option_disables_tls_verification():
