@@ -148,13 +148,9 @@ def exit_code_literals(root: Path) -> list[str]:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 out += [where for t in targets
                         if EXIT_NAMES.search(ast.unparse(t))]
-            elif isinstance(node, ast.keyword) and node.arg and EXIT_NAMES.search(node.arg) \
-                    and _int(node.value):
-                out.append(where)
-            elif isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] in (
-                    "request_stop", "exit", "SystemExit") and any(map(_int, node.args)):
-                out.append(where)
-            elif isinstance(node, ast.Dict) and sum(map(_int, node.keys)) >= 2:
+            elif (isinstance(node, ast.keyword) and node.arg and EXIT_NAMES.search(node.arg) \
+                    and _int(node.value)) or (isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] in (
+                    "request_stop", "exit", "SystemExit") and any(map(_int, node.args))) or (isinstance(node, ast.Dict) and sum(map(_int, node.keys)) >= 2):
                 out.append(where)
             elif isinstance(node, ast.FunctionDef) and (node.name == "main"
                                                         or node.name.startswith("run_")):
