@@ -134,24 +134,32 @@ def _int(node: ast.expr | None) -> bool:
     return isinstance(node, ast.Constant) and type(node.value) is int
 
 
+def _exit_literal(node: ast.AST) -> bool:
+    """An integer exit code written out: assigned to an ``*exit*`` name, passed as one, given
+    to ``request_stop``/``exit``/``SystemExit``, or used as a mapping's key."""
+    if isinstance(node, ast.Assign | ast.AnnAssign) and _int(node.value):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return any(EXIT_NAMES.search(ast.unparse(t)) for t in targets)
+    if isinstance(node, ast.keyword):
+        return bool(node.arg and EXIT_NAMES.search(node.arg)) and _int(node.value)
+    if isinstance(node, ast.Call):
+        called = ast.unparse(node.func).split(".")[-1]
+        return called in ("request_stop", "exit", "SystemExit") and any(map(_int, node.args))
+    if isinstance(node, ast.Dict):
+        return sum(map(_int, node.keys)) >= 2
+    return False
+
+
 def exit_code_literals(root: Path) -> list[str]:
-    """Integer exit codes outside ``worker/cli.py``: assigned to an ``*exit*`` name, passed to
-    ``request_stop``/``exit``/``SystemExit``, returned by a ``main``/``run_*`` function, or
-    used as the key of a mapping (``{0: ..., 1: ...}``)."""
+    """Integer exit codes outside ``worker/cli.py``: see ``_exit_literal``, and an integer
+    returned by a ``main`` or ``run_*`` function."""
     out = []
     for name, _, tree in _modules(root):
         if name == "worker.cli":
             continue
         for node in ast.walk(tree):
-            where = f"{name}:{getattr(node, 'lineno', 0)}"
-            if isinstance(node, ast.Assign | ast.AnnAssign) and _int(node.value):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                out += [where for t in targets
-                        if EXIT_NAMES.search(ast.unparse(t))]
-            elif (isinstance(node, ast.keyword) and node.arg and EXIT_NAMES.search(node.arg) \
-                    and _int(node.value)) or (isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] in (
-                    "request_stop", "exit", "SystemExit") and any(map(_int, node.args))) or (isinstance(node, ast.Dict) and sum(map(_int, node.keys)) >= 2):
-                out.append(where)
+            if _exit_literal(node):
+                out.append(f"{name}:{getattr(node, 'lineno', 0)}")
             elif isinstance(node, ast.FunctionDef) and (node.name == "main"
                                                         or node.name.startswith("run_")):
                 out += [f"{name}:{r.lineno}" for r in ast.walk(node)
