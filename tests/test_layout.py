@@ -81,26 +81,24 @@ def cycles(root: Path) -> list[list[str]]:
     return found
 
 
-def late_imports(root: Path) -> list[str]:
-    """Imports inside a function body, as ``module.function: import ...``."""
-    out = []
+def _functions(root: Path) -> Iterator[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
     for name, _, tree in _modules(root):
         for fn in ast.walk(tree):
             if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
-                out += [f"{name}.{fn.name}: {ast.unparse(node)}" for node in ast.walk(fn)
-                        if isinstance(node, ast.Import | ast.ImportFrom)]
-    return out
+                yield name, fn
+
+
+def late_imports(root: Path) -> list[str]:
+    """Imports inside a function body, as ``module.function: import ...``."""
+    return [f"{name}.{fn.name}: {ast.unparse(node)}" for name, fn in _functions(root)
+            for node in ast.walk(fn) if isinstance(node, ast.Import | ast.ImportFrom)]
 
 
 def long_functions(root: Path) -> list[str]:
-    out = []
-    for name, _, tree in _modules(root):
-        for fn in ast.walk(tree):
-            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
-                lines = (fn.end_lineno or fn.lineno) - fn.lineno + 1
-                if lines > MAX_FUNCTION_LINES:
-                    out.append(f"{name}.{fn.name}: {lines} lines")
-    return out
+    sizes = ((name, fn, (fn.end_lineno or fn.lineno) - fn.lineno + 1)
+             for name, fn in _functions(root))
+    return [f"{name}.{fn.name}: {lines} lines" for name, fn, lines in sizes
+            if lines > MAX_FUNCTION_LINES]
 
 
 def _literal(node: ast.expr | None) -> bool:

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.errors import ConfigError
-from worker.logs import Redactor
-from worker.network import Network, bypasses, check_ca_file, mask_url, network_from
+from worker.logs import Redactor, hide_url
+from worker.network import Network, bypasses, check_ca_file, network_from
 
 
 def _net(env: dict[str, str], proxy: str | None = None, source: str = "flag") -> Network:
@@ -80,7 +80,7 @@ def test_credentials_are_masked_and_handed_to_the_redactor() -> None:
     secrets = Redactor(net.secrets()).secrets  # what the job's redactor knows of them
     for form in ("p@ss word", "p%40ss%20word", "p%40ss+word"):
         assert form in secrets
-    assert mask_url("http://proxy:3128") == "http://proxy:3128"
+    assert hide_url("http://proxy:3128", show="all_but_user") == "http://proxy:3128"
 
 
 @pytest.mark.parametrize(("value", "words"), [

@@ -40,6 +40,7 @@ from worker.logs import (
     configure_logging,
     redact_data,
     scrubbed_std_streams,
+    url_secrets,
 )
 from worker.metrics import push_metrics, sample_of, write_metrics_file
 from worker.models import JobResult
@@ -56,7 +57,7 @@ from worker.report import (
     verdict,
     write_report,
 )
-from worker.secrets import env_secrets, url_secrets
+from worker.secrets import env_secrets
 
 log = structlog.get_logger("worker.cli")
 

@@ -41,6 +41,7 @@ from worker.errors import (
     TransientError,
     UnusableResponse,
 )
+from worker.logs import hide_url
 from worker.network import Network
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a listing page of 250 runs is ~100 KB; anything huge is wrong
@@ -183,18 +184,11 @@ def _encode_body(json_body: Any, form: Mapping[str, str] | None,
     return None, headers
 
 
-def origin_of(url: str) -> str:
-    """``scheme://host[:port]`` only: a URL's path or query may carry a token."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}"
-
-
 def _redirect(method: str, url: str, status: int, location: str | None) -> RedirectRefused:
     where = "with no Location"
     if location:
         try:
-            where = f"to {origin_of(urljoin(url, location))}"
+            where = f"to {hide_url(urljoin(url, location))}"
         except ValueError:
             where = "to an unreadable Location"
     return RedirectRefused(
@@ -219,7 +213,7 @@ def translate(method: str, url: str, exc: BaseException) -> ApiError:
                               code="timeout")
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError |
                   aiohttp.ServerFingerprintMismatch | ssl.SSLError):
-        return ApiUnreachable(f"{method} {origin_of(url)} refused: {tls_problem(exc)}",
+        return ApiUnreachable(f"{method} {hide_url(url)} refused: {tls_problem(exc)}",
                               code="tls")
     if isinstance(exc, aiohttp.ClientHttpProxyError):
         return _proxy_refused(method, url, exc)
@@ -270,7 +264,7 @@ def _ssl_reason(exc: BaseException) -> str | None:
 
 
 def _proxy_refused(method: str, url: str, exc: aiohttp.ClientHttpProxyError) -> ApiError:
-    message = f"{method} {origin_of(url)}: the proxy answered HTTP {exc.status} to CONNECT"
+    message = f"{method} {hide_url(url)}: the proxy answered HTTP {exc.status} to CONNECT"
     if exc.status in (502, 503, 504):
         return TransientError(message, status=exc.status, code="proxy")
     hint = "; check the proxy credentials" if exc.status == 407 else ""

@@ -1,4 +1,5 @@
-"""structlog setup: JSON lines off a TTY, readable console on one; secrets redacted always."""
+"""structlog setup (JSON lines off a TTY, a readable console on one), the one redactor every
+output goes through, and the one URL hider (:func:`hide_url`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 from collections.abc import Iterable, Iterator, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 import orjson
 import structlog
@@ -159,6 +160,36 @@ def scrubbed_std_streams() -> Iterator[None]:
         yield
     finally:
         sys.stdout, sys.stderr = saved
+
+
+def hide_url(url: str, *, show: str = "origin") -> str:
+    """A URL as it may be shown in any output.
+
+    ``show="origin"``: ``scheme://host[:port]`` only (a webhook's or gateway's path and query may
+    carry a token); ``"marked"``: the same plus ``/***`` when something was dropped (``***``
+    for a URL without a host); ``"all_but_user"``: everything but ``user:password@``, shown as
+    ``***@`` (a proxy URL's one secret part).
+    """
+    parts = urlsplit(url)
+    if show == "all_but_user":
+        if parts.username is None and parts.password is None:
+            return url
+        return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+    if show == "marked" and (not parts.scheme or not parts.hostname):
+        return "***"
+    origin = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    hidden = parts.path not in ("", "/") or parts.query or parts.username or parts.fragment
+    return origin + ("/***" if show == "marked" and hidden else "")
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """What of a URL is secret, for the redactor: its password, and the path and query of a
+    webhook (chat webhooks carry their token there)."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return [s for s in (parts.password, path if len(path) > 8 else None) if s]
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -24,8 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from worker import __version__
 from worker.config import Settings
 from worker.files import refuse_non_regular
-from worker.http import origin_of
-from worker.logs import REDACTOR
+from worker.logs import REDACTOR, hide_url
 from worker.models import JobResult, Outcome
 from worker.network import Network
 from worker.report import counts
@@ -234,7 +233,7 @@ def push_metrics(gateway: str, sample: Sample, timeout: float = PUSH_TIMEOUT_S,
     thread = threading.Thread(target=push, name="pushgateway", daemon=True)
     thread.start()
     thread.join(timeout + 1.0)
-    where = origin_of(gateway)
+    where = hide_url(gateway)
     if thread.is_alive() or errors:
         reason = errors[0] if errors else f"no answer within {timeout:g}s"
         log.warning("metrics.push_failed", gateway=where, error=reason[:300])

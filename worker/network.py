@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from worker.errors import ConfigError
+from worker.logs import hide_url
 
 PROXY_KEY = "target.proxy"
 CA_KEY = "target.ca_file"
@@ -73,7 +74,7 @@ class Network:
         """One line for ``check`` and ``explain``: which proxy is used, credentials masked."""
         if self.http_proxy is None and self.https_proxy is None:
             return "direct (no proxy)"
-        shown = [f"{scheme} via {mask_url(proxy)}" for scheme, proxy
+        shown = [f"{scheme} via {hide_url(proxy, show='all_but_user')}" for scheme, proxy
                  in (("https", self.https_proxy), ("http", self.http_proxy)) if proxy]
         bypass = f"; direct for NO_PROXY={self.no_proxy}" if self.no_proxy else ""
         return f"{', '.join(shown)} (from {self.proxy_source}){bypass}"
@@ -127,14 +128,6 @@ def _matches(name: str, host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")) in network
     except ValueError:
         return False
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its user info replaced by ``***`` (nothing else of a proxy URL is secret)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
 
 
 def network_from(values: Mapping[str, object], sources: Mapping[str, str],

@@ -12,8 +12,8 @@ from typing import Any
 import structlog
 
 from worker.errors import ApiError, TransientError
-from worker.http import Transport, origin_of
-from worker.logs import REDACTOR
+from worker.http import Transport
+from worker.logs import REDACTOR, hide_url
 from worker.network import Network
 from worker.retry import few_times
 
@@ -61,7 +61,7 @@ async def post_webhook(url: str, payload: dict[str, Any],
 
     A redirect, a TLS or proxy refusal, or a 4xx is not sent again: it would not help.
     """
-    where = origin_of(url)
+    where = hide_url(url)
     try:
         async with Transport(limit=1, attempt_timeout=attempt_timeout,
                              network=network) as transport:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from worker.errors import ConfigError
 from worker.files import SECRET_CAP, read_capped
@@ -38,16 +37,6 @@ class Credentials:
     def secrets(self) -> list[str]:
         """The secret values, for redaction filters."""
         return [v for v in (self.client_secret, self.password, self.client_id) if v]
-
-
-def url_secrets(url: str | None) -> list[str]:
-    """What of a URL is secret: its password, and the path and query of a webhook (chat
-    webhooks carry their token there)."""
-    if not url:
-        return []
-    parts = urlsplit(url)
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
-    return [s for s in (parts.password, path if len(path) > 8 else None) if s]
 
 
 def env_secrets(env: Mapping[str, str]) -> list[str]:

@@ -9,14 +9,12 @@ are scrubbed from the whole text as a last resort.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from worker.config import BY_STATUS, BY_STATUS_ENV, Filters, Rule, Settings
 from worker.durations import format_duration
 from worker.keys import KEYS
-from worker.logs import Redactor
+from worker.logs import Redactor, hide_url
 from worker.models import IN_PROGRESS
-from worker.network import mask_url
 from worker.selection import threshold
 
 # Keys whose value is a URL that may hold a secret in its user info, path or query.
@@ -27,23 +25,13 @@ NOTE = ("Notes: a run's age threshold is the larger of filters.older_than and it
         "unless safety.allow_young.")
 
 
-def redact_url(url: str) -> str:
-    """``scheme://host[:port]`` plus ``/***`` when the URL has a path, query or user info."""
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.hostname:
-        return "***"
-    host = parts.hostname + (f":{parts.port}" if parts.port else "")
-    hidden = parts.path not in ("", "/") or parts.query or parts.username or parts.fragment
-    return f"{parts.scheme}://{host}{'/***' if hidden else ''}"
-
-
 def _show(name: str, kind: str, value: Any) -> str:
     if value is None:
         return "-"
     if name in SECRET_URL_KEYS:
-        return redact_url(str(value))
+        return hide_url(str(value), show="marked")
     if name == "target.proxy":
-        return mask_url(str(value))
+        return hide_url(str(value), show="all_but_user")
     if kind == "duration":
         return format_duration(float(value))
     if isinstance(value, tuple):
