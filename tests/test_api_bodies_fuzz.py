@@ -9,6 +9,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import LOOSE_JSON
 
 from worker.api_bodies import parse_run, parse_time
 from worker.config import load_settings
@@ -26,11 +27,7 @@ from worker.ratelimit_headers import (
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
-           | st.text(max_size=30))
-json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=20)
+json_values = LOOSE_JSON
 time_like = (st.integers(min_value=-2**70, max_value=2**70) | st.floats(allow_nan=True)
              | st.from_regex(r"\d{9,16}(\.\d+)?", fullmatch=True)
              | st.from_regex(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?([+-]\d{4}|Z)?",

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from worker.config import load_settings
-from worker.environments import ENVIRONMENTS
 from worker.errors import ConfigError
 from worker.keys import KEYS
 
@@ -87,22 +86,6 @@ def test_allow_young_sets_min_age_zero(tmp_path):
     assert _load(config=config).selection.min_age == 0.0
 
 
-def test_environment_names_map_to_hosts():
-    """Every environment of zuora-api.md section 4 resolves, to zconnect hosts for legacy."""
-    for name in ("us-production", "us-sandbox", "us-cloud-1-production", "us-cloud-1-sandbox",
-                 "eu-production", "eu-sandbox", "us-central-sandbox", "eu-central-sandbox",
-                 "apac-sandbox", "apac-production"):
-        assert name in ENVIRONMENTS
-    settings = load_settings("run", {"target.environment": "eu-production"}, CREDS)
-    assert settings.target.base_url == "https://rest.eu.zuora.com"
-    assert settings.target.api_root == "https://rest.eu.zuora.com/reporting/api/rest/v1"
-    legacy = load_settings("run", {"target.environment": "us-production",
-                                   "target.auth": "legacy"},
-                           {"ZUORA_USERNAME": "u", "ZUORA_PASSWORD": "p"})
-    assert legacy.target.base_url == "https://zconnect.zuora.com"
-    assert legacy.target.api_root == "https://zconnect.zuora.com/api/rest/v1"
-
-
 def test_flag_base_url_beats_file_environment(tmp_path):
     """A --base-url flag overrides an environment set in the file."""
     config = _toml(tmp_path, '[target]\nenvironment = "eu-sandbox"\n')
@@ -156,14 +139,6 @@ def test_bad_env_value_names_the_variable():
         _load(env={"ZUORA_REAPER_PAGE_SIZE": "lots"})
     assert "ZUORA_REAPER_PAGE_SIZE" in str(info.value)
     assert "--page-size" in str(info.value)
-
-
-def test_missing_credentials_name_the_variables():
-    """Missing credentials for the chosen auth mode are a config error naming the variable."""
-    with pytest.raises(ConfigError, match="ZUORA_PASSWORD"):
-        load_settings("run", {**BASE, "target.auth": "legacy"}, {"ZUORA_USERNAME": "u"})
-    with pytest.raises(ConfigError, match="ZUORA_CLIENT_ID"):
-        load_settings("run", BASE, {})
 
 
 def test_cli_config_error_exit_2_and_names_key(emu_thread, cli):

@@ -15,11 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from worker.pacer import Pacer, PacerConfig
-from worker.retry import RetryBudget, backoff, retry_delay
 
 Clock = Callable[[], float]
 EPS = 1e-9
@@ -570,76 +567,6 @@ def test_config_rejects_out_of_range_values(bad: dict[str, float]) -> None:
     """Out-of-range settings raise ValueError naming the field."""
     with pytest.raises(ValueError, match=next(iter(bad))):
         PacerConfig(**bad)  # type: ignore[arg-type]
-
-
-# -- retry budget and backoff ----------------------------------------------------------------
-
-
-def test_retry_budget_drains_and_stops_at_empty() -> None:
-    """Transient retries cost 10 of 500; the 51st is refused and takes nothing."""
-    budget = RetryBudget()
-    assert all(budget.try_acquire("transient") for _ in range(50))
-    assert budget.available == 0
-    assert not budget.try_acquire("transient")
-    assert not budget.try_acquire("throttle")
-    assert budget.available == 0
-
-
-def test_retry_budget_costs_by_kind_and_refunds() -> None:
-    """Throttles are cheap, timeouts dear; first-try successes refund 1 up to capacity."""
-    budget = RetryBudget(capacity=25)
-    assert budget.try_acquire("timeout")
-    assert budget.try_acquire("transient")
-    assert budget.available == 5
-    assert not budget.try_acquire("transient")
-    assert budget.available == 5
-    assert budget.try_acquire("throttle")
-    assert budget.try_acquire("throttle")
-    assert not budget.try_acquire("throttle")
-    budget.on_success(first_try=False)
-    assert budget.available == 1
-    budget.on_success(first_try=True)
-    assert budget.available == 2
-    for _ in range(100):
-        budget.on_success(first_try=True)
-    assert budget.available == 25
-
-
-@given(
-    attempt=st.integers(min_value=-3, max_value=100_000),
-    base=st.floats(min_value=0, max_value=100),
-    cap=st.floats(min_value=0, max_value=100),
-    r=st.floats(min_value=0, max_value=1, exclude_max=True),
-)
-def test_backoff_stays_within_zero_and_cap(attempt: int, base: float, cap: float, r: float) -> None:
-    """Full jitter: 0 <= backoff <= cap for any attempt, without overflow."""
-    assert 0 <= backoff(attempt, base=base, cap=cap, rand=lambda: r) <= cap
-
-
-def test_backoff_doubles_until_the_cap() -> None:
-    """The upper bound is base*2**(attempt-1), truncated at cap."""
-    bounds = [backoff(n, base=0.25, cap=10, rand=lambda: 1.0) for n in range(1, 9)]
-    assert bounds == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
-
-
-@given(
-    attempt=st.integers(min_value=1, max_value=50),
-    header=st.none() | st.floats(min_value=0, max_value=1000),
-    r=st.floats(min_value=0, max_value=1, exclude_max=True),
-)
-def test_retry_delay_honours_the_header(attempt: int, header: float | None, r: float) -> None:
-    """The delay is at least the header's, at most max(header, cap) + 5 s of jitter."""
-    delay = retry_delay(attempt, header, base=1, cap=20, rand=lambda: r)
-    assert delay >= (header or 0)
-    assert delay <= max(header or 0, 20) + 5
-
-
-def test_retry_delay_examples() -> None:
-    """Header beats a shorter backoff, plus 10 % jitter capped at 5 s; no header: plain backoff."""
-    assert retry_delay(1, 120, base=1, cap=20, rand=lambda: 0.5) == pytest.approx(122.5)
-    assert retry_delay(3, 0.1, base=1, cap=20, rand=lambda: 0.5) == pytest.approx(2 + 0.005)
-    assert retry_delay(3, None, base=1, cap=20, rand=lambda: 0.5) == pytest.approx(2.0)
-    assert retry_delay(1, -5, base=1, cap=20, rand=zero) == 0.0
 
 
 def test_budget_within_the_safety_margin_does_not_bind() -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from strategies import AGE, DURATION
 
 from worker.config import Exclusions, Filters, Rule, Selection
 from worker.models import IN_PROGRESS as STATUS_CHOICES
@@ -17,8 +18,6 @@ ALL_STATUSES = (*STATUS_CHOICES, "COMPLETED", "CANCELLED", "ERROR", "WEIRD")
 IDS = ("r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8")
 TYPES = ("Detail", "Summary", "Adhoc")
 USERS = ("alice", "bob", "carol")
-DURATION = st.floats(min_value=0, max_value=48 * 3600, allow_nan=False)
-AGE = st.floats(min_value=-3600, max_value=48 * 3600, allow_nan=False)
 
 
 def subset(items, min_size=0, max_size=None):

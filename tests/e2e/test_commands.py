@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME
 
@@ -24,50 +21,6 @@ def _env() -> dict[str, str]:
 def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, env=_env(), cwd=ROOT,
                           timeout=timeout, check=False)
-
-
-def test_demo_console_script_prints_table():
-    """`zuora-reaper demo` (the installed console script) exits 0 and prints the plan/run table."""
-    if not CONSOLE_SCRIPT.exists():
-        pytest.skip("the zuora-reaper console script is not installed next to this Python")
-    proc = _run([str(CONSOLE_SCRIPT), "demo"])
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = proc.stdout.splitlines()
-    header = next(line for line in lines if line.split() == ["plan", "run"])
-    assert header
-    rows = {line.rsplit(None, 2)[0].strip(): line.split()[-2:] for line in lines
-            if len(line.split()) >= 3 and line.split()[-1].rstrip("s").replace(".", "").isdigit()}
-    assert rows["would_cancel"][0] == rows["selected"][0] != "0"
-    assert rows["cancelled"][1] != "0"
-    assert rows["failed"] == ["0", "0"]
-    assert rows["DELETEs (emulator)"][0] == "0"
-    assert rows["exit code"] == ["0", "0"]
-    assert "[FAILED]" not in proc.stdout
-    assert "zuora-reaper plan --environment" in proc.stdout
-
-
-def test_demo_json_module_entry():
-    """`python -m worker demo --json --runs 120` reports a clean plan and a successful run."""
-    proc = _run([sys.executable, "-m", "worker", "demo", "--json", "--runs", "120",
-                 "--seed", "3"])
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    doc = json.loads(proc.stdout)
-    plan, run = doc["phases"]["plan"], doc["phases"]["run"]
-    assert doc["ok"] is True
-    assert all(doc["checks"].values())
-    assert plan["emulator_deletes"] == 0
-    assert plan["would_cancel"] == plan["selected"] > 0
-    assert run["cancelled"] + run["already_finished"] == run["selected"]
-    assert run["failed"] == run["not_attempted"] == 0
-    assert run["exit_code"] == plan["exit_code"] == 0
-    assert run["emulator_deletes"] >= run["cancelled"]
-
-
-def test_demo_bad_option_exits_2():
-    """An unknown demo option is a usage error (exit 2), not a crash."""
-    proc = _run([sys.executable, "-m", "worker", "demo", "--bogus"])
-    assert proc.returncode == 2
-    assert "usage: zuora-reaper demo" in proc.stderr
 
 
 def test_emulator_command_serves_then_stops_on_sigterm(cli_subprocess):

@@ -1,0 +1,71 @@
+"""Authentication: the OAuth token (cached, single-flight, retried) and legacy headers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aioresponses import aioresponses
+
+from worker.auth import TOKEN_ATTEMPTS, LegacyAuth, OAuth
+from worker.config import Target
+from worker.errors import ApiUnreachable, AuthError
+from worker.http import Transport
+from worker.secrets import Credentials
+
+TARGET = Target("https://rest.example.test", None, "oauth")
+CREDS = Credentials(client_id="id", client_secret="client-secret-value")
+TOKEN = {"access_token": "tok-1", "expires_in": 3600}
+
+
+async def _oauth(transport: Transport, slept: list[float]) -> OAuth:
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    return OAuth(TARGET, CREDS, transport, sleep=sleep)
+
+
+async def test_a_failing_token_endpoint_is_tried_four_times_then_unreachable():
+    """503 on every try: 4 attempts, 0.4/0.8/1.6 s apart, then ApiUnreachable (exit 6, not 3)."""
+    slept: list[float] = []
+    async with Transport(limit=1, attempt_timeout=5) as transport:
+        auth = await _oauth(transport, slept)
+        with aioresponses() as m:
+            m.post(TARGET.token_url, status=503, payload={"message": "down"}, repeat=True)
+            with pytest.raises(ApiUnreachable, match="the OAuth token request failed after 4"):
+                await auth.headers()
+    assert auth.token_requests == TOKEN_ATTEMPTS == 4
+    assert slept == pytest.approx([0.4, 0.8, 1.6])
+
+
+async def test_one_token_for_concurrent_callers_then_a_recovered_endpoint():
+    """A 503 then a token: ten callers waiting at once share the one fetch."""
+    slept: list[float] = []
+    async with Transport(limit=1, attempt_timeout=5) as transport:
+        auth = await _oauth(transport, slept)
+        with aioresponses() as m:
+            m.post(TARGET.token_url, status=503, payload={})
+            m.post(TARGET.token_url, payload=TOKEN)
+            headers = await asyncio.gather(*(auth.headers() for _ in range(10)))
+    assert {h["Authorization"] for h in headers} == {"Bearer tok-1"}
+    assert auth.token_requests == 2
+
+
+async def test_refused_credentials_are_an_auth_error_that_hides_the_secret():
+    async with Transport(limit=1, attempt_timeout=5) as transport:
+        auth = await _oauth(transport, [])
+        with aioresponses() as m:
+            m.post(TARGET.token_url, status=401,
+                   payload={"message": "bad secret client-secret-value"})
+            with pytest.raises(AuthError) as caught:
+                await auth.headers()
+    assert "client-secret-value" not in str(caught.value)
+    assert auth.token_requests == 1
+
+
+async def test_legacy_headers_and_a_401_are_final():
+    auth = LegacyAuth(Credentials(username="u", password="p", entity_id="e1"))
+    assert await auth.headers() == {"apiAccessKeyId": "u", "apiSecretAccessKey": "p",
+                                    "entityId": "e1"}
+    with pytest.raises(AuthError, match="ZUORA_USERNAME"):
+        await auth.refresh({})

@@ -1,0 +1,150 @@
+"""The retry module: the job's retry budget, backoff and Retry-After delays, the call policy."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aioresponses import CallbackResult, aioresponses
+from hypothesis import given
+from hypothesis import strategies as st
+
+from worker.auth import LegacyAuth
+from worker.client import ApiClient
+from worker.control import JobControl
+from worker.errors import ApiUnreachable, Kind
+from worker.http import Transport
+from worker.pacer import Pacer, PacerConfig
+from worker.retry import RetryBudget, RetryPolicy, backoff, retry_delay
+from worker.secrets import Credentials
+
+# -- retry budget and backoff ----------------------------------------------------------------
+
+
+def test_retry_budget_drains_and_stops_at_empty() -> None:
+    """Transient retries cost 10 of 500; the 51st is refused and takes nothing."""
+    budget = RetryBudget()
+    assert all(budget.try_acquire("transient") for _ in range(50))
+    assert budget.available == 0
+    assert not budget.try_acquire("transient")
+    assert not budget.try_acquire("throttle")
+    assert budget.available == 0
+
+
+def test_retry_budget_costs_by_kind_and_refunds() -> None:
+    """Throttles are cheap, timeouts dear; first-try successes refund 1 up to capacity."""
+    budget = RetryBudget(capacity=25)
+    assert budget.try_acquire("timeout")
+    assert budget.try_acquire("transient")
+    assert budget.available == 5
+    assert not budget.try_acquire("transient")
+    assert budget.available == 5
+    assert budget.try_acquire("throttle")
+    assert budget.try_acquire("throttle")
+    assert not budget.try_acquire("throttle")
+    budget.on_success(first_try=False)
+    assert budget.available == 1
+    budget.on_success(first_try=True)
+    assert budget.available == 2
+    for _ in range(100):
+        budget.on_success(first_try=True)
+    assert budget.available == 25
+
+
+@given(
+    attempt=st.integers(min_value=-3, max_value=100_000),
+    base=st.floats(min_value=0, max_value=100),
+    cap=st.floats(min_value=0, max_value=100),
+    r=st.floats(min_value=0, max_value=1, exclude_max=True),
+)
+def test_backoff_stays_within_zero_and_cap(attempt: int, base: float, cap: float, r: float) -> None:
+    """Full jitter: 0 <= backoff <= cap for any attempt, without overflow."""
+    assert 0 <= backoff(attempt, base=base, cap=cap, rand=lambda: r) <= cap
+
+
+def test_backoff_doubles_until_the_cap() -> None:
+    """The upper bound is base*2**(attempt-1), truncated at cap."""
+    bounds = [backoff(n, base=0.25, cap=10, rand=lambda: 1.0) for n in range(1, 9)]
+    assert bounds == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+
+
+@given(
+    attempt=st.integers(min_value=1, max_value=50),
+    header=st.none() | st.floats(min_value=0, max_value=1000),
+    r=st.floats(min_value=0, max_value=1, exclude_max=True),
+)
+def test_retry_delay_honours_the_header(attempt: int, header: float | None, r: float) -> None:
+    """The delay is at least the header's, at most max(header, cap) + 5 s of jitter."""
+    delay = retry_delay(attempt, header, base=1, cap=20, rand=lambda: r)
+    assert delay >= (header or 0)
+    assert delay <= max(header or 0, 20) + 5
+
+
+def test_retry_delay_examples() -> None:
+    """Header beats a shorter backoff, plus 10 % jitter capped at 5 s; no header: plain backoff."""
+    assert retry_delay(1, 120, base=1, cap=20, rand=lambda: 0.5) == pytest.approx(122.5)
+    assert retry_delay(3, 0.1, base=1, cap=20, rand=lambda: 0.5) == pytest.approx(2 + 0.005)
+    assert retry_delay(3, None, base=1, cap=20, rand=lambda: 0.5) == pytest.approx(2.0)
+    assert retry_delay(1, -5, base=1, cap=20, rand=lambda: 0.0) == 0.0
+
+
+# -- the call policy, through the real client stack -----------------------------------------
+
+ROOT = "https://rest.example.test/api/rest/v1"
+RUN = ROOT + "/reportruns/r1"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[ApiClient]:
+    creds = Credentials(username="user", password="legacy-password")
+    async with Transport(limit=2, attempt_timeout=5) as transport:
+        yield ApiClient(ROOT, transport, LegacyAuth(creds),
+                        Pacer(PacerConfig(rate=1000, concurrency=2)), RetryBudget(capacity=100),
+                        JobControl(), RetryPolicy(max_attempts=3, base=0, cap=0),
+                        sleep=_no_sleep)
+
+
+async def _no_sleep(_seconds: float) -> None:
+    return None
+
+
+async def test_each_failed_attempt_is_decided_once(client: ApiClient) -> None:
+    """Two rate 429s then a 200: the pacer is told of each 429 once and the budget pays one
+    throttle (2 tokens) per retry, though tenacity asks its wait and stop of every attempt."""
+    with aioresponses() as m:
+        for _ in range(2):
+            m.delete(RUN, status=429, headers={"Retry-After": "0"},
+                     payload={"success": False})
+        m.delete(RUN, payload={"success": True})
+        resp = await client.request("DELETE", "/reportruns/r1")
+    assert resp.status == 200
+    assert client.pacer.stats.rate_limited == 2
+    assert client._budget.available == 100 - 2 * 2
+    assert client.control.counters.retries == 2
+
+
+async def test_retries_that_end_on_a_transient_failure_raise_api_unreachable(
+        client: ApiClient) -> None:
+    """Three 503s (max_attempts 3): ApiUnreachable naming the call, its attempts and the last
+    answer; the budget paid two retries, not three."""
+    with aioresponses() as m:
+        m.delete(RUN, status=503, payload={"message": "down"}, repeat=True)
+        with pytest.raises(ApiUnreachable, match=r"DELETE /reportruns/r1 failed after 3 "
+                                                 r"attempt\(s\): HTTP 503: down"):
+            await client.request("DELETE", "/reportruns/r1")
+    assert client._budget.available == 100 - 2 * 10
+
+
+async def test_a_stopping_job_gives_up_without_paying(client: ApiClient) -> None:
+    """A job told to stop while an attempt was out: that failed attempt is final (one attempt,
+    no retry counted) and costs the budget nothing."""
+    def stop_then_fail(_url: object, **_kwargs: object) -> CallbackResult:
+        client.control.request_stop("interrupted by SIGTERM", Kind.INTERRUPTED)
+        return CallbackResult(status=503, payload={"message": "down"})
+
+    with aioresponses() as m:
+        m.delete(RUN, callback=stop_then_fail, repeat=True)
+        with pytest.raises(ApiUnreachable, match=r"after 1 attempt\(s\)"):
+            await client.request("DELETE", "/reportruns/r1")
+    assert client._budget.available == 100
+    assert client.control.counters.retries == 0

@@ -1,0 +1,31 @@
+"""Credentials: read only from the environment (or a file it names), never shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.config import load_settings
+from worker.errors import ConfigError
+from worker.secrets import load_credentials
+
+BASE = {"target.base_url": "https://rest.zuora.com"}
+
+
+def test_missing_credentials_name_the_variables():
+    """Missing credentials for the chosen auth mode are a config error naming the variable."""
+    with pytest.raises(ConfigError, match="ZUORA_PASSWORD"):
+        load_settings("run", {**BASE, "target.auth": "legacy"}, {"ZUORA_USERNAME": "u"})
+    with pytest.raises(ConfigError, match="ZUORA_CLIENT_ID"):
+        load_settings("run", BASE, {})
+
+
+def test_a_secret_can_come_from_a_file_the_environment_names(tmp_path):
+    """ZUORA_CLIENT_SECRET_FILE (systemd LoadCredential, Kubernetes secret volumes): the file's
+    content, stripped; the value never shows in repr."""
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret-from-file\n")
+    creds = load_credentials({"ZUORA_CLIENT_ID": "id",
+                              "ZUORA_CLIENT_SECRET_FILE": str(secret)}, "oauth")
+    assert creds.client_secret == "s3cret-from-file"
+    assert "s3cret" not in repr(creds)
+    assert creds.secrets() == ["s3cret-from-file", "id"]
