@@ -31,7 +31,6 @@ from worker.control import JobControl, new_job_id
 from worker.emulator import cli as emulator_cli
 from worker.errors import ConfigError, Kind, WorkerError
 from worker.job import Job, JobDeps
-from worker.keys import KEYS
 from worker.lock import job_lock
 from worker.logs import (
     REDACTOR,
@@ -45,6 +44,7 @@ from worker.logs import (
 from worker.metrics import push_metrics, sample_of, write_metrics_file
 from worker.models import JobResult
 from worker.notify import build_payload, post_webhook, should_notify
+from worker.options import UnknownCommand, given_flags, normalise, parse
 from worker.progress import progress_for
 from worker.report import (
     build_header,
@@ -69,8 +69,6 @@ SUMMARY_LEVELS: dict[Kind, int] = {
     Kind.OK: logging.INFO, Kind.FAILED: logging.WARNING, Kind.GUARD: logging.WARNING,
     Kind.INTERRUPTED: logging.WARNING,
 }  # every other kind: error
-COMMANDS = ("plan", "run", "check", "explain", "demo", "emulator")
-JOB_COMMANDS = ("plan", "run", "check", "explain")
 GRACE_SECONDS = 5.0  # how long in-flight calls may take to finish once the job stops
 SETTLE_SECONDS = 0.05
 
@@ -85,48 +83,9 @@ def exit_code_of(ended: Kind | WorkerError | None) -> int:
 # ---------------------------------------------------------------- parsing
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser; every option comes from ``worker.keys.KEYS``."""
-    parser = argparse.ArgumentParser(
-        prog="zuora-reaper",
-        description="Find Zuora report runs stuck in progress and cancel them safely.",
-        epilog="A bare 'zuora-reaper [options]' is 'zuora-reaper plan [options]': "
-               "it never cancels anything.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    helps = {"plan": "list and select; report what would be cancelled (never cancels)",
-             "run": "list, select and cancel", "check": "validate config, auth and listing",
-             "explain": "print the effective configuration and where each value came from"}
-    for name in JOB_COMMANDS:
-        add_job_options(sub.add_parser(name, help=helps[name], description=helps[name]))
-    sub.add_parser("demo", help="run plan and run against the embedded emulator",
-                   add_help=False)
-    sub.add_parser("emulator", help="serve the Zuora Reporting API emulator", add_help=False)
-    return parser
-
-
-def add_job_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="PATH", help="TOML config file")
-    for key in KEYS:
-        flag = key.cli_flag
-        if flag is None:
-            continue
-        text = f"{key.help} [env {key.env}; default {key.default!r}]"
-        if key.choices and key.kind != "list":
-            text = f"{key.help} ({'|'.join(key.choices)}) [env {key.env}; default {key.default}]"
-        if key.kind == "bool":
-            parser.add_argument(flag, dest=key.name, action="store_const", const=True,
-                                default=None, help=text)
-        elif key.kind == "list" or key.name == "filters.older_than":
-            parser.add_argument(flag, dest=key.name, action="append", default=None,
-                                metavar=key.field.rstrip("s").upper(), help=text)
-        else:
-            parser.add_argument(flag, dest=key.name, default=None,
-                                metavar=key.kind.upper(), help=text)
-
-
 def flags_from(ns: argparse.Namespace) -> dict[str, Any]:
     """Flags given on the command line, by key name; ``--older-than S=D`` goes per status."""
-    flags = {k: v for k, v in vars(ns).items() if "." in k and v is not None}
+    flags = given_flags(ns)
     plain, by_status = split_by_status(flags.pop("filters.older_than", None) or ())
     if plain:
         flags["filters.older_than"] = plain[-1]
@@ -135,21 +94,19 @@ def flags_from(ns: argparse.Namespace) -> dict[str, Any]:
     return flags
 
 
-def _normalise(argv: list[str]) -> list[str]:
-    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
-        return ["plan", *argv]
-    return argv
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``zuora-reaper`` console script; returns the exit code."""
-    args = _normalise(list(sys.argv[1:] if argv is None else argv))
+    try:
+        args = normalise(sys.argv[1:] if argv is None else argv)
+    except UnknownCommand as exc:
+        print(f"zuora-reaper: {exc}", file=sys.stderr)
+        return exit_code_of(Kind.CONFIG)
     try:
         if args[0] == "emulator":
             return exit_code_of(emulator_cli.main(args[1:]))
         if args[0] == "demo":
             return exit_code_of(demo.main(args[1:], exit_code_of))
-        ns = build_parser().parse_args(args)
+        ns = parse(args)
     except SystemExit as exc:  # argparse: usage errors exit 2, --help exits 0
         return int(exc.code or 0)
     except ConfigError as exc:
