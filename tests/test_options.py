@@ -31,7 +31,9 @@ def test_help_shows_only_the_commands_options_with_env_and_human_defaults(capsys
     for key in KEYS:
         if takes(command, key):
             assert f"Env: {key.env}" in flat, key.name
-    assert "None" not in text and "['" not in text and "300.0" not in text
+    assert "None" not in text
+    assert "['" not in text
+    assert "300.0" not in text
     assert "examples:" in text
     for title in ("target:", "output:"):
         assert title in text
@@ -39,8 +41,10 @@ def test_help_shows_only_the_commands_options_with_env_and_human_defaults(capsys
 
 def test_each_command_takes_only_its_own_options(capsys):
     plan, run, check = (_flags(_help(capsys, c)) for c in ("plan", "run", "check"))
-    assert "--plan-out" in plan and "--plan" not in plan
-    assert "--plan" in run and "--plan-out" not in run
+    assert "--plan-out" in plan
+    assert "--plan" not in plan
+    assert "--plan" in run
+    assert "--plan-out" not in run
     assert not {"--older-than", "--max-cancel", "--plan", "--notify-webhook"} & check
 
 
@@ -49,7 +53,8 @@ def test_defaults_in_human_units_and_repeatables_marked(capsys):
     assert "Default: 5m. Env: ZUORA_REAPER_MIN_AGE" in text
     assert "Default: 1h. Env: ZUORA_REAPER_PLAN_MAX_AGE" in text
     assert "statuses to select (repeatable). Default: STARTED, QUERYDATA, PROCESSINGDATA" in text
-    assert "--status STATUS" in text and "--older-than DURATION" in text
+    assert "--status STATUS" in text
+    assert "--older-than DURATION" in text
     assert "Default: 10. Env: ZUORA_REAPER_RATE" in text
 
 
