@@ -103,7 +103,7 @@ KEYS: tuple[Key, ...] = (
     Key("output.pushgateway", "str", None, "Prometheus Pushgateway URL"),
     Key("output.notify_webhook", "str", None, "POST the job summary JSON here"),
     Key("output.job_name", "str", "zuora-reaper", "job label for metrics and notifications"),
-    Key("run.lock_file", "str", None, "lock file; unset, one per target in a private runtime folder"),
+    Key("run.lock_file", "str", None, "lock file; unset, one per target in a private folder"),
     Key("run.ids_file", "str", None, "cancel these run ids (one per line, - for stdin)"),
     Key("run.plan", "str", None, "run: cancel only runs in this plan file"),
     Key("run.plan_out", "str", None, "plan: write the selection to this plan file"),
