@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -172,7 +172,7 @@ def cli_subprocess(tmp_path: Path) -> Callable[..., CliResult]:
             timeout: float = 60) -> CliResult:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("ZUORA_")}
         full_env.update(OAUTH_ENV if env is None else env)
-        argv = [*args, *_defaults(emu, args, tmp_path)]
+        argv = [*args, *_defaults(emu, args, tmp_path, full_env)]
         proc = subprocess.run([sys.executable, "-m", "worker", *argv], capture_output=True,
                               text=True, env=full_env, timeout=timeout, cwd=ROOT, check=False)
         return CliResult(proc.returncode, proc.stdout, proc.stderr,
@@ -181,15 +181,30 @@ def cli_subprocess(tmp_path: Path) -> Callable[..., CliResult]:
     return run
 
 
-def _defaults(emu: Emulator | None, args: tuple[str, ...], tmp_path: Path) -> list[str]:
+def _defaults(emu: Emulator | None, args: tuple[str, ...], tmp_path: Path,
+              env: Mapping[str, str] | None = None) -> list[str]:
     extra: list[str] = []
     if emu is not None and "--base-url" not in args and "--environment" not in args:
         extra += ["--base-url", emu.base_url]
+    if args and args[0] == "check":  # check writes no report and takes no lock
+        return extra
     if "--report-file" not in args:
         extra += ["--report-file", str(tmp_path / "report.json")]
     if "--lock-file" not in args:
         extra += ["--lock-file", str(tmp_path / "job.lock")]
+    if args and args[0] == "run" and not _has_basis(args, os.environ if env is None else env):
+        extra += ["--older-than", "0s"]  # run needs an explicit basis; 0s selects as before
     return extra
+
+
+BASIS_FLAGS = ("--older-than", "--idle-for", "--ids-file", "--plan", "--config")
+BASIS_ENV = ("ZUORA_REAPER_OLDER_THAN", "ZUORA_REAPER_OLDER_THAN_BY_STATUS",
+             "ZUORA_REAPER_IDLE_FOR", "ZUORA_REAPER_IDS_FILE", "ZUORA_REAPER_PLAN")
+
+
+def _has_basis(args: tuple[str, ...], env: Mapping[str, str]) -> bool:
+    """Whether a test's ``run`` names a basis for selection (a flag, an env var, a config)."""
+    return any(a in BASIS_FLAGS for a in args) or any(env.get(v) for v in BASIS_ENV)
 
 
 def _load_report(default: Path, argv: list[str]) -> dict[str, Any] | None:
@@ -241,6 +256,8 @@ def popen_job(tmp_path: Path) -> Iterator[Callable[..., Job]]:
                 "--report-file", str(report)]
         if "--lock-file" not in args:
             argv += ["--lock-file", str(tmp_path / f"{name}.lock")]
+        if args and args[0] == "run" and not _has_basis(args, env):
+            argv += ["--older-than", "0s"]
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         started.append(proc)
@@ -312,6 +329,8 @@ def cli_stdin(tmp_path: Path) -> Callable[..., tuple[int, str, str, dict[str, An
         report = tmp_path / "stdin-report.json"
         argv = [sys.executable, "-m", "worker", *args, "--base-url", emu.base_url,
                 "--report-file", str(report), "--lock-file", str(tmp_path / "stdin.lock")]
+        if args and args[0] == "run" and not _has_basis(args, env):
+            argv += ["--older-than", "0s"]
         proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env,
                               cwd=ROOT, timeout=60, check=False)
         doc = json.loads(report.read_text()) if report.exists() else None

@@ -14,8 +14,11 @@ def test_plan_table_lists_what_would_be_cancelled(emu_thread, cli):
     res = cli(emu, "plan", "--older-than", "1h")
     assert res.code == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0].split() == ["RUN", "ID", "TYPE", "STATUS", "AGE", "OWNER", "RULE", "OUTCOME"]
-    row = lines[1].split()
+    assert lines[0] == "Plan: 1 run(s) to cancel (of 2 listed)"  # the summary comes first
+    table = lines.index(next(line for line in lines if line.startswith("RUN ID")))
+    assert lines[table].split() == ["RUN", "ID", "TYPE", "STATUS", "AGE", "OWNER", "RULE",
+                                    "OUTCOME"]
+    row = lines[table + 1].split()
     assert row[:5] == [old.id, "Summary", "QUERYDATA", "2h", "carol@example.com"]
     assert row[-1] == "would_cancel"
     assert young.id not in res.stdout
@@ -46,3 +49,19 @@ def test_output_json_is_one_line_equal_to_the_report(emu_thread, cli):
     assert res.stdout.count("\n") == 1
     assert res.stdout.endswith("}\n")
     assert json.loads(res.stdout) == res.report
+
+
+def test_output_json_carries_the_same_selection_summary(emu_thread, cli):
+    """The plan summary's counts are in the JSON report too (stdout and --report-file)."""
+    emu = emu_thread(runs=0)
+    for status, rtype in (("STARTED", "Detail"), ("STARTED", "Summary"), ("QUERYDATA", "Detail")):
+        emu.add_run(status=status, age_s=7200, report_type=rtype, created_by="carol@example.com")
+    res = cli(emu, "plan", "--older-than", "1h", "--output", "json")
+    assert res.code == 0, res.stderr
+    selection = json.loads(res.stdout)["selection"]
+    assert selection["selected"] == 3
+    assert selection["by_status"] == {"STARTED": 2, "QUERYDATA": 1}
+    assert selection["by_report_type"] == {"Detail": 2, "Summary": 1}
+    assert selection["by_owner"] == {"carol@example.com": 3}
+    assert selection["oldest_age_s"] >= 7200
+    assert res.report["selection"] == selection

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from worker.cli import main
+from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
 FAST = ("--rate", "1000", "--concurrency", "16")
+OAUTH = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
 
 
 @pytest.mark.parametrize("argv", [("plan",), ()], ids=["plan", "bare"])
@@ -99,3 +103,37 @@ def test_allow_young_lifts_the_floor(staged, cli):
     assert res.code == 0, res.stderr
     assert pop.emu.cancelled_ids() == expected
     assert any(pop.emu.config.clock() - pop.emu.runs[i].started_on < 300 for i in expected)
+
+
+def test_a_bare_run_is_refused_before_any_request(emu_thread, monkeypatch, capsys):
+    """'run' without an age, idle threshold, rules, ids or plan: exit 2, nothing sent.
+    (The CLI in process as a person types it: the cli fixture adds a basis to every run.)"""
+    emu = emu_thread(runs=0)
+    emu.add_run(status="STARTED", age_s=7200)
+    for name, value in OAUTH.items():
+        monkeypatch.setenv(name, value)
+    assert main(["run", "--base-url", emu.base_url]) == 2
+    err = capsys.readouterr().err
+    assert "run needs an explicit basis for selection" in err
+    assert "--older-than (e.g. --older-than 2h)" in err
+    assert emu.records == []
+
+
+@pytest.mark.parametrize(("args", "env", "config"), [
+    (("--older-than", "0s"), {}, None),
+    (("--idle-for", "1h"), {}, None),
+    (("--older-than", "STARTED=20m"), {}, None),
+    ((), {"ZUORA_REAPER_OLDER_THAN": "2h"}, None),
+    ((), {}, '[[rules]]\nname = "old"\nolder_than = "2h"\n'),
+])
+def test_any_explicit_basis_lets_run_go(emu_thread, cli, tmp_path, args, env, config):
+    emu = emu_thread(runs=0)
+    run = emu.add_run(status="STARTED", age_s=3 * 3600)
+    extra: tuple[str, ...] = ()
+    if config:
+        path = tmp_path / "reaper.toml"
+        path.write_text(config)
+        extra = ("--config", str(path))
+    res = cli(emu, "run", *args, *extra, env={**OAUTH, **env})
+    assert res.code == 0, res.stderr
+    assert emu.cancelled_ids() == {run.id}

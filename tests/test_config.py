@@ -166,7 +166,7 @@ def test_cli_config_file_is_used(emu_thread, cli, tmp_path):
     emu = emu_thread(runs=0)
     emu.add_run(run_id="d", report_type="Detail")
     emu.add_run(run_id="s", report_type="Summary")
-    config = _toml(tmp_path, '[filters]\nreport_types = ["Summary"]\n'
+    config = _toml(tmp_path, '[filters]\nreport_types = ["Summary"]\nolder_than = "0s"\n'
                              '[pacing]\nrate = 500.0\n')
     res = cli(emu, "run", "--config", config)
     assert res.code == 0, res.stderr

@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ import structlog
 
 from worker import __version__
 from worker.commands import check, demo, explain
-from worker.config import BY_STATUS, Settings, load_settings, split_by_status
+from worker.config import BY_STATUS, Settings, load_settings, require_basis, split_by_status
 from worker.control import JobControl, new_job_id
 from worker.emulator import cli as emulator_cli
 from worker.errors import ConfigError, Kind, WorkerError
@@ -42,7 +42,7 @@ from worker.logs import (
     url_secrets,
 )
 from worker.metrics import push_metrics, sample_of, write_metrics_file
-from worker.models import JobResult
+from worker.models import JobResult, RunRecord
 from worker.notify import build_payload, post_webhook, should_notify
 from worker.options import UnknownCommand, given_flags, normalise, parse
 from worker.progress import progress_for
@@ -50,13 +50,12 @@ from worker.report import (
     build_header,
     counts,
     failed_ids,
-    render_table,
     report_chunks,
     run_lines,
-    summary_line,
     verdict,
     write_report,
 )
+from worker.screen import ask, render
 from worker.secrets import env_secrets
 
 log = structlog.get_logger("worker.cli")
@@ -114,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code_of(exc)
     try:
         settings = load_settings(ns.command, flags_from(ns), os.environ, ns.config)
+        require_basis(settings)
     except ConfigError as exc:
         message = Redactor(env_secrets(os.environ)).scrub(str(exc))
         print(f"zuora-reaper: config error: {message}", file=sys.stderr)
@@ -168,7 +168,7 @@ async def _run_with_signals(settings: Settings, job_id: str | None = None) -> Jo
     control = JobControl(settings.pacing.deadline, job_id)
     progress = progress_for(settings)
     job = Job(settings, JobDeps(control=control, on_selected=progress.selected,
-                                on_done=progress.finished))
+                                on_done=progress.finished, confirm=_confirm_for(settings)))
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(job.run())
     task.add_done_callback(lambda _: progress.close())
@@ -187,6 +187,27 @@ async def _run_with_signals(settings: Settings, job_id: str | None = None) -> Jo
         for sig in handled:
             loop.remove_signal_handler(sig)
     return job.result
+
+
+def _confirm_for(settings: Settings) -> Callable[[JobResult, list[RunRecord]],
+                                                 Awaitable[bool]] | None:
+    """On a terminal, ``run`` asks before it cancels (unless --yes); off one it never asks."""
+    if settings.command != "run" or settings.run.yes or not _interactive():
+        return None
+
+    async def confirm(_result: JobResult, records: list[RunRecord]) -> bool:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, ask, records, datetime.now(UTC), sys.stdin,
+                                          sys.stderr)
+
+    return confirm
+
+
+def _interactive() -> bool:
+    try:
+        return sys.stdin.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _on_signal(task: asyncio.Future[None], control: JobControl) -> Callable[[str], None]:
@@ -246,8 +267,7 @@ def finish(settings: Settings, result: JobResult) -> int:
     if settings.output.output == "json":
         sys.stdout.writelines(report_chunks(doc, run_lines(result), one_line=True))
     else:
-        render_table(result, datetime.now(UTC), sys.stdout)
-        print(summary_line(result))
+        render(result, datetime.now(UTC), sys.stdout)
     log.log(SUMMARY_LEVELS.get(kind, logging.ERROR), "job.summary", exit_code=code,
             reason=doc["exit_reason"], mode=result.mode, passes=result.passes,
             requests=result.counters.requests, rate_limited=dict(result.counters.limited),

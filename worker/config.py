@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from worker import environments
-from worker.durations import parse_duration
+from worker.durations import format_duration, parse_duration
 from worker.errors import ConfigError
 from worker.files import CONFIG_CAP, check_output_path, read_capped
 from worker.keys import KEYS, KEYS_BY_NAME, SECTIONS, Key, default_of
@@ -126,6 +126,7 @@ class RunOptions:
     plan: str | None = None
     plan_out: str | None = None
     plan_max_age: float = default_of("run.plan_max_age")
+    yes: bool = default_of("run.yes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,9 +331,10 @@ def load_settings(command: str, flags: Mapping[str, Any], env: Mapping[str, str]
     _validate_ranges(values)
     _validate_outputs(values)
     target = _target(values, sources)
+    rules = _rules(file_data.get("rules", []))
     selection = Selection(
         filters=_filters(values, "filters."),
-        rules=_rules(file_data.get("rules", [])),
+        rules=rules,
         exclude=Exclusions(values["exclude.report_types"], values["exclude.created_by"],
                            values["exclude.report_ids"]),
         min_age=0.0 if values["safety.allow_young"] else values["safety.min_age"],
@@ -351,6 +353,25 @@ def load_settings(command: str, flags: Mapping[str, Any], env: Mapping[str, str]
         values=values,
         sources=sources,
     )
+
+
+BASIS = ("filters.older_than", BY_STATUS, "filters.idle_for", "run.ids_file", "run.plan")
+
+
+def require_basis(settings: Settings) -> None:
+    """``run`` cancels only on an explicit basis for selection (the CLI checks it right after
+    loading): a bare ``run`` would cancel every in-progress run past the age floor.
+    ``--older-than 0s`` is explicit (any age)."""
+    values = settings.values
+    if settings.command != "run" or settings.selection.rules \
+            or any(values.get(name) not in (None, ()) for name in BASIS):
+        return
+    floor = format_duration(values["safety.min_age"])
+    raise ConfigError("filters.older_than", (
+        "run needs an explicit basis for selection: --older-than (e.g. --older-than 2h), "
+        "--idle-for, [[rules]] in the config file, --ids-file or --plan (flag, "
+        f"ZUORA_REAPER_* or config file); without one it would cancel every in-progress run "
+        f"older than {floor}. Preview with 'zuora-reaper plan' first"))
 
 
 def _section(values: Mapping[str, Any], section: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
@@ -40,6 +40,8 @@ class JobDeps:
     on_done: Callable[[RunRecord], None] | None = None
     on_selected: Callable[[int], None] | None = None
     control: JobControl | None = None  # the caller's, so it can stop the job (signals)
+    # Asked before each pass's cancels with the runs about to be cancelled; False refuses.
+    confirm: Callable[[JobResult, list[RunRecord]], Awaitable[bool]] | None = None
     stdin: TextIO | None = None  # read by --ids-file - (default: sys.stdin)
 
 
@@ -148,6 +150,7 @@ class Job:
             for rec in fresh:
                 rec.settle(Outcome.WOULD_CANCEL)
             return False
+        await self._confirmed(fresh)
         if self.deps.on_selected:
             self.deps.on_selected(len(fresh))
         workers = self.settings.pacing.concurrency * 4
@@ -222,6 +225,15 @@ class Job:
         if verdict.selected and plan is not None and run.id not in plan.run_ids:
             verdict = Verdict.no("not_in_plan")
         return RunRecord(run, key, pass_no, verdict.selected, verdict.reason, verdict.rule)
+
+    async def _confirmed(self, fresh: list[RunRecord]) -> None:
+        """Ask the person at the terminal (when the caller asks); a no cancels nothing."""
+        if self.deps.confirm is None or await self.deps.confirm(self.result, fresh):
+            return
+        for rec in fresh:
+            rec.settle(Outcome.NOT_ATTEMPTED)
+        raise GuardRefused(f"not confirmed: cancelled none of the {len(fresh)} selected runs "
+                           "(answer yes to go on, or pass --yes)")
 
     def _guard(self, fresh: list[RunRecord]) -> None:
         """The max-cancel guard over every run selected so far: a plan warns, a run refuses

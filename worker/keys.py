@@ -108,6 +108,8 @@ KEYS: tuple[Key, ...] = (
     Key("run.plan", "str", None, "run: cancel only runs in this plan file"),
     Key("run.plan_out", "str", None, "plan: write the selection to this plan file"),
     Key("run.plan_max_age", "duration", 3600.0, "refuse plans older than this"),
+    Key("run.yes", "bool", False, "run: cancel without asking (on a terminal, run shows the "
+        "selection and asks first)"),
 )
 
 KEYS_BY_NAME = {key.name: key for key in KEYS}

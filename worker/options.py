@@ -33,7 +33,7 @@ GROUPS = {  # section -> the help group its keys are shown in
 }
 # Keys a command does not take as a flag (they may still come from the env or a file).
 NOT_FOR = {
-    "plan": {"run.plan", "run.plan_max_age"},
+    "plan": {"run.plan", "run.plan_max_age", "run.yes"},
     "run": {"run.plan_out"},
 }
 CHECK_KEYS = {"filters.statuses", "pacing.rate", "pacing.attempt_timeout", "pacing.deadline",

@@ -10,19 +10,18 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 
 from worker.config import Settings
-from worker.durations import format_duration
 from worker.errors import InternalError, Kind
 from worker.files import refuse_non_regular
 from worker.logs import REDACTOR
 from worker.models import UNSUCCESSFUL, JobResult, Outcome, RunRecord
 
 SCHEMA_VERSION = 1
-MAX_TABLE_ROWS = 200
+TOP_GROUPS = 10  # values listed per group of the selection summary, the rest as 'other'
 
 
 def iso(value: datetime | None) -> str | None:
@@ -61,6 +60,30 @@ def verdict(result: JobResult) -> tuple[Kind, str | None]:
         return Kind.FAILED, (f"{failed} selected run(s) failed to cancel{detail}; see the "
                              "report for each error")
     return Kind.OK, None
+
+
+def selection_doc(result: JobResult, now: datetime) -> dict[str, Any]:
+    """What was selected, in counts: by status, report type, owner and rule (the largest
+    first, at most ``TOP_GROUPS`` each, the rest as ``other``), and the oldest and newest."""
+    selected = [r for r in result.records.values() if r.selected]
+    ages = [age for age in (r.age_s(now) for r in selected) if age is not None]
+    return {
+        "selected": len(selected),
+        "listed": len(result.records),
+        "by_status": _top(r.run.status for r in selected),
+        "by_report_type": _top(r.run.report_type for r in selected),
+        "by_owner": _top(r.run.created_by for r in selected),
+        "by_rule": _top(r.rule for r in selected),
+        "oldest_age_s": round(max(ages)) if ages else None,
+        "newest_age_s": round(min(ages)) if ages else None,
+    }
+
+
+def _top(values: Iterable[str | None]) -> dict[str, int]:
+    counted = Counter(value or "-" for value in values).most_common()
+    top = dict(counted[:TOP_GROUPS])
+    rest = sum(n for _, n in counted[TOP_GROUPS:])
+    return {**top, "other": rest} if rest else top
 
 
 def filters_doc(settings: Settings) -> dict[str, Any]:
@@ -108,6 +131,7 @@ def build_header(settings: Settings, result: JobResult, exit_code: int,
         "passes": result.passes,
         "warnings": list(result.warnings),
         "counts": counts(result),
+        "selection": selection_doc(result, result.finished_at or result.started_at),
         "requests": {"total": c.requests, "by_class": dict(c.by_class),
                      "rate_limited": dict(c.limited), "retries": c.retries,
                      "network_errors": c.network_errors,
@@ -185,39 +209,3 @@ def write_report(path: str, header: Mapping[str, Any], lines: Iterable[str] | No
     if lines is None:
         lines = (json.dumps(run) for run in header.get("runs", ()))
     write_atomic(path, report_chunks(header, lines))
-
-
-# ---------------------------------------------------------------- human output
-
-def render_table(result: JobResult, now: datetime, out: TextIO) -> None:
-    """A readable table of the selected runs (id, report type, status, age, owner, outcome)."""
-    rows = [r for r in result.records.values() if r.selected]
-    if not rows:
-        return
-    header = ("RUN ID", "TYPE", "STATUS", "AGE", "OWNER", "RULE", "OUTCOME")
-    lines = []
-    for rec in rows[:MAX_TABLE_ROWS]:
-        age = rec.age_s(now)
-        lines.append((rec.run.id or "?", rec.run.report_type or "-", rec.run.status or "-",
-                      format_duration(age) if age is not None else "-",
-                      rec.run.created_by or "-", rec.rule or "-",
-                      rec.outcome.value if rec.outcome else "-"))
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=False)]
-    for line in (header, *lines):
-        out.write("  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
-                  + "\n")
-    if len(rows) > MAX_TABLE_ROWS:
-        out.write(f"... and {len(rows) - MAX_TABLE_ROWS} more (see --report-file)\n")
-
-
-def summary_line(result: JobResult) -> str:
-    """One line: mode, listed, selected, and each non-zero outcome."""
-    c = counts(result)
-    parts = [f"{result.mode}: listed {c['listed']}", f"selected {c['selected']}"]
-    parts += [f"{o.value} {c[o.value]}" for o in Outcome if c[o.value]]
-    if c["unparseable"]:
-        parts.append(f"unparseable {c['unparseable']}")
-    if result.finished_at:
-        took = (result.finished_at - result.started_at).total_seconds()
-        parts.append(f"in {took:.1f}s")
-    return ", ".join(parts) + "".join(f"\nwarning: {w}" for w in result.warnings)
