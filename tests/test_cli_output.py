@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 
 def test_plan_table_lists_what_would_be_cancelled(emu_thread, cli):
@@ -65,3 +72,31 @@ def test_output_json_carries_the_same_selection_summary(emu_thread, cli):
     assert selection["by_owner"] == {"carol@example.com": 3}
     assert selection["oldest_age_s"] >= 7200
     assert res.report["selection"] == selection
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_a_closed_stdout_still_finishes_the_job(emu_thread, tmp_path, output):
+    """'plan | head' (stdout closed before anything is written): no traceback, the report and
+    the summary are still written, and the exit code is the job's own (0)."""
+    emu = emu_thread(runs=0)
+    for _ in range(3):
+        emu.add_run(age_s=7200)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ZUORA_")},
+           "ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
+    report = tmp_path / "report.json"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the job writes a byte
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "worker", "plan", "--base-url", emu.base_url,
+             "--older-than", "1h", "--output", output, "--report-file", str(report),
+             "--lock-file", str(tmp_path / "lock"), "--log-format", "json"],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, env=env, timeout=60,
+            check=False)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert '"output.stdout_closed"' in proc.stderr
+    assert '"job.summary"' in proc.stderr
+    assert json.loads(report.read_text())["counts"]["would_cancel"] == 3

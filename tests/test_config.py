@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,30 @@ def test_cli_config_file_is_used(emu_thread, cli, tmp_path):
     res = cli(emu, "plan", "--config", config, "--report-type", "Detail")
     assert res.code == 0, res.stderr
     assert res.report["filters"]["report_types"] == ["Detail"]
+
+
+# ------------------------------------------------------------------ TOML values typed like flags
+@pytest.mark.parametrize(("text", "key", "words"), [
+    ("[filters]\nolder_than = 2\n", "filters.older_than", 'written like "2h"'),
+    ("[safety]\nallow_young = \"yes\"\n", "safety.allow_young", "written like true"),
+    ("[safety]\nmax_cancel = \"50\"\n", "safety.max_cancel", "written like 50"),
+    ("[safety]\nmax_cancel = true\n", "safety.max_cancel", "is a bool"),
+    ("[pacing]\nrate = \"5\"\n", "pacing.rate", "written like 2.5"),
+    ("[filters]\nstatuses = \"STARTED\"\n", "filters.statuses", '["a", "b"]'),
+    ("[filters.older_than_by_status]\nSTARTED = 1200\n", "filters.older_than_by_status.STARTED",
+     'written like "2h"'),
+    ("[[rules]]\nname = \"r\"\nolder_than = 7200\n", "rules[0].older_than", 'like "2h"'),
+])
+def test_file_values_are_typed_like_flags(tmp_path, text, key, words):
+    """A TOML value of the wrong type names the key, what it is, and an example; 2 is not
+    read as 2 seconds, "yes" as true or "50" as an integer."""
+    with pytest.raises(ConfigError, match=r"^" + re.escape(key) + r": .*" + re.escape(words)):
+        _load(config=_toml(tmp_path, text))
+
+
+def test_well_typed_file_values_load(tmp_path):
+    settings = _load(config=_toml(tmp_path, '[filters]\nolder_than = "2h"\n'
+                                            '[safety]\nallow_young = true\nmax_cancel = 50\n'
+                                            '[pacing]\nrate = 5\nquota_share = 0.5\n'))
+    assert settings.selection.filters.older_than == 7200
+    assert (settings.selection.min_age, settings.max_cancel, settings.pacing.rate) == (0, 50, 5)

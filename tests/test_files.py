@@ -139,3 +139,16 @@ def test_an_undecodable_config_file_is_a_config_error(cli, tmp_path):
     res = cli(None, "plan", "--base-url", "https://rest.zuora.com", "--config", str(config))
     assert res.code == 2
     assert "not UTF-8 text" in res.stderr
+
+
+@pytest.mark.parametrize("key", ["output.report_file", "run.plan_out", "output.metrics_file",
+                                 "run.lock_file"])
+def test_an_output_in_a_missing_folder_is_refused_not_created(tmp_path, key):
+    """A typo in a folder name is an error before any request, and no folder appears."""
+    path = tmp_path / "no-such-folder" / "out.json"
+    command = "plan" if key == "run.plan_out" else "run"
+    creds = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
+    with pytest.raises(ConfigError, match=r"the folder .*no-such-folder does not exist"):
+        load_settings(command, {"target.base_url": "https://rest.zuora.com", key: str(path)},
+                      creds)
+    assert not path.parent.exists()

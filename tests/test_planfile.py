@@ -6,7 +6,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from worker.planfile import content_hash
+
 HOUR = 3600.0
+OAUTH_DEMO = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
 
 
 def _plan(cli, emu, path, *flags):
@@ -16,8 +22,11 @@ def _plan(cli, emu, path, *flags):
 
 
 def _edit(path, **fields):
+    """Stage a plan as it would have been made (e.g. two hours ago): the fields changed and
+    the content digest sealed again, as the tool seals a plan it writes."""
     doc = json.loads(Path(path).read_text())
     doc.update(fields)
+    doc["sha256"] = content_hash(doc)
     Path(path).write_text(json.dumps(doc))
 
 
@@ -27,7 +36,8 @@ def test_plan_file_contents(emu_thread, cli, fast, tmp_path):
     a = emu.add_run(age_s=2 * HOUR)
     emu.add_run(age_s=0.5 * HOUR)
     doc = _plan(cli, emu, tmp_path / "p.json", *fast)
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2
+    assert len(doc["sha256"]) == 64
     assert doc["target"]["base_url"] == emu.base_url
     assert len(doc["filters_sha256"]) == 64
     assert doc["filters"]["older_than_s"] == 3600.0
@@ -159,3 +169,38 @@ def test_plan_out_is_for_plan_only(emu_thread, cli, fast, tmp_path):
     assert res.code == 2, res.stderr
     assert emu.records == []
     assert not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.parametrize("edit", ["add", "remove", "change", "rule"])
+def test_any_edit_of_the_run_list_is_refused(emu_thread, cli, fast, tmp_path, edit):
+    """The plan's sha256 covers its runs too: an id added, dropped or changed, or a rule
+    renamed, is a config error (exit 2) before any request."""
+    emu = emu_thread(runs=0)
+    for _ in range(2):
+        emu.add_run(age_s=2 * HOUR)
+    path = tmp_path / "p.json"
+    doc = _plan(cli, emu, path, *fast)
+    runs = doc["runs"]
+    if edit == "add":
+        runs.append({**runs[0], "id": "someone-elses-run"})
+    elif edit == "remove":
+        runs.pop()
+    elif edit == "change":
+        runs[0]["id"] = "someone-elses-run"
+    else:
+        runs[0]["rule"] = "renamed"
+    path.write_text(json.dumps(doc))
+    sent = len(emu.records)
+    res = cli(emu, "run", "--older-than", "1h", "--plan", str(path), *fast)
+    assert res.code == 2, res.stderr
+    assert "edited after it was made" in res.stderr
+    assert len(emu.records) == sent
+
+
+def test_plan_takes_no_plan_even_from_the_environment(emu_thread, cli, fast, tmp_path):
+    emu = emu_thread(runs=0)
+    res = cli(emu, "plan", "--older-than", "1h", *fast,
+              env={**OAUTH_DEMO, "ZUORA_REAPER_PLAN": str(tmp_path / "p.json")})
+    assert res.code == 2, res.stderr
+    assert "--plan is for 'run'" in res.stderr
+    assert emu.records == []

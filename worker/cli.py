@@ -264,10 +264,7 @@ def finish(settings: Settings, result: JobResult) -> int:
     result.settle_unattempted()
     kind, doc = _report(settings, result)
     code = exit_code_of(kind)
-    if settings.output.output == "json":
-        sys.stdout.writelines(report_chunks(doc, run_lines(result), one_line=True))
-    else:
-        render(result, datetime.now(UTC), sys.stdout)
+    _print_result(settings, result, doc)
     log.log(SUMMARY_LEVELS.get(kind, logging.ERROR), "job.summary", exit_code=code,
             reason=doc["exit_reason"], mode=result.mode, passes=result.passes,
             requests=result.counters.requests, rate_limited=dict(result.counters.limited),
@@ -277,6 +274,31 @@ def finish(settings: Settings, result: JobResult) -> int:
     if code:
         print(f"zuora-reaper: exit {code}: {doc['exit_reason']}", file=sys.stderr)
     return code
+
+
+def _print_result(settings: Settings, result: JobResult, doc: dict[str, Any]) -> None:
+    """The result on stdout. A reader that went away (``plan | head``) is not the job's
+    failure: the report, summary, metrics and webhook still follow, with the job's own code."""
+    try:
+        if settings.output.output == "json":
+            sys.stdout.writelines(report_chunks(doc, run_lines(result), one_line=True))
+        else:
+            render(result, datetime.now(UTC), sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        log.warning("output.stdout_closed")
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # not a real file (tests capture it)
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _report(settings: Settings, result: JobResult) -> tuple[Kind, dict[str, Any]]:

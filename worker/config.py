@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from worker import environments
 from worker.durations import format_duration, parse_duration
 from worker.errors import ConfigError
-from worker.files import CONFIG_CAP, check_output_path, read_capped
+from worker.files import CONFIG_CAP, check_output_folder, check_output_path, read_capped
 from worker.keys import KEYS, KEYS_BY_NAME, SECTIONS, Key, default_of
 from worker.models import IN_PROGRESS
 from worker.network import Network, network_from
@@ -266,6 +266,27 @@ def coerce(key: Key, raw: Any) -> Any:
     return value
 
 
+FILE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "str": ((str,), '"text"'), "choice": ((str,), '"text"'), "int": ((int,), "50"),
+    "float": ((int, float), "2.5"), "bool": ((bool,), "true"), "duration": ((str,), '"2h"'),
+    "list": ((list,), '["a", "b"]'),
+}
+
+
+def check_file_type(key: Key, raw: Any, where: str) -> None:
+    """A value from the TOML file is typed as a flag means it: a duration is a string with a
+    unit ("2h", not 2: TOML numbers carry no unit), a boolean is true/false (not "yes"), a
+    whole number an integer (not "50"). A wrong type names the key, what was found, an example.
+    """
+    allowed, example = FILE_TYPES[key.kind]
+    if isinstance(raw, bool) and bool not in allowed:
+        allowed = ()
+    if not isinstance(raw, allowed):
+        found = type(raw).__name__.replace("str", "string").replace("int", "integer")
+        raise ConfigError(where, f"{raw!r} is a {found} in the config file; {key.kind} values "
+                                 f"are written like {example}")
+
+
 def _as_bool(raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -326,6 +347,9 @@ def load_settings(command: str, flags: Mapping[str, Any], env: Mapping[str, str]
     """Build validated Settings; raise ConfigError naming the first bad key."""
     file_data = read_config_file(config_path)
     raw, sources = layer(flags, env, file_data)
+    for name, source in sources.items():
+        if source == "file" and name in KEYS_BY_NAME:
+            check_file_type(KEYS_BY_NAME[name], raw[name], name)
     values = {name: coerce(KEYS_BY_NAME[name], raw[name]) for name in KEYS_BY_NAME}
     values[BY_STATUS] = _by_status(BY_STATUS, raw[BY_STATUS])
     _validate_ranges(values)
@@ -386,6 +410,9 @@ def _by_status(where: str, raw: Any) -> tuple[tuple[str, float], ...]:
         if str(status).upper() not in IN_PROGRESS:
             raise ConfigError(where, f"{status!r} is not an in-progress status; "
                                      f"allowed: {', '.join(IN_PROGRESS)}")
+        if not isinstance(duration, str):
+            raise ConfigError(f"{where}.{status}", f"{duration!r} is not a duration; durations "
+                                                   'are written like "2h"')
         try:
             out.append((str(status).upper(), _as_duration(duration)))
         except ValueError as exc:
@@ -423,6 +450,8 @@ def _rules(raw: Any) -> tuple[Rule, ...]:
             if key is None:
                 values["r." + name] = _by_status(f"{where}.{name}", body.get(name, {}))
                 continue
+            if name in body:
+                check_file_type(key, body[name], f"{where}.{name}")
             try:
                 value = coerce(key, body.get(name, key.default))
             except ConfigError as exc:
@@ -510,6 +539,8 @@ def _validate_outputs(values: Mapping[str, Any]) -> None:
     for key in ("output.report_file", "run.plan_out", "output.metrics_file"):
         if values[key]:
             check_output_path(key, values[key])
+    if values["run.lock_file"]:  # lock.py refuses what is not a regular file, at open
+        check_output_folder("run.lock_file", values["run.lock_file"])
     if values["output.pushgateway"]:
         check_service_url("output.pushgateway", values["output.pushgateway"], https_only=False)
     if values["output.notify_webhook"]:

@@ -54,11 +54,21 @@ def _size(cap: int) -> str:
 
 def check_output_path(key: str, path: str) -> None:
     """ConfigError when ``path`` exists and is not a regular file (a symlink, a device node, a
-    FIFO, a directory): writing it would replace that with a regular file."""
+    FIFO, a directory): writing it would replace that with a regular file; or when its folder
+    does not exist (a typo there is not silently made into a new tree of folders)."""
     problem = not_a_regular_file(path)
     if problem:
         raise ConfigError(key, f"{path} is {problem}: refusing to replace it; give a path to "
                                "a regular file or a new one")
+    check_output_folder(key, path)
+
+
+def check_output_folder(key: str, path: str) -> None:
+    """ConfigError when the folder ``path`` goes in does not exist."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigError(key, f"the folder {folder} does not exist; create it first (the "
+                               "tool does not create folders for its output)")
 
 
 def not_a_regular_file(path: str) -> str | None:

@@ -18,7 +18,6 @@ import re
 import stat
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 from worker.config import Settings
 from worker.errors import ConfigError, LockHeld
@@ -73,7 +72,6 @@ def _open_lock(path: str) -> tuple[int, bool]:
 def job_lock(settings: Settings) -> Iterator[str]:
     """Hold the lock while the body runs; raise LockHeld at once if another job has it."""
     path = settings.run.lock_file or default_lock_path(settings)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fd, created = _open_lock(path)
     try:
         try:

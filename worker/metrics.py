@@ -168,7 +168,6 @@ def write_metrics_file(path: str, sample: Sample) -> None:
     last = stamp(sample.finished) if sample.exit_code == 0 else \
         previous_success(path, sample.labels)
     refuse_non_regular(path)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     # prometheus_client's writer renames a temp file into place; unlike mkstemp it leaves the
     # file with umask permissions, so a node_exporter running as another user can read it.
     write_to_textfile(path, build_registry(sample, last))

@@ -1,10 +1,11 @@
 """Plan hand-off: ``plan --plan-out PATH`` writes the selection; ``run --plan PATH`` applies it.
 
-A plan file (JSON, ``schema_version`` 1) holds when it was made, the target, the effective
-filters and their SHA-256, and the selected runs. ``run --plan`` refuses (GuardRefused, exit 4)
-a plan that is older than ``--plan-max-age``, made in the future, made for another target, or
-made with different filters; a file that is missing or garbled is a ConfigError (exit 2). All of
-this is checked before any network call. The job then cancels only runs that are in the plan
+A plan file (JSON, ``schema_version`` 2) holds when it was made, the target, the effective
+filters and their SHA-256, the selected runs, and ``sha256``: the digest of all of that, so any
+edit of the file (an id added, removed or changed, a rule renamed) is refused (exit 2).
+``run --plan`` refuses (GuardRefused, exit 4) a plan that is older than ``--plan-max-age``,
+made in the future, made for another target, or made with different filters; a file that is
+missing or garbled is a ConfigError (exit 2). All of this is checked before any network call. The job then cancels only runs that are in the plan
 *and* still selected by the current filters and guards; others get reason ``not_in_plan``.
 
 ``max_cancel`` is not part of the hash: it is a guard, not a filter, and still applies on run.
@@ -26,7 +27,7 @@ from worker.files import PLAN_CAP, read_capped
 from worker.models import RunRecord
 from worker.report import filters_doc, iso, write_atomic
 
-PLAN_SCHEMA = 1
+PLAN_SCHEMA = 2
 PLAN_KIND = "zuora-reaper-plan"
 FUTURE_TOLERANCE = timedelta(seconds=60)
 NOT_HASHED = ("max_cancel",)
@@ -52,6 +53,11 @@ def hashed_filters(settings: Settings) -> dict[str, Any]:
     return doc
 
 
+def content_hash(doc: Mapping[str, Any]) -> str:
+    """SHA-256 of the whole plan document but its own ``sha256`` field."""
+    return filters_hash({k: v for k, v in doc.items() if k != "sha256"})
+
+
 def filters_hash(doc: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of ``doc`` (sorted keys, no whitespace)."""
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -63,7 +69,7 @@ def plan_document(settings: Settings, records: Iterable[RunRecord],
     """The plan file's content: the selected runs of a finished ``plan`` job."""
     doc = hashed_filters(settings)
     target = settings.target
-    return {
+    plan = {
         "schema_version": PLAN_SCHEMA,
         "kind": PLAN_KIND,
         "created_at": iso(now),
@@ -75,6 +81,7 @@ def plan_document(settings: Settings, records: Iterable[RunRecord],
                   "started_on": iso(r.run.started_on), "rule": r.rule}
                  for r in records if r.selected and r.run.id is not None],
     }
+    return {**plan, "sha256": content_hash(plan)}
 
 
 def write_plan(settings: Settings, records: Iterable[RunRecord], now: datetime) -> int:
@@ -94,10 +101,14 @@ def write_plan(settings: Settings, records: Iterable[RunRecord], now: datetime) 
 
 
 def check_options(settings: Settings) -> None:
-    """``--plan-out`` belongs to ``plan`` (a ``run`` cancels, it does not hand off)."""
+    """``--plan-out`` belongs to ``plan`` (a ``run`` cancels, it does not hand off), and
+    ``--plan`` to ``run`` (from a flag, the environment or the file alike)."""
     if settings.run.plan_out and not settings.dry_run:
         raise ConfigError("run.plan_out", "--plan-out is for 'plan'; 'run' applies a plan "
                                           "with --plan PATH")
+    if settings.run.plan and settings.command == "plan":
+        raise ConfigError("run.plan", "--plan is for 'run'; 'plan' makes one with "
+                                      "--plan-out PATH")
 
 
 def load_plan(settings: Settings, now: datetime) -> Plan | None:
@@ -140,6 +151,9 @@ def _parse(path: str, data: Any) -> Plan:
     filters, digest = data["filters"], str(data["filters_sha256"])
     if not isinstance(filters, dict) or filters_hash(filters) != digest:
         raise ValueError("filters do not match filters_sha256 (was the file edited?)")
+    if data.get("sha256") != content_hash(data):
+        raise ValueError("its content does not match its sha256: it was edited after it was "
+                         "made; make a fresh plan")
     ids = [run["id"] for run in data["runs"]]
     if not all(isinstance(i, str) and i for i in ids):
         raise ValueError("a run without an id")

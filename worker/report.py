@@ -190,7 +190,6 @@ def write_atomic(path: str, text: str | Iterable[str]) -> None:
     """Write ``text`` (or its chunks) to ``path`` via a temp file in the same folder + rename."""
     target = Path(path)
     refuse_non_regular(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
