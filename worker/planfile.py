@@ -5,8 +5,9 @@ filters and their SHA-256, the selected runs, and ``sha256``: the digest of all 
 edit of the file (an id added, removed or changed, a rule renamed) is refused (exit 2).
 ``run --plan`` refuses (GuardRefused, exit 4) a plan that is older than ``--plan-max-age``,
 made in the future, made for another target, or made with different filters; a file that is
-missing or garbled is a ConfigError (exit 2). All of this is checked before any network call. The job then cancels only runs that are in the plan
-*and* still selected by the current filters and guards; others get reason ``not_in_plan``.
+missing or garbled is a ConfigError (exit 2). All of this is checked before any network call.
+The job then cancels only runs that are in the plan *and* still selected by the current
+filters and guards; others get reason ``not_in_plan``.
 
 ``max_cancel`` is not part of the hash: it is a guard, not a filter, and still applies on run.
 """
