@@ -4,6 +4,7 @@ systemd units (rated by systemd-analyze), and the package metadata, parsed and c
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import shlex
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from worker import files
 from worker.config import load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
@@ -195,15 +197,18 @@ def test_cronjob_fields_that_matter():
                                          for e in container["env"])
 
 
-def test_configmap_config_is_accepted_by_the_loader(tmp_path):
+def test_configmap_config_is_accepted_by_the_loader(tmp_path, monkeypatch):
     """The ConfigMap's config.toml loads with the real loader; the report and the lock live on
-    mounted volumes."""
+    mounted volumes (which exist in the pod: the loader is told so, as it would find them)."""
     cm, cronjob = load("base/configmap.yaml"), load("base/cronjob.yaml")
     container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     args = container["args"]
     name = Path(args[args.index("--config") + 1]).name
     path = tmp_path / name
     path.write_text(cm["data"][name])
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(files.os.path, "isdir", lambda p: p in mounts or real_isdir(p))
     settings = load_settings("run", {}, {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID,
                                          "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}, str(path))
     assert settings.target.base_url.startswith("https://")

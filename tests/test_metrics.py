@@ -45,6 +45,7 @@ def test_metrics_file_holds_exact_values_of_a_run(emu_thread, cli, tmp_path):
     emu = emu_thread(runs=0)
     seed(emu, good=3, poison=1)
     prom = tmp_path / "textfile" / "reaper.prom"
+    prom.parent.mkdir()  # the collector's folder exists; the tool creates none
     res = cli(emu, "run", "--older-than", "1h", *FAST, "--max-attempts", "1",
               "--metrics-file", str(prom), "--job-name", "nightly")
     assert res.code == 1, res.stderr

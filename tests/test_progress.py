@@ -106,9 +106,9 @@ def test_log_lines_scroll_above_the_line_and_logging_is_restored():
     factory = structlog.get_config()["logger_factory"]
     prog = Progress(out, enabled=True)
     prog.selected(2)
-    structlog.get_logger("t").info("cancel.finished", run_id="r1")
+    structlog.get_logger("t").info("reconcile.started", runs=1)  # a per-pass event
     text = out.getvalue()
-    first, log_part = text.split("cancel.finished", 1)
+    first, log_part = text.split("reconcile.started", 1)
     assert first.endswith(" ") or "cancelling" in first
     assert first.rfind(CLEAR) > first.rfind("cancelling")  # erased before the log line
     assert log_part.split("\n", 1)[1].startswith(CLEAR + "cancelling")  # drawn again
@@ -176,3 +176,27 @@ def test_progress_on_a_real_terminal_only(emu_thread, tmp_path):
     quiet = _run_on_pty(emu, tmp_path, "--older-than", "1h", *FAST, "--progress", "never")
     assert "cancelling" not in quiet
     assert len(emu.cancelled_ids()) == 6
+
+
+def test_the_console_keeps_per_run_events_for_debug():
+    """At info the console drops cancel.finished (the progress line counts them); at debug,
+    and in JSON logs always, each one is a line."""
+    for fmt, level, shown in (("console", "info", False), ("console", "debug", True),
+                              ("json", "info", True)):
+        out = FakeTTY()
+        configure_logging(fmt, level, stream=out)
+        structlog.get_logger("t").info("cancel.finished", run_id="r1")
+        structlog.get_logger("t").info("job.summary", exit_code=0)
+        assert ("cancel.finished" in out.getvalue()) is shown, (fmt, level)
+        assert "job.summary" in out.getvalue()
+
+
+def test_the_progress_line_shows_the_listing_then_the_cancels():
+    out = FakeTTY()
+    prog = Progress(out, enabled=True)
+    prog.page(3, 250)
+    assert prog.line() == "listing: page 3, 250 runs so far"
+    assert "listing: page 3, 250 runs so far" in out.getvalue()
+    prog.selected(10)
+    assert prog.line().startswith("cancelling [")
+    prog.close()

@@ -45,7 +45,7 @@ from worker.metrics import push_metrics, sample_of, write_metrics_file
 from worker.models import JobResult, RunRecord
 from worker.notify import build_payload, post_webhook, should_notify
 from worker.options import UnknownCommand, given_flags, normalise, parse
-from worker.progress import progress_for
+from worker.progress import Progress, progress_for
 from worker.report import (
     build_header,
     counts,
@@ -168,7 +168,8 @@ async def _run_with_signals(settings: Settings, job_id: str | None = None) -> Jo
     control = JobControl(settings.pacing.deadline, job_id)
     progress = progress_for(settings)
     job = Job(settings, JobDeps(control=control, on_selected=progress.selected,
-                                on_done=progress.finished, confirm=_confirm_for(settings)))
+                                on_done=progress.finished, on_page=progress.page,
+                                confirm=_confirm_for(settings, progress)))
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(job.run())
     task.add_done_callback(lambda _: progress.close())
@@ -189,13 +190,14 @@ async def _run_with_signals(settings: Settings, job_id: str | None = None) -> Jo
     return job.result
 
 
-def _confirm_for(settings: Settings) -> Callable[[JobResult, list[RunRecord]],
-                                                 Awaitable[bool]] | None:
+def _confirm_for(settings: Settings, progress: Progress) -> Callable[
+        [JobResult, list[RunRecord]], Awaitable[bool]] | None:
     """On a terminal, ``run`` asks before it cancels (unless --yes); off one it never asks."""
     if settings.command != "run" or settings.run.yes or not _interactive():
         return None
 
     async def confirm(_result: JobResult, records: list[RunRecord]) -> bool:
+        progress.erase()  # the question gets the screen's last line
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, ask, records, datetime.now(UTC), sys.stdin,
                                           sys.stderr)

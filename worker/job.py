@@ -39,6 +39,7 @@ class JobDeps:
     policy: RetryPolicy | None = None
     on_done: Callable[[RunRecord], None] | None = None
     on_selected: Callable[[int], None] | None = None
+    on_page: Callable[[int, int], None] | None = None  # (pages listed, runs listed so far)
     control: JobControl | None = None  # the caller's, so it can stop the job (signals)
     # Asked before each pass's cancels with the runs about to be cancelled; False refuses.
     confirm: Callable[[JobResult, list[RunRecord]], Awaitable[bool]] | None = None
@@ -169,6 +170,8 @@ class Job:
         async with contextlib.aclosing(pages):
             async for page in pages:
                 anonymous = self._select_page(page.runs, fresh, pass_no, anonymous)
+                if self.deps.on_page:
+                    self.deps.on_page(page.number, len(self.result.records))
         return list(fresh.values())
 
     def _select_page(self, runs: list[ReportRun], fresh: dict[str, RunRecord], pass_no: int,

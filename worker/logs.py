@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import re
 import sys
 import time
@@ -214,6 +215,25 @@ def _orjson_text(event: Any, **kwargs: Any) -> str:
     return orjson.dumps(event, **kwargs).decode()
 
 
+PER_RUN_EVENTS = frozenset({"cancel.finished", "retry.scheduled", "auth.refreshed"})
+"""Events of one run or one request: in JSON logs always, on the console only at debug (the
+progress line and the summary say what they add up to)."""
+
+
+def quiet_console(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
+    """Drop per-run events from the console (a run of 1,000 cancels is not 1,000 lines)."""
+    if event.get("event") in PER_RUN_EVENTS:
+        raise structlog.DropEvent
+    return event
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def bind_job(**fields: str | None) -> None:
     """Put ``fields`` (job_id, target, mode, version) on every log line of this job."""
     structlog.contextvars.clear_contextvars()
@@ -226,18 +246,20 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
     global _min_level
     stream = stream or sys.stderr
     REDACTOR.secrets = Redactor(secrets).secrets  # tokens are added as they are received
-    console = fmt == "console" or (fmt == "auto" and stream.isatty())
+    console = fmt == "console" or (fmt == "auto" and _isatty(stream))
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,  # job_id, target, mode, version (bind_job)
         structlog.processors.add_log_level,
         IsoStamper(),
         REDACTOR,
     ]
-    renderer: Any = (structlog.dev.ConsoleRenderer(colors=False) if console
+    min_level = _LEVELS.get(level, logging.INFO)
+    colors = console and _isatty(stream) and not os.environ.get("NO_COLOR")
+    renderer: Any = (structlog.dev.ConsoleRenderer(colors=colors) if console
                      else structlog.processors.JSONRenderer(serializer=_orjson_text))
     tail: list[Any] = [] if console else [structlog.processors.dict_tracebacks]
-    processors = [*shared, *tail, renderer]
-    min_level = _LEVELS.get(level, logging.INFO)
+    quiet = [quiet_console] if console and min_level > logging.DEBUG else []
+    processors = [*quiet, *shared, *tail, renderer]
     wrapper = structlog.make_filtering_bound_logger(min_level)
     factory = structlog.WriteLoggerFactory(stream)  # PrintLogger's bytes, one write per line
     structlog.configure(processors=processors, wrapper_class=wrapper, logger_factory=factory,

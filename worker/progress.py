@@ -1,4 +1,5 @@
-"""A live progress line on stderr while cancelling: selected, done, failed, rate, ETA.
+"""A live progress line on stderr: while listing (pages and runs so far), then while
+cancelling (done, failed, rate, ETA).
 
 Shown when stderr is a terminal (``--progress auto``, unless logs are forced to JSON), or when
 forced with ``--progress always``; never with ``--progress never``. It is redrawn at most
@@ -46,18 +47,26 @@ class Progress:
     def __init__(self, stream: TextIO, *, enabled: bool,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.enabled, self.total, self.done, self.failed = enabled, 0, 0, 0
+        self.pages, self.listed = 0, 0
         self._stream, self._clock = stream, clock
         self._started: float | None = None
         self._last_draw = -1e9
         self._shown = False
         self._restore: list[Callable[[], None]] = []
 
+    def page(self, pages: int, listed: int) -> None:
+        """One more listing page was read (JobDeps.on_page)."""
+        self.pages, self.listed = pages, listed
+        if self._started is None and self.enabled and not self._restore:
+            self._attach_logging()
+        self._draw()
+
     def selected(self, count: int) -> None:
         """A pass selected ``count`` more runs to cancel (JobDeps.on_selected)."""
         self.total += count
         if self._started is None:
             self._started = self._clock()
-            if self.enabled:
+            if self.enabled and not self._restore:
                 self._attach_logging()
         self._draw(force=True)
 
@@ -75,7 +84,10 @@ class Progress:
         self._restore.clear()
 
     def line(self) -> str:
-        """The text of the progress line, e.g. ``cancelling [####----] 8/20 ...``."""
+        """The text of the progress line: ``listing: page 3, 250 runs so far`` until runs are
+        selected, then ``cancelling [####----] 8/20 done, 0 failed, 4.0/s, ETA 3s``."""
+        if self._started is None:
+            return f"listing: page {self.pages}, {self.listed} runs so far"
         elapsed = max(self._clock() - (self._started or self._clock()), 1e-9)
         rate = self.done / elapsed
         left = self.total - self.done

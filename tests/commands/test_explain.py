@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from worker.keys import KEYS
 
@@ -27,13 +25,22 @@ older_than = "20m"
 
 
 def _table(stdout: str) -> dict[str, tuple[str, str]]:
-    """{key: (value, source)} from explain's table."""
-    rows = {}
-    for line in stdout.splitlines()[1:]:
-        cells = re.split(r"\s{2,}", line.strip())
-        if len(cells) >= 3 and "." in cells[0]:
-            rows[cells[0]] = (cells[1], cells[2])
-    return rows
+    """{key: (value, source)} from explain's table: columns at the header's positions; a
+    value wrapped onto the next lines joins back; the 'set with' lines are skipped."""
+    lines = stdout.split("\n\n")[0].splitlines()
+    value_at, source_at = lines[0].index("VALUE"), lines[0].index("SOURCE")
+    rows: dict[str, list[str]] = {}
+    key, in_value = "", False
+    for line in lines[1:]:
+        cell = line[value_at:source_at].rstrip()
+        if line[:value_at].strip():
+            key, in_value = line[:value_at].strip(), True
+            rows[key] = [cell, line[source_at:].strip()]
+        elif cell.startswith("set with"):
+            in_value = False
+        elif in_value:
+            rows[key][0] += cell
+    return {k: (v, src) for k, (v, src) in rows.items()}
 
 
 def test_explain_names_each_source(emu_thread, cli, write_file):
@@ -76,3 +83,15 @@ def test_explain_prints_no_secrets(cli):
     assert rows["output.notify_webhook"] == ("https://hooks.slack.com/***", "flag")
     assert rows["output.pushgateway"] == ("https://push.example.com:9091/***", "flag")
     assert "client_secret=set" in res.stdout
+
+
+def test_explain_fits_100_columns(cli, write_file):
+    """Every line of explain fits a 100-column terminal, whatever the values' lengths."""
+    config = write_file("c.toml", CONFIG)
+    res = cli(None, "explain", "--config", config, "--base-url", "https://rest.zuora.com",
+              "--notify-webhook", "https://hooks.example.com/" + "x" * 150,
+              "--older-than", "STARTED=20m", "--older-than", "PROCESSINGDATA=6h")
+    assert res.code == 0, res.stderr
+    assert max(len(line) for line in res.stdout.splitlines()) <= 100
+    assert _table(res.stdout)["filters.older_than_by_status"] == (
+        "PROCESSINGDATA=6h, STARTED=20m", "flag")

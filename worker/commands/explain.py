@@ -8,6 +8,7 @@ are scrubbed from the whole text as a last resort.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from worker.config import BY_STATUS, BY_STATUS_ENV, Filters, Rule, Settings
@@ -86,11 +87,39 @@ def _rule_rows(rules: tuple[Rule, ...]) -> list[tuple[str, str, str, str, str]]:
     return [(f"rules.{rule.name}", _describe(rule.filters), "file", "-", "-") for rule in rules]
 
 
+WIDTH = 100  # the table fits a 100-column terminal: long values wrap inside their column
+GAP = "  "
+
+
+def _cells(value: str, width: int) -> list[str]:
+    """``value`` cut into lines of at most ``width`` characters (so they join back exactly)."""
+    return [value[i:i + width] for i in range(0, len(value), width)] or [""]
+
+
+def _table(rows: list[tuple[str, str, str, str, str]]) -> str:
+    """KEY, VALUE, SOURCE within ``WIDTH`` columns; under each value, how to set it (flag and
+    environment variable). A long value wraps inside its column."""
+    key_w = max(len(r[0]) for r in rows)
+    source_w = max(len(r[2]) for r in rows)
+    value_w = WIDTH - key_w - source_w - 2 * len(GAP)
+    lines = []
+    for index, (key, value, source, flag, env) in enumerate(rows):
+        values = _cells(value, value_w)
+        for i, cell in enumerate(values):
+            parts = [(key if i == 0 else "").ljust(key_w), cell.ljust(value_w),
+                     source if i == 0 else ""]
+            lines.append(GAP.join(parts).rstrip())
+        how = ", ".join(x for x in (flag, env) if x and x != "-")
+        if index and how:
+            lines += [" " * (key_w + len(GAP)) + cell
+                      for cell in textwrap.wrap(f"set with {how}", value_w,
+                                                break_on_hyphens=False)]
+    return "\n".join(lines)
+
+
 def render_explain(settings: Settings) -> str:
-    """A table of key, value, source (flag/env/file/default) and the flag/env names; no secrets."""
-    rows = [("KEY", "VALUE", "SOURCE", "FLAG", "ENV"), *_rows(settings)]
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    table = "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
-                      for r in rows)
+    """A table of key, value, source (flag/env/file/default) and the flag/env names, within
+    100 columns; no secrets."""
+    table = _table([("KEY", "VALUE", "SOURCE", "", ""), *_rows(settings)])
     secrets = [*settings.credentials.secrets(), *settings.network.secrets()]
-    return Redactor(secrets).scrub(f"{table}\n\n{NOTE}")
+    return Redactor(secrets).scrub(f"{table}\n\n{textwrap.fill(NOTE, WIDTH)}")
