@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -198,11 +199,31 @@ def _confirm_for(settings: Settings, progress: Progress) -> Callable[
 
     async def confirm(_result: JobResult, records: list[RunRecord]) -> bool:
         progress.erase()  # the question gets the screen's last line
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, ask, records, datetime.now(UTC), sys.stdin,
-                                          sys.stderr)
+        return await _answer(records)
 
     return confirm
+
+
+async def _answer(records: list[RunRecord]) -> bool:
+    """Ask on a daemon thread: a blocked read of the terminal must not keep the process alive
+    when a signal stops the job while the question waits (an executor thread would)."""
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[bool] = loop.create_future()
+
+    def settle(ok: bool) -> None:
+        if not answered.done():
+            answered.set_result(ok)
+
+    def read() -> None:
+        try:
+            ok = ask(records, datetime.now(UTC), sys.stdin, sys.stderr)
+        except (OSError, ValueError):  # the terminal went away: no answer is a no
+            ok = False
+        with contextlib.suppress(RuntimeError):  # the loop already ended (interrupted)
+            loop.call_soon_threadsafe(settle, ok)
+
+    threading.Thread(target=read, name="confirm", daemon=True).start()
+    return await answered
 
 
 def _interactive() -> bool:

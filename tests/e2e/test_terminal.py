@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -24,7 +25,7 @@ COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 def _in_terminal(argv: list[str], answer: str | None, env_extra: dict[str, str],
                  timeout: float = 60) -> tuple[int, str]:
     """Run ``python -m worker ARGV`` with stdin, stdout and stderr on one pty; type ``answer``
-    when asked. Returns the exit code and everything the screen got."""
+    when asked (``"^C"``: send SIGINT instead). Returns the exit code and the screen."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZUORA_")}
@@ -46,7 +47,10 @@ def _in_terminal(argv: list[str], answer: str | None, env_extra: dict[str, str],
                     break
                 screen += chunk
             if answer is not None and not asked and b"Type yes" in screen:
-                os.write(master, answer.encode() + b"\r")
+                if answer == "^C":
+                    proc.send_signal(signal.SIGINT)
+                else:
+                    os.write(master, answer.encode() + b"\r")
                 asked = True
             if proc.poll() is not None and not ready:
                 break
@@ -100,3 +104,17 @@ def test_yes_skips_the_question_and_debug_shows_each_run(emu_thread, tmp_path):
     assert code == 0, screen
     assert "Type yes" not in screen
     assert screen.count("cancel.finished") == 3
+
+
+def test_ctrl_c_at_the_question_stops_at_once_with_exit_5(emu_thread, tmp_path):
+    """An interrupt while the question waits: exit 5 within the grace period, nothing sent
+    (the pending read of the terminal does not keep the process alive)."""
+    emu = emu_thread(runs=0)
+    for _ in range(3):
+        emu.add_run(status="STARTED", age_s=7200)
+    started = time.monotonic()
+    code, screen = _in_terminal(["run", *_args(emu, tmp_path, "--older-than", "1h")], "^C", {})
+    assert code == 5, screen
+    assert time.monotonic() - started < 20
+    assert "3 selected runs not attempted" in screen
+    assert emu.deletes() == []
