@@ -13,6 +13,7 @@ from worker.cli import main
 from worker.config import load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from worker.errors import ConfigError
+from worker.listing import read_ids
 from worker.lock import job_lock, lock_dir
 from worker.report import write_atomic
 
@@ -152,3 +153,17 @@ def test_an_output_in_a_missing_folder_is_refused_not_created(tmp_path, key):
         load_settings(command, {"target.base_url": "https://rest.zuora.com", key: str(path)},
                       creds)
     assert not path.parent.exists()
+
+
+@pytest.mark.parametrize("key", ["output.report_file", "run.lock_file"])
+def test_a_path_with_a_nul_character_is_a_config_error(key):
+    """Found by the config fuzz test: a NUL in a path raised ValueError (a traceback)."""
+    creds = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
+    flags = {"target.base_url": "https://rest.zuora.com", key: "a\x00b"}
+    with pytest.raises(ConfigError, match=r"NUL character"):
+        load_settings("run", flags, creds)
+
+
+def test_an_input_path_with_a_nul_character_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"run.ids_file: .*NUL character"):
+        read_ids("a\x00b")

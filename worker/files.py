@@ -26,6 +26,7 @@ PLAN_CAP = 256 * MIB  # a plan of a million runs is ~150 MB
 def read_capped(key: str, path: str, cap: int, what: str) -> str:
     """The UTF-8 text of ``path``; ConfigError naming ``key`` when it cannot be read, is not
     UTF-8, or is larger than ``cap`` bytes (read no further than that)."""
+    _check_no_nul(key, path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
@@ -56,6 +57,7 @@ def check_output_path(key: str, path: str) -> None:
     """ConfigError when ``path`` exists and is not a regular file (a symlink, a device node, a
     FIFO, a directory): writing it would replace that with a regular file; or when its folder
     does not exist (a typo there is not silently made into a new tree of folders)."""
+    _check_no_nul(key, path)
     problem = not_a_regular_file(path)
     if problem:
         raise ConfigError(key, f"{path} is {problem}: refusing to replace it; give a path to "
@@ -65,10 +67,16 @@ def check_output_path(key: str, path: str) -> None:
 
 def check_output_folder(key: str, path: str) -> None:
     """ConfigError when the folder ``path`` goes in does not exist."""
+    _check_no_nul(key, path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ConfigError(key, f"the folder {folder} does not exist; create it first (the "
                                "tool does not create folders for its output)")
+
+
+def _check_no_nul(key: str, path: str) -> None:
+    if "\x00" in path:
+        raise ConfigError(key, "the path holds a NUL character; no file can have that name")
 
 
 def not_a_regular_file(path: str) -> str | None:
