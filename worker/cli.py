@@ -38,6 +38,7 @@ from worker.logs import (
     Redactor,
     bind_job,
     configure_logging,
+    is_terminal,
     redact_data,
     scrubbed_std_streams,
     url_secrets,
@@ -191,13 +192,14 @@ async def _run_with_signals(settings: Settings, job_id: str | None = None) -> Jo
     return job.result
 
 
-def _confirm_for(settings: Settings, progress: Progress) -> Callable[
-        [JobResult, list[RunRecord]], Awaitable[bool]] | None:
+def _confirm_for(settings: Settings,
+                 progress: Progress) -> Callable[[list[RunRecord]], Awaitable[bool]] | None:
     """On a terminal, ``run`` asks before it cancels (unless --yes); off one it never asks."""
-    if settings.command != "run" or settings.run.yes or not _interactive():
+    asks = settings.command == "run" and not settings.run.yes
+    if not (asks and is_terminal(sys.stdin) and is_terminal(sys.stderr)):
         return None
 
-    async def confirm(_result: JobResult, records: list[RunRecord]) -> bool:
+    async def confirm(records: list[RunRecord]) -> bool:
         progress.erase()  # the question gets the screen's last line
         return await _answer(records)
 
@@ -224,13 +226,6 @@ async def _answer(records: list[RunRecord]) -> bool:
 
     threading.Thread(target=read, name="confirm", daemon=True).start()
     return await answered
-
-
-def _interactive() -> bool:
-    try:
-        return sys.stdin.isatty() and sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _on_signal(task: asyncio.Future[None], control: JobControl) -> Callable[[str], None]:

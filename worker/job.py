@@ -42,7 +42,7 @@ class JobDeps:
     on_page: Callable[[int, int], None] | None = None  # (pages listed, runs listed so far)
     control: JobControl | None = None  # the caller's, so it can stop the job (signals)
     # Asked before each pass's cancels with the runs about to be cancelled; False refuses.
-    confirm: Callable[[JobResult, list[RunRecord]], Awaitable[bool]] | None = None
+    confirm: Callable[[list[RunRecord]], Awaitable[bool]] | None = None
     stdin: TextIO | None = None  # read by --ids-file - (default: sys.stdin)
 
 
@@ -231,7 +231,7 @@ class Job:
 
     async def _confirmed(self, fresh: list[RunRecord]) -> None:
         """Ask the person at the terminal (when the caller asks); a no cancels nothing."""
-        if self.deps.confirm is None or await self.deps.confirm(self.result, fresh):
+        if self.deps.confirm is None or await self.deps.confirm(fresh):
             return
         for rec in fresh:
             rec.settle(Outcome.NOT_ATTEMPTED)

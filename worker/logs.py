@@ -227,7 +227,8 @@ def quiet_console(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> 
     return event
 
 
-def _isatty(stream: TextIO) -> bool:
+def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal (a closed or exotic stream is not)."""
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
@@ -246,7 +247,7 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
     global _min_level
     stream = stream or sys.stderr
     REDACTOR.secrets = Redactor(secrets).secrets  # tokens are added as they are received
-    console = fmt == "console" or (fmt == "auto" and _isatty(stream))
+    console = fmt == "console" or (fmt == "auto" and is_terminal(stream))
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,  # job_id, target, mode, version (bind_job)
         structlog.processors.add_log_level,
@@ -254,7 +255,7 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
         REDACTOR,
     ]
     min_level = _LEVELS.get(level, logging.INFO)
-    colors = console and _isatty(stream) and not os.environ.get("NO_COLOR")
+    colors = console and is_terminal(stream) and not os.environ.get("NO_COLOR")
     renderer: Any = (structlog.dev.ConsoleRenderer(colors=colors) if console
                      else structlog.processors.JSONRenderer(serializer=_orjson_text))
     tail: list[Any] = [] if console else [structlog.processors.dict_tracebacks]

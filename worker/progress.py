@@ -20,6 +20,7 @@ import structlog
 
 from worker.config import Settings
 from worker.durations import format_duration
+from worker.logs import is_terminal
 from worker.models import UNSUCCESSFUL, RunRecord
 
 MIN_INTERVAL_S = 0.2
@@ -31,14 +32,7 @@ def wants_progress(mode: str, log_format: str, stream: TextIO) -> bool:
     """``always``/``never`` decide; ``auto`` means a terminal that does not get JSON logs."""
     if mode in ("always", "never"):
         return mode == "always"
-    return log_format != "json" and _isatty(stream)
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):  # a closed or exotic stream is no terminal
-        return False
+    return log_format != "json" and is_terminal(stream)
 
 
 class Progress:
