@@ -151,6 +151,11 @@ class ScrubbedStream:
         return getattr(self._inner, name)
 
 
+def underlying(stream: TextIO) -> TextIO:
+    """The stream a ScrubbedStream writes to (the one the log handlers were given)."""
+    return stream._inner if isinstance(stream, ScrubbedStream) else stream
+
+
 @contextlib.contextmanager
 def scrubbed_std_streams() -> Iterator[None]:
     """Route ``sys.stdout`` and ``sys.stderr`` through ``REDACTOR`` for the block."""

@@ -20,7 +20,7 @@ import structlog
 
 from worker.config import Settings
 from worker.durations import format_duration
-from worker.logs import is_terminal
+from worker.logs import is_terminal, underlying
 from worker.models import UNSUCCESSFUL, RunRecord
 
 MIN_INTERVAL_S = 0.2
@@ -116,12 +116,13 @@ class Progress:
     def _attach_logging(self) -> None:
         """Route log lines that go to our stream through a proxy that keeps the line below."""
         proxy = _LineKeeper(self._stream, self)
+        ours = (self._stream, underlying(self._stream))  # the job's stderr is scrubbed
         factory = structlog.get_config()["logger_factory"]
-        if getattr(factory, "_file", None) is self._stream:  # PrintLoggerFactory's stream
+        if getattr(factory, "_file", None) in ours:  # the logger factory's stream
             structlog.configure(logger_factory=structlog.PrintLoggerFactory(proxy))  # type: ignore[arg-type]
             self._restore.append(lambda: structlog.configure(logger_factory=factory))
         for handler in logging.getLogger().handlers:
-            if isinstance(handler, logging.StreamHandler) and handler.stream is self._stream:
+            if isinstance(handler, logging.StreamHandler) and handler.stream in ours:
                 handler.setStream(proxy)
                 self._restore.append(functools.partial(handler.setStream, self._stream))
 
