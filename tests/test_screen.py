@@ -68,3 +68,14 @@ def test_the_confirmation_shows_the_runs_and_only_yes_goes_on():
                                                  "  status:       STARTED 1\n")
     for answer, goes_on in (("yes\n", True), (" YES \n", True), ("y\n", False), ("", False)):
         assert ask(records, NOW, io.StringIO(answer), io.StringIO()) is goes_on
+
+
+def test_a_long_group_wraps_within_100_columns():
+    owners = [f"user-{i:02d}@a-rather-long-company-domain.example.com" for i in range(10)]
+    result = _result("plan", *(_rec(str(i), "STARTED", "Detail", o, 3)
+                               for i, o in enumerate(owners)))
+    lines = summary_lines(result, NOW)
+    assert max(map(len, lines)) <= 100
+    owner_lines = lines[lines.index(next(x for x in lines if x.startswith("  owner:"))):-1]
+    assert all(o in " ".join(owner_lines) for o in owners)
+    assert all(line.startswith(" " * 16) for line in owner_lines[1:])

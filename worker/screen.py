@@ -4,6 +4,7 @@ one-line summary; and the confirmation a terminal ``run`` asks for."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TextIO
@@ -13,6 +14,7 @@ from worker.models import UNSUCCESSFUL, JobResult, Outcome, RunRecord
 from worker.report import counts, selection_doc
 
 MAX_TABLE_ROWS = 200
+WIDTH = 100  # summary lines wrap here (a group of ten owners is a long line)
 ATTENTION = (*sorted(UNSUCCESSFUL), Outcome.NOT_ATTEMPTED)  # shown first in the table
 GROUP_LABELS = (("by_status", "status"), ("by_report_type", "report type"),
                 ("by_owner", "owner"), ("by_rule", "rule"))
@@ -37,7 +39,8 @@ def summary_lines(result: JobResult, now: datetime) -> list[str]:
     for key, label in GROUP_LABELS:
         if key == "by_rule" and set(doc[key]) == {"-"}:
             continue  # no [[rules]]: nothing to say
-        lines.append(f"  {label + ':':<13} {_counts(doc[key])}")
+        lines += textwrap.wrap(f"  {label + ':':<13} {_counts(doc[key])}", WIDTH,
+                               subsequent_indent=" " * 16, break_on_hyphens=False)
     if doc["oldest_age_s"] is not None:
         lines.append(f"  {'age:':<13} oldest {format_duration(doc['oldest_age_s'])}, "
                      f"newest {format_duration(doc['newest_age_s'])}")
