@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import structlog
 from aiohttp import web
+from local import clean_env
 from staged import Script, ScriptedZuora
 
 from worker.cli import main
@@ -170,7 +171,7 @@ def cli_subprocess(tmp_path: Path) -> Callable[..., CliResult]:
 
     def run(emu: Emulator | None, *args: str, env: dict[str, str] | None = None,
             timeout: float = 60) -> CliResult:
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("ZUORA_")}
+        full_env = clean_env()
         full_env.update(OAUTH_ENV if env is None else env)
         argv = [*args, *_defaults(emu, args, tmp_path, full_env)]
         proc = subprocess.run([sys.executable, "-m", "worker", *argv], capture_output=True,
@@ -245,7 +246,7 @@ def popen_job(tmp_path: Path) -> Iterator[Callable[..., Job]]:
     started: list[subprocess.Popen[str]] = []
 
     def start(emu: Emulator, *args: str, name: str = "job", grace: float | None = None) -> Job:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ZUORA_")}
+        env = clean_env()
         env.update(OAUTH_ENV)
         report = tmp_path / f"{name}-report.json"
         entry = ["-m", "worker"]
@@ -324,7 +325,7 @@ def cli_stdin(tmp_path: Path) -> Callable[..., tuple[int, str, str, dict[str, An
     """Run ``python -m worker ARGS`` against ``emu`` with ``stdin`` piped in."""
 
     def run(emu: Emulator, stdin: str, *args: str) -> tuple[int, str, str, dict[str, Any] | None]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ZUORA_")}
+        env = clean_env()
         env.update({"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET})
         report = tmp_path / "stdin-report.json"
         argv = [sys.executable, "-m", "worker", *args, "--base-url", emu.base_url,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from local import clean_env
 
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
@@ -81,7 +82,7 @@ def test_a_closed_stdout_still_finishes_the_job(emu_thread, tmp_path, output):
     emu = emu_thread(runs=0)
     for _ in range(3):
         emu.add_run(age_s=7200)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ZUORA_")},
+    env = {**clean_env(),
            "ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
     report = tmp_path / "report.json"
     read_end, write_end = os.pipe()

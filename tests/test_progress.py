@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import structlog
+from local import clean_env
 
 from worker.logs import REDACTOR, ScrubbedStream, configure_logging
 from worker.models import Outcome, ReportRun, RunRecord
@@ -138,7 +139,7 @@ def _run_on_pty(emu, tmp_path: Path, *args: str) -> str:
     """Run the CLI with stderr on a pseudo-terminal; return what the terminal received."""
     from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
     master, slave = os.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZUORA_")}
+    env = clean_env()
     env.update(ZUORA_CLIENT_ID=DEMO_CLIENT_ID, ZUORA_CLIENT_SECRET=DEMO_CLIENT_SECRET)
     proc = subprocess.Popen(
         [sys.executable, "-m", "worker", "run", "--base-url", emu.base_url, *args,

@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from local import clean_env
+
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME
 
 ROOT = Path(__file__).resolve().parents[2]
-CONSOLE_SCRIPT = Path(sys.executable).parent / "zuora-reaper"
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("ZUORA_")}
 
 
-def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, env=_env(), cwd=ROOT,
-                          timeout=timeout, check=False)
 
 
 def test_emulator_command_serves_then_stops_on_sigterm(cli_subprocess):
     """`zuora-reaper emulator --port 0` prints URL and credentials, serves a plan, exits on TERM."""
     proc = subprocess.Popen([sys.executable, "-m", "worker", "emulator", "--port", "0",
                              "--runs", "30", "--seed", "4"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+                            stderr=subprocess.PIPE, text=True, env=clean_env(), cwd=ROOT)
     try:
         assert proc.stdout is not None
         banner = [proc.stdout.readline() for _ in range(4)]

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from local import clean_env
 from staged import (
     NGINX_502,
     PROBLEM_404,
@@ -311,7 +311,7 @@ def test_hostile_answers_cost_bounded_memory(zuora, tmp_path, case, endpoint):
     server = zuora(script)
     script.replies[endpoint] = reply
     report = tmp_path / "report.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZUORA_")}
+    env = clean_env()
     env.update(ZUORA_CLIENT_ID=DEMO_CLIENT_ID, ZUORA_CLIENT_SECRET=DEMO_CLIENT_SECRET)
     command = "run" if endpoint == "delete" else "plan"
     code, out, err, rss_mb = _run_measured(

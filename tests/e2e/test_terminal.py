@@ -16,6 +16,8 @@ import termios
 import time
 from pathlib import Path
 
+from local import clean_env
+
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +30,7 @@ def _in_terminal(argv: list[str], answer: str | None, env_extra: dict[str, str],
     when asked (``"^C"``: send SIGINT instead). Returns the exit code and the screen."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZUORA_")}
+    env = clean_env()
     env.update({"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET,
                 "TERM": "xterm-256color", **env_extra})
     proc = subprocess.Popen([sys.executable, "-m", "worker", *argv], stdin=slave, stdout=slave,

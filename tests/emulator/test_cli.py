@@ -2,44 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
+from local import emulator_list, emulator_token
+
 from worker.cli import main
-from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from worker.emulator import DEMO_CLIENT_ID
 from worker.emulator.cli import build_parser, config_from_args
 
 ROOT = Path(__file__).resolve().parents[2]
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _token(base_url: str) -> str:
-    form = urllib.parse.urlencode(
-        {
-            "client_id": DEMO_CLIENT_ID,
-            "client_secret": DEMO_CLIENT_SECRET,
-            "grant_type": "client_credentials",
-        }
-    ).encode()
-    with OPENER.open(base_url + "/oauth/token", data=form, timeout=5) as resp:
-        return str(json.load(resp)["access_token"])
 
 
-def _list(base_url: str, token: str) -> dict[str, object]:
-    req = urllib.request.Request(  # noqa: S310 - http URL of the local emulator
-        base_url + "/reporting/api/rest/v1/reportruns?status=STARTED",
-        data=json.dumps({"pagination": {"currentPage": 1, "pageSize": 5}}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with OPENER.open(req, timeout=5) as resp:
-        return dict(json.load(resp))
 
 
 def test_cli_parser_to_config():
@@ -85,7 +64,7 @@ def test_cli_serves_until_sigterm():
         assert f"ZUORA_CLIENT_ID={DEMO_CLIENT_ID}" in lines[2]
         assert "ZUORA_USERNAME=" in lines[3]
         assert "ZUORA_PASSWORD=" in lines[3]
-        assert _list(base_url, _token(base_url))["success"] is True
+        assert emulator_list(base_url, emulator_token(base_url))["success"] is True
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
