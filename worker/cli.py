@@ -301,7 +301,7 @@ def _print_result(settings: Settings, result: JobResult, doc: dict[str, Any]) ->
         if settings.output.output == "json":
             sys.stdout.writelines(report_chunks(doc, run_lines(result), one_line=True))
         else:
-            render(result, datetime.now(UTC), sys.stdout)
+            render(result, datetime.now(UTC), sys.stdout, doc["selection"])
         sys.stdout.flush()
     except BrokenPipeError:
         log.warning("output.stdout_closed")

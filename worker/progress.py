@@ -47,12 +47,12 @@ class Progress:
         self._last_draw = -1e9
         self._shown = False
         self._restore: list[Callable[[], None]] = []
+        self._attached = False
 
     def page(self, pages: int, listed: int) -> None:
         """One more listing page was read (JobDeps.on_page)."""
         self.pages, self.listed = pages, listed
-        if self._started is None and self.enabled and not self._restore:
-            self._attach_logging()
+        self._attach_logging()
         self._draw()
 
     def selected(self, count: int) -> None:
@@ -60,8 +60,7 @@ class Progress:
         self.total += count
         if self._started is None:
             self._started = self._clock()
-            if self.enabled and not self._restore:
-                self._attach_logging()
+            self._attach_logging()
         self._draw(force=True)
 
     def finished(self, rec: RunRecord) -> None:
@@ -76,6 +75,7 @@ class Progress:
         for undo in reversed(self._restore):
             undo()
         self._restore.clear()
+        self._attached = False
 
     def line(self) -> str:
         """The text of the progress line: ``listing: page 3, 250 runs so far`` until runs are
@@ -114,7 +114,11 @@ class Progress:
         return shown
 
     def _attach_logging(self) -> None:
-        """Route log lines that go to our stream through a proxy that keeps the line below."""
+        """Route log lines that go to our stream through a proxy that keeps the line below
+        (once, and only when the line is drawn at all)."""
+        if not self.enabled or self._attached:
+            return
+        self._attached = True
         proxy = _LineKeeper(self._stream, self)
         ours = (self._stream, underlying(self._stream))  # the job's stderr is scrubbed
         factory = structlog.get_config()["logger_factory"]

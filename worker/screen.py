@@ -30,9 +30,11 @@ def headline(result: JobResult, doc: Mapping[str, Any]) -> str:
     return f"Run: cancelled {done} of {selected} selected run(s) (of {listed} listed)"
 
 
-def summary_lines(result: JobResult, now: datetime) -> list[str]:
-    """The headline, then one line per group (status, report type, owner, rule) and the ages."""
-    doc = selection_doc(result, now)
+def summary_lines(result: JobResult, now: datetime,
+                  selection: Mapping[str, Any] | None = None) -> list[str]:
+    """The headline, then one line per group (status, report type, owner, rule) and the ages.
+    ``selection``: the report's ``selection`` (``report.selection_doc``), when already made."""
+    doc = selection if selection is not None else selection_doc(result, now)
     lines = [headline(result, doc)]
     if not doc["selected"]:
         return lines
@@ -82,9 +84,10 @@ def render_table(result: JobResult, now: datetime, out: TextIO) -> None:
         out.write(f"... and {len(rows) - MAX_TABLE_ROWS} more (see --report-file)\n")
 
 
-def render(result: JobResult, now: datetime, out: TextIO) -> None:
+def render(result: JobResult, now: datetime, out: TextIO,
+           selection: Mapping[str, Any] | None = None) -> None:
     """The whole text output: the selection summary, the table, the one-line summary."""
-    out.write("\n".join(summary_lines(result, now)) + "\n")
+    out.write("\n".join(summary_lines(result, now, selection)) + "\n")
     if any(r.selected for r in result.records.values()):
         out.write("\n")
     render_table(result, now, out)
