@@ -273,6 +273,10 @@ FILE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 }
 
 
+TOML_NAMES = {str: "string", int: "integer", float: "float", bool: "bool", list: "list",
+              dict: "table"}
+
+
 def check_file_type(key: Key, raw: Any, where: str) -> None:
     """A value from the TOML file is typed as a flag means it: a duration is a string with a
     unit ("2h", not 2: TOML numbers carry no unit), a boolean is true/false (not "yes"), a
@@ -282,9 +286,10 @@ def check_file_type(key: Key, raw: Any, where: str) -> None:
     if isinstance(raw, bool) and bool not in allowed:
         allowed = ()
     if not isinstance(raw, allowed):
-        found = type(raw).__name__.replace("str", "string").replace("int", "integer")
-        raise ConfigError(where, f"{raw!r} is a {found} in the config file; {key.kind} values "
-                                 f"are written like {example}")
+        found = TOML_NAMES.get(type(raw), type(raw).__name__)
+        article = "an" if found[0] in "aeiou" else "a"
+        raise ConfigError(where, f"{raw!r} is {article} {found} in the config file; {key.kind} "
+                                 f"values are written like {example}")
 
 
 def _as_bool(raw: Any) -> bool:
@@ -410,9 +415,7 @@ def _by_status(where: str, raw: Any) -> tuple[tuple[str, float], ...]:
         if str(status).upper() not in IN_PROGRESS:
             raise ConfigError(where, f"{status!r} is not an in-progress status; "
                                      f"allowed: {', '.join(IN_PROGRESS)}")
-        if not isinstance(duration, str):
-            raise ConfigError(f"{where}.{status}", f"{duration!r} is not a duration; durations "
-                                                   'are written like "2h"')
+        check_file_type(KEYS_BY_NAME["filters.older_than"], duration, f"{where}.{status}")
         try:
             out.append((str(status).upper(), _as_duration(duration)))
         except ValueError as exc:
