@@ -8,17 +8,13 @@ from typing import Any
 
 import pytest
 from aioresponses import aioresponses
+from local import MOCKED_ROOT, mocked_client
 
-from worker.auth import LegacyAuth
 from worker.client import ApiClient
-from worker.control import JobControl
 from worker.errors import ApiUnreachable, AuthError, RedirectRefused
-from worker.http import Transport
-from worker.pacer import Pacer, PacerConfig
-from worker.retry import CallState, RetryBudget, RetryPolicy
-from worker.secrets import Credentials
+from worker.retry import CallState
 
-ROOT = "https://rest.example.test/api/rest/v1"
+ROOT = MOCKED_ROOT
 RUN = ROOT + "/reportruns/r1"
 HTML_502 = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 
@@ -33,12 +29,8 @@ async def _record_sleep(seconds: float) -> None:
 @pytest.fixture
 async def client() -> AsyncIterator[ApiClient]:
     SLEPT.clear()
-    creds = Credentials(username="user", password="legacy-password")
-    async with Transport(limit=2, attempt_timeout=5) as transport:
-        yield ApiClient(ROOT, transport, LegacyAuth(creds),
-                        Pacer(PacerConfig(rate=1000, concurrency=2)), RetryBudget(capacity=500),
-                        JobControl(), RetryPolicy(max_attempts=3, base=0, cap=0),
-                        sleep=_record_sleep)
+    async with mocked_client(_record_sleep) as api:
+        yield api
 
 
 def _calls(m: aioresponses, method: str = "DELETE") -> int:

@@ -8,15 +8,11 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 from hypothesis import given
 from hypothesis import strategies as st
+from local import MOCKED_ROOT, mocked_client
 
-from worker.auth import LegacyAuth
 from worker.client import ApiClient
-from worker.control import JobControl
 from worker.errors import ApiUnreachable, Kind
-from worker.http import Transport
-from worker.pacer import Pacer, PacerConfig
-from worker.retry import RetryBudget, RetryPolicy, backoff, retry_delay
-from worker.secrets import Credentials
+from worker.retry import RetryBudget, backoff, retry_delay
 
 # -- retry budget and backoff ----------------------------------------------------------------
 
@@ -90,18 +86,13 @@ def test_retry_delay_examples() -> None:
 
 # -- the call policy, through the real client stack -----------------------------------------
 
-ROOT = "https://rest.example.test/api/rest/v1"
-RUN = ROOT + "/reportruns/r1"
+RUN = MOCKED_ROOT + "/reportruns/r1"
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[ApiClient]:
-    creds = Credentials(username="user", password="legacy-password")
-    async with Transport(limit=2, attempt_timeout=5) as transport:
-        yield ApiClient(ROOT, transport, LegacyAuth(creds),
-                        Pacer(PacerConfig(rate=1000, concurrency=2)), RetryBudget(capacity=100),
-                        JobControl(), RetryPolicy(max_attempts=3, base=0, cap=0),
-                        sleep=_no_sleep)
+    async with mocked_client(_no_sleep, budget=100) as api:
+        yield api
 
 
 async def _no_sleep(_seconds: float) -> None:

@@ -1,13 +1,23 @@
-"""Helpers for tests that start the CLI as a process or talk to a local emulator directly."""
+"""Helpers for tests that start the CLI as a process, talk to a local emulator directly, or
+drive the real client stack against aioresponses."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import urllib.parse
 import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+from worker.auth import LegacyAuth
+from worker.client import ApiClient
+from worker.control import JobControl
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from worker.http import Transport
+from worker.pacer import Pacer, PacerConfig
+from worker.retry import RetryBudget, RetryPolicy
+from worker.secrets import Credentials
 
 # talk to 127.0.0.1 directly even when the environment sets HTTP proxies
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -40,3 +50,18 @@ def emulator_list(base_url: str, token: str) -> dict[str, object]:
     )
     with OPENER.open(req, timeout=5) as resp:
         return dict(json.load(resp))
+
+
+MOCKED_ROOT = "https://rest.example.test/api/rest/v1"  # what aioresponses answers for
+
+
+@contextlib.asynccontextmanager
+async def mocked_client(sleep: Callable[[float], Awaitable[None]],
+                        budget: int = 500) -> AsyncIterator[ApiClient]:
+    """The real client stack (legacy auth, pacer, retry budget, 3 attempts with no backoff)
+    over aiohttp, for tests that answer it with aioresponses; ``sleep`` replaces the waits."""
+    creds = Credentials(username="user", password="legacy-password")
+    async with Transport(limit=2, attempt_timeout=5) as transport:
+        yield ApiClient(MOCKED_ROOT, transport, LegacyAuth(creds),
+                        Pacer(PacerConfig(rate=1000, concurrency=2)), RetryBudget(capacity=budget),
+                        JobControl(), RetryPolicy(max_attempts=3, base=0, cap=0), sleep=sleep)
