@@ -87,3 +87,15 @@ def test_cli_flags_select_zuoras_variants_and_lost_answers():
     config.validate()
     assert (config.get_envelope, config.status_case, config.report_id_field,
             config.cancel_then) == (False, "lower", "reportID", "504")
+
+
+def test_cli_limiter_flags_to_config():
+    config = config_from_args(build_parser().parse_args(
+        ["--rate", "30", "--limiter", "bucket", "--burst", "7", "--no-rate-headers",
+         "--no-retry-after", "--placeholder-headers"]))
+    assert (config.limiter, config.burst) == ("bucket", 7)
+    assert (config.rate_headers, config.rate_retry_after, config.placeholder_headers) == (
+        False, False, True)
+    default = config_from_args(build_parser().parse_args([]))
+    assert (default.limiter, default.rate_headers, default.rate_retry_after) == (
+        "window", True, True)

@@ -10,7 +10,7 @@ import sys
 
 from worker.errors import ConfigError, Kind
 
-from .config import CANCEL_THEN, LIST_SHAPES, TIME_FORMATS, EmulatorConfig
+from .config import CANCEL_THEN, LIMITERS, LIST_SHAPES, TIME_FORMATS, EmulatorConfig
 from .server import Emulator
 
 
@@ -25,6 +25,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-file", default=None, help="JSON list of runs replacing the seed")
     p.add_argument("--rate", type=float, default=None, help="requests/second quota")
     p.add_argument("--rate-window", type=float, default=60.0, help="quota window, seconds")
+    p.add_argument("--limiter", choices=LIMITERS, default="window",
+                   help="window: fixed windows of --rate-window (Zuora); bucket: a leaky "
+                        "bucket with --burst refusing with a bare 429 (nginx limit_req)")
+    p.add_argument("--burst", type=int, default=5, help="bucket: requests admitted over the rate")
+    p.add_argument("--no-rate-headers", dest="rate_headers", action="store_false",
+                   help="window: send no RateLimit-* headers")
+    p.add_argument("--no-retry-after", dest="rate_retry_after", action="store_false",
+                   help="window: a refusal carries no Retry-After")
+    p.add_argument("--placeholder-headers", action="store_true",
+                   help="send RateLimit-Limit: unlimited, -Remaining: 0, -Reset: 0 (as mock "
+                        "servers and some gateways do)")
     p.add_argument("--concurrency", type=int, default=None, help="max requests in flight")
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--jitter-ms", type=float, default=0.0)
@@ -50,6 +61,11 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         runs_file=args.runs_file,
         rate=args.rate,
         rate_window=args.rate_window,
+        limiter=args.limiter,
+        burst=args.burst,
+        rate_headers=args.rate_headers,
+        rate_retry_after=args.rate_retry_after,
+        placeholder_headers=args.placeholder_headers,
         concurrency=args.concurrency,
         latency_ms=args.latency_ms,
         jitter_ms=args.jitter_ms,

@@ -17,6 +17,7 @@ USER_FIELDS = ("nested", "dotted")
 LIST_FAULTS = ("html", "text", "no_list", "truncated", "huge")
 CANCEL_THEN = ("stall", "drop", "504")  # what follows an applied DELETE (see cancel_then)
 GARBLED_ANSWERS = ("html", "truncated", "empty", "list", "no_success", "success_text")
+LIMITERS = ("window", "bucket")  # see worker.emulator.limits
 REMOVE = "<remove>"  # in item_patch: drop this field from the listed item
 
 
@@ -38,8 +39,15 @@ class EmulatorConfig:
     report_id_field: str = "reportId"  # or "reportID", as the OpenAPI schema spells it
     page_cap: int = 250
     token_ttl: float = 3600.0
+    # The rate limit (worker.emulator.limits): ``rate`` requests/s, counted by ``limiter``:
+    # fixed windows of ``rate_window`` s, or a leaky bucket admitting ``burst`` over its rate.
     rate: float | None = None
     rate_window: float = 60.0
+    limiter: str = "window"
+    burst: int = 5
+    rate_headers: bool = True  # window: RateLimit-* on every API answer
+    rate_retry_after: bool = True  # window: Retry-After on a refusal
+    placeholder_headers: bool = False  # RateLimit-Limit: unlimited, -Remaining: 0, -Reset: 0
     concurrency: int | None = None
     concurrency_retry_after: float = 120.0
     latency_ms: float = 0.0
@@ -85,6 +93,7 @@ class EmulatorConfig:
         _choice("user_field", self.user_field, USER_FIELDS)
         _choice("status_case", self.status_case, ("upper", "lower"))
         _choice("report_id_field", self.report_id_field, ("reportId", "reportID"))
+        _choice("limiter", self.limiter, LIMITERS)
         if self.list_fault is not None:
             _choice("list_fault", self.list_fault, LIST_FAULTS)
         if self.cancel_then is not None:
@@ -97,6 +106,8 @@ class EmulatorConfig:
             raise ValueError("in_progress_share must be within [0, 1]")
         if self.rate is not None and (self.rate <= 0 or self.rate_window <= 0):
             raise ValueError("rate and rate_window must be > 0")
+        if self.burst < 0:
+            raise ValueError("burst must be >= 0")
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError("concurrency must be >= 1")
 

@@ -16,7 +16,8 @@ from aiohttp import web
 
 from .api import Route, cancel_run, check_auth, classify, get_run, issue_token, list_runs
 from .config import EmulatorConfig
-from .faults import GATEWAY_TIMEOUT_PAGE, ConcurrencyGate, Faults, RateLimiter
+from .faults import GATEWAY_TIMEOUT_PAGE, Faults
+from .limits import ConcurrencyGate, RateLimiter
 from .replies import Reply
 from .runs import EmuRun, RequestRecord, State
 
@@ -73,7 +74,7 @@ async def handle_api(core: Core, route: Route, request: web.Request, body: Body)
 
 async def admitted(core: Core, route: Route, request: web.Request, body: Body) -> Reply | None:
     config = core.config
-    limited = core.rate.consume(config.rate, config.rate_window)
+    limited = core.rate.consume(config)
     if limited is not None:
         return limited
     if core.faults.should_drop(config):
@@ -128,7 +129,7 @@ def response_headers(core: Core, route: Route, request: web.Request, reply: Repl
         headers["Zuora-Track-Id"] = track
     if route.kind in API_KINDS:
         config = core.config
-        for name, value in core.rate.headers(config.rate, config.rate_window).items():
+        for name, value in core.rate.headers(config).items():
             headers.setdefault(name, value)
         for name, value in core.gate.headers(config.concurrency).items():
             headers.setdefault(name, value)
