@@ -92,6 +92,26 @@ async def run_clients(
     return entries, peak
 
 
+async def traffic(pacer: Pacer, clock: Clock, seconds: float, *, latency: float = 0.01,
+                  headers: dict[str, str] | None = None) -> list[float]:
+    """Fifty clients send through the pacer, as fast as it lets, for ``seconds``; every answer
+    a 200 (with ``headers``). Returns the send times."""
+    sent: list[float] = []
+    end = clock() + seconds
+
+    async def client() -> None:
+        while clock() < end:
+            async with pacer.slot() as sent_at:
+                sent.append(sent_at)
+                await asyncio.sleep(latency)
+            pacer.observe(200, headers or {}, sent_at)
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(50):
+            tg.create_task(client())
+    return sent
+
+
 # -- both caps -----------------------------------------------------------------------------
 
 
@@ -185,7 +205,7 @@ async def test_lower_rate_applies_to_waiting_clients(vclock: Clock) -> None:
     task = asyncio.create_task(slow_down())
     entries, _ = await run_clients(pacer, vclock, 40, latency=0.01)
     await task
-    assert pacer.rate == pytest.approx(1.8)
+    assert pacer.rate == pytest.approx(0.9 * 20 / 9.5)  # the window ends 9-10 s on: 9.5 s
     late = [t for t in entries if t > min(entries) + 2.0]
     assert max_in_window(late, 5.0) <= 1.8 * 5 + 1
 
@@ -193,24 +213,21 @@ async def test_lower_rate_applies_to_waiting_clients(vclock: Clock) -> None:
 # -- learning from headers -----------------------------------------------------------------
 
 
-def test_slows_to_the_header_budget_and_recovers_linearly() -> None:
-    """remaining/reset*safety below the rate slows at once; 2xx responses climb back linearly."""
+def test_header_guard_holds_until_the_window_ends_then_the_plan_returns() -> None:
+    """A budget below safety x plan slows at once; the guard lasts as long as its window."""
     clock = FakeClock()
-    pacer = Pacer(PacerConfig(rate=10, recovery_seconds=10), clock=clock, rand=zero)
+    pacer = Pacer(PacerConfig(rate=10), clock=clock, rand=zero)
     pacer.observe(
         200, {"RateLimit-Limit": "50000;w=60", "RateLimit-Remaining": "20", "RateLimit-Reset": "10"}
     )
-    assert pacer.rate == pytest.approx(20 / 10 * 0.9)
-    seen = [pacer.rate]
-    for _ in range(40):
+    assert pacer.rate == pytest.approx(0.9 * 20 / 9.5)  # the window ends 9-10 s from now
+    for _ in range(18):
         clock.now += 0.5
         pacer.observe(200, {})
-        seen.append(pacer.rate)
-    steps = [b - a for a, b in itertools.pairwise(seen)]
-    assert all(-EPS <= s <= 10 / 10 * 0.5 + EPS for s in steps)
-    assert seen[4] < 10  # gradual, not a jump
-    assert max(seen) == pytest.approx(10.0)
-    assert seen[-1] == pytest.approx(10.0)
+        assert pacer.rate == pytest.approx(0.9 * 20 / 9.5)
+    clock.now += 1.1  # past the latest end: a new window, the plan again
+    pacer.observe(200, {})
+    assert pacer.rate == pytest.approx(10.0)
 
 
 def test_budget_floor_and_no_recovery_on_errors() -> None:
@@ -223,17 +240,6 @@ def test_budget_floor_and_no_recovery_on_errors() -> None:
         clock.now += 1
         pacer.observe(status, {})
         assert pacer.rate == pytest.approx(0.5)
-
-
-def test_idle_time_banks_no_recovery() -> None:
-    """After a long silence one response earns at most one second of recovery."""
-    clock = FakeClock()
-    pacer = Pacer(PacerConfig(rate=10, recovery_seconds=10), clock=clock, rand=zero)
-    pacer.observe(200, {"RateLimit-Remaining": "10", "RateLimit-Reset": "10"})
-    slowed = pacer.rate
-    clock.now += 3600
-    pacer.observe(200, {})
-    assert pacer.rate == pytest.approx(slowed + 10 / 10 * 1.0)
 
 
 @pytest.mark.parametrize(
@@ -259,12 +265,13 @@ def test_quota_share_plans_the_rate(rate: float, share: float, limit: str, plann
 
 
 def test_remaining_zero_closes_the_gate_until_reset() -> None:
-    """RateLimit-Remaining 0 pauses everyone until the reset (clamped to max_pause)."""
+    """RateLimit-Remaining 0 pauses everyone until the reset (clamped to max_pause); the rate
+    itself is left alone, since the window, not the pace, is spent."""
     clock = FakeClock()
     pacer = Pacer(PacerConfig(max_pause=900), clock=clock, rand=zero)
     pacer.observe(200, {"RateLimit-Remaining": "0", "RateLimit-Reset": "30"})
     assert pacer.paused_until == pytest.approx(clock.now + 30)
-    assert pacer.rate == pytest.approx(0.5)
+    assert pacer.rate == pytest.approx(10.0)
     pacer.observe(200, {"RateLimit-Remaining": "0", "RateLimit-Reset": "3600"})
     assert pacer.paused_until == pytest.approx(clock.now + 900)
 
@@ -386,42 +393,75 @@ async def test_rate_429_closes_the_gate_for_everyone(vclock: Clock) -> None:
 
 
 @pytest.mark.parametrize(
-    ("retry_after", "reset", "pause"),
+    ("retry_after", "pause"),
     [
-        (10.0, 100.0, 10 + 0.5 * 1.0),  # Retry-After wins over the reset
-        (None, 100.0, 100 + 0.5 * 5.0),  # jitter is capped at 5 s
-        (None, None, 1 + 0.5 * 0.1),
-        (-4.0, None, 0.0),
+        (10.0, 10 + 0.5 * 1.0),
+        (100.0, 100 + 0.5 * 5.0),  # jitter is capped at 5 s
+        (-4.0, 0.0),
+        (None, 0.0),  # a bare 429 leaves the gate open
     ],
 )
-def test_rate_429_pause_length(
-    retry_after: float | None, reset: float | None, pause: float
-) -> None:
-    """The pause is Retry-After, else the reset, else 1 s, plus uniform(0, min(5, 10 %))."""
+def test_rate_429_pause_length(retry_after: float | None, pause: float) -> None:
+    """The pause is Retry-After plus uniform(0, min(5, 10 %)); none without it."""
     clock = FakeClock()
     pacer = Pacer(PacerConfig(), clock=clock, rand=lambda: 0.5)
-    assert pacer.on_rate_limited(retry_after, reset) == pytest.approx(pause)
+    assert pacer.on_rate_limited(retry_after) == pytest.approx(pause)
     assert pacer.paused_until == pytest.approx(clock.now + pause)
 
 
-def test_rate_429_cuts_the_rate_once_per_pause() -> None:
-    """A burst of 429s during one pause cuts once; the next pause cuts again; floor min_rate."""
-    clock = FakeClock()
-    pacer = Pacer(PacerConfig(rate=10, min_rate=0.5), clock=clock, rand=zero)
-    pacer.on_rate_limited(5.0, None)
-    assert pacer.rate == pytest.approx(7.0)
-    clock.now += 1
-    assert pacer.on_rate_limited(2.0, None) == pytest.approx(4.0)  # the longer pause stands
-    assert pacer.rate == pytest.approx(7.0)
-    clock.now += 10
-    pacer.on_rate_limited(1.0, None)
-    assert pacer.rate == pytest.approx(4.9)
-    for _ in range(20):
-        clock.now += 10
-        pacer.on_rate_limited(1.0, None)
-    assert pacer.rate == pytest.approx(0.5)
-    assert pacer.stats.rate_limited == 23
-    assert pacer.stats.min_rate_seen == pytest.approx(0.5)
+async def test_bare_429_does_not_close_the_gate_for_everyone(vclock: Clock) -> None:
+    """A 429 without Retry-After or a spent window: other requests go on at the (cut) rate."""
+    pacer = Pacer(PacerConfig(rate=20, concurrency=50), clock=vclock, rand=zero)
+    entries: list[float] = []
+
+    async def client() -> None:
+        async with pacer.slot() as sent_at:
+            entries.append(sent_at)
+            await asyncio.sleep(0.01)
+        pacer.observe(200, {}, sent_at)
+
+    async def throttle() -> None:
+        await asyncio.sleep(0.5)
+        pacer.observe(429, {}, vclock() - 0.01)
+        assert pacer.on_rate_limited(None, vclock() - 0.01) == 0.0
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(30):
+            tg.create_task(client())
+        tg.create_task(throttle())
+    gaps = [b - a for a, b in itertools.pairwise(sorted(entries))]
+    assert max(gaps) < 0.2  # nobody waited a second behind a closed gate
+    assert pacer.stats.pauses == 0
+    assert pacer.rate < 20  # but it was a congestion event
+
+
+async def test_rate_429_cut_is_relative_to_the_measured_rate(vclock: Clock) -> None:
+    """Told 1000/s but held to ~40/s by the concurrency limit: a 429 cuts to 0.7 x ~40, not to
+    0.7 x 1000, and recovery climbs back toward ~40 (the rate that worked)."""
+    pacer = Pacer(PacerConfig(rate=1000, concurrency=2), clock=vclock, rand=zero)
+    await traffic(pacer, vclock, 2.0, latency=0.05)  # 2 in flight x 20/s each = 40/s
+    measured = pacer._congestion.meter.sent_rate(vclock())
+    assert 30 <= measured <= 50
+    pacer.on_rate_limited(None, vclock())
+    assert pacer.rate == pytest.approx(0.7 * measured, rel=0.1)  # (or of the accepted rate)
+    await traffic(pacer, vclock, 5.0, latency=0.05)
+    assert pacer.rate <= 2 * pacer._congestion.meter.sent_rate(vclock()) + EPS
+
+
+async def test_rate_429_burst_cuts_once(vclock: Clock) -> None:
+    """429s for requests sent before the cut are one event; one sent after cuts again."""
+    pacer = Pacer(PacerConfig(rate=10, concurrency=50), clock=vclock, rand=zero)
+    sent = await traffic(pacer, vclock, 2.0)
+    for sent_at in sent[-8:]:  # eight in a row refused, all sent at 10/s
+        pacer.observe(429, {}, sent_at)
+        pacer.on_rate_limited(None, sent_at)
+    assert pacer.rate == pytest.approx(7.0, rel=0.05)  # cut once, relative to ~10/s sent
+    assert pacer.summary()["throttle_events"] == 1
+    assert pacer.summary()["throttles_coalesced"] == 7
+    sent = await traffic(pacer, vclock, 0.3)
+    pacer.on_rate_limited(None, sent[-1])  # sent after the cut: a new event
+    assert pacer.summary()["throttle_events"] == 2
+    assert pacer.stats.rate_limited == 9
 
 
 def test_pause_until_only_extends() -> None:
@@ -534,7 +574,7 @@ async def test_invariants_hold_under_random_throttling(vclock: Clock) -> None:
             },
         )
         if roll < 0.03:
-            pacer.on_rate_limited(rng.choice([None, 0.5, 2.0]), 3.0)
+            pacer.on_rate_limited(rng.choice([None, 0.5, 2.0]), vclock() - 0.2)
         elif roll < 0.05:
             pacer.on_concurrency_limited()
 
@@ -573,24 +613,33 @@ def test_budget_within_the_safety_margin_does_not_bind() -> None:
     """A job told the whole quota keeps its plan while the window can sustain safety x plan."""
     clock = FakeClock()
     pacer = Pacer(PacerConfig(rate=500, quota_share=1.0), clock=clock, rand=zero)
-    # 500/s in 10 s windows; Reset rounded up to whole seconds makes the budget read 485/s
+    # 500/s in 10 s windows; Reset rounded up to whole seconds: 4850 left with 9-10 s to go
     pacer.observe(200, {"RateLimit-Limit": "5000;w=10", "RateLimit-Remaining": "4850",
                         "RateLimit-Reset": "10"})
     assert pacer.rate == pytest.approx(500)
-    pacer.observe(200, {"RateLimit-Remaining": "800", "RateLimit-Reset": "2"})  # 400/s < 450/s
+    clock.now += 8.0  # 1-2 s left, midpoint 1.5 s: 600/1.5 = 400/s < 0.9 x 500
+    pacer.observe(200, {"RateLimit-Remaining": "600", "RateLimit-Reset": "2"})
     assert pacer.rate == pytest.approx(400 * 0.9)
 
 
-def test_header_slowdown_lifts_when_the_headers_show_room_but_a_429_cut_does_not() -> None:
-    """Rates lowered by the headers return to the plan at once; rates cut by a 429 climb back."""
-    clock = FakeClock()
-    pacer = Pacer(PacerConfig(rate=100, recovery_seconds=10), clock=clock, rand=zero)
-    pacer.observe(200, {"RateLimit-Remaining": "100", "RateLimit-Reset": "10"})
-    assert pacer.rate == pytest.approx(9.0)
-    clock.now += 0.1
+async def test_header_slowdown_lifts_when_the_headers_show_room_but_a_429_cut_climbs(
+        vclock: Clock) -> None:
+    """Rates lowered by the headers return to the plan at once; a 429 cut climbs back by
+    CUBIC, concave: most of the way within seconds, then never past the plan."""
+    pacer = Pacer(PacerConfig(rate=100, concurrency=50), clock=vclock, rand=zero)
+    pacer.observe(200, {"RateLimit-Remaining": "105", "RateLimit-Reset": "11"})
+    assert pacer.rate == pytest.approx(9.0)  # 105 left over 10-11 s (10.5), x 0.9
     pacer.observe(200, {"RateLimit-Remaining": "1000", "RateLimit-Reset": "5"})
     assert pacer.rate == pytest.approx(100)
-    pacer.on_rate_limited(retry_after=1.0, reset=None)
-    clock.now += 2.0
-    pacer.observe(200, {"RateLimit-Remaining": "1000", "RateLimit-Reset": "5"})
-    assert pacer.rate == pytest.approx(70 + 100 / 10 * 1.0)
+    await traffic(pacer, vclock, 2.0)
+    pacer.on_rate_limited(None, vclock())
+    cut = pacer.rate
+    assert cut == pytest.approx(70, rel=0.05)
+    seen = []
+    for _ in range(8):
+        await traffic(pacer, vclock, 0.5)
+        seen.append(pacer.rate)
+    assert seen == sorted(seen)
+    assert seen[0] > cut
+    assert seen[3] > 90  # concave: most of the way back within 2 s
+    assert seen[-1] == pytest.approx(100)  # the plan, never more

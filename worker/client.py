@@ -102,7 +102,8 @@ class ApiClient:
         """
         self._raise_if_stopping()
         try:
-            async with self.pacer.slot(self.control.deadline):
+            async with self.pacer.slot(self.control.deadline) as sent_at:
+                st.sent_at = sent_at
                 self._raise_if_stopping()  # stopped while we waited for a slot
                 # Take the token only now: one taken before a long wait for a slot (a rate
                 # pause) may have expired by the time the request goes out.
@@ -115,7 +116,7 @@ class ApiClient:
         except TimeoutError:  # only the slot wait raises it: Transport translates its own
             self.control.request_stop("deadline reached", Kind.INTERRUPTED)
             raise Interrupted("deadline reached") from None
-        self.pacer.observe(resp.status, resp.headers)
+        self.pacer.observe(resp.status, resp.headers, st.sent_at)
         self.control.counters.count_status(resp.status, resp.elapsed)
         return resp, auth_headers
 
@@ -156,14 +157,13 @@ class ApiClient:
     def _throttled(self, resp: Response) -> RateLimited:
         codes = reason_codes(resp.body)
         retry_after = parse_retry_after(resp.header("Retry-After"), time.time())
-        reset = _float(resp.header("RateLimit-Reset"))
         is_conc = CONCURRENCY_CODE in codes or (
             resp.header("Concurrency-Limit-Remaining") == "0"
             and resp.header("RateLimit-Remaining") != "0" and "70" not in codes)
         limit = "concurrency" if is_conc else "rate"
         self.control.counters.limited[limit] += 1
         return RateLimited(f"HTTP 429 ({limit} limit): {describe(resp)}", limit=limit,
-                           retry_after=retry_after, reset=reset)
+                           retry_after=retry_after)
 
 
 @contextlib.asynccontextmanager
@@ -189,10 +189,3 @@ def _retryable_failure(resp: Response) -> bool:
         return False
     codes = [c for c in reason_codes(resp.body) if c.isdigit() and len(c) == 8]
     return any(c[-2:] in RETRYABLE_CATEGORIES for c in codes)
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

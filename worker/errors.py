@@ -140,8 +140,6 @@ class RateLimited(TransientError):
     """A 429; ``limit`` is "rate" (quota spent) or "concurrency" (too many in flight)."""
 
     def __init__(self, message: str, *, limit: str, status: int = 429,
-                 code: str | None = None, retry_after: float | None = None,
-                 reset: float | None = None) -> None:
+                 code: str | None = None, retry_after: float | None = None) -> None:
         super().__init__(message, status=status, code=code, retry_after=retry_after)
         self.limit = limit
-        self.reset = reset

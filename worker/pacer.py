@@ -18,19 +18,22 @@ wakes the loop once per few requests, not once per request. After every
 response the caller calls :meth:`Pacer.observe`; on a 429 it also calls
 :meth:`Pacer.on_rate_limited` or :meth:`Pacer.on_concurrency_limited`.
 
-Rate policy (pacing.md §5, §7): the *planned* rate is ``min(config.rate, quota_share x the
-lowest quota/window announced in RateLimit-Limit)``. The header *budget* is
-``remaining / max(reset, 1)``, the rate that spends the rest of the window exactly. When it is
-below ``safety x planned`` (the plan would overrun the window, e.g. because other clients share
-it), the rate drops at once to ``safety x budget`` (floor ``min_rate``); a budget at or above that
-threshold does not bind, so a job told the whole quota is not slowed by the safety factor or by
-the whole-second rounding of ``RateLimit-Reset``. A rate lowered by the headers returns to the
-plan as soon as a response shows room again; after a 429 cut, or when responses stop carrying
-the fields, recovery is additive (linear): the rate climbs at ``planned / recovery_seconds`` per
-second of successful traffic, and one response earns at most one second of recovery, so idle
-time and pauses bank nothing. The concurrency limit recovers the same way, at
-``ceiling / recovery_seconds`` permits per second. The rate never exceeds ``config.rate`` and
-in-flight requests never exceed the limit.
+Rate policy (pacing.md §5, §7; issue 13). The rate is the lowest of:
+
+- the *plan*: ``min(config.rate, quota_share x the lowest quota/window announced)``, and the
+  header *guard* when another client shares the window (``worker.quota``: whole-second rounding
+  of ``RateLimit-Reset`` and placeholder values are handled there);
+- after a rate 429, the *congestion ceiling* (``worker.congestion``): a cut to 0.7 x the rate
+  really sent, then a CUBIC climb back toward the rate that worked. 429s for requests sent
+  before the last cut are the same event and cut nothing.
+
+A rate 429 closes the gate for everyone only when the server says for how long (Retry-After, or
+RateLimit-Remaining 0 with a Reset): a bare 429 leaves the gate open, and the retry layer backs
+that one request off. ``RateLimit-Remaining: 0`` on any answer closes the gate until the
+window's end. The concurrency limit recovers linearly, at ``ceiling / recovery_seconds``
+permits per second of successful traffic (one response earns at most one second, so idle time
+banks nothing). The rate never exceeds ``config.rate`` and in-flight requests never exceed the
+limit.
 
 Retries (backoff, Retry-After, the job's retry budget) live in ``worker.retry``.
 """
@@ -47,8 +50,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
+from worker.congestion import Congestion
 from worker.keys import default_of
-from worker.ratelimit_headers import ConcurrencyInfo, RateLimitInfo, parse_limits
+from worker.quota import Quota
+from worker.ratelimit_headers import ConcurrencyInfo, parse_limits
 
 __all__ = [
     "Pacer",
@@ -64,6 +69,8 @@ _NAP_S = 0.25
 """Longest single sleep while waiting for a token, so a raised rate takes effect promptly."""
 _MAX_RECOVERY_STEP_S = 1.0
 """The most recovery time one response can earn: nothing is banked while idle or paused."""
+_RATE_STEP = 0.01
+"""A climb smaller than this fraction of the rate waits for the next answer (fewer re-arms)."""
 _MIN_NAP_S = 1e-6
 """Shortest token wait, so float rounding can never turn the wait into a zero-length spin."""
 _BATCH_NAP_S = 0.04
@@ -87,13 +94,13 @@ class PacerConfig:
         concurrency: upper bound on requests in flight (``--concurrency``).
         quota_share: fraction of the header-reported quota this job may plan to use.
         burst_seconds: bucket capacity is ``max(1, rate * burst_seconds)``.
-        safety: factor applied to the header-derived budget ``remaining / max(reset, 1)``.
+        safety: factor applied to the header guard's budget ``remaining / time left``.
         concurrency_margin: the limit is capped at
             ``max(1, floor(Concurrency-Limit-Limit * margin))``.
         min_rate: floor for slow-downs and cuts (lowered to the planned rate if that is smaller).
-        recovery_seconds: time of successful traffic to climb from zero back to the planned rate
-            (or concurrency ceiling); the climb is linear.
-        rate_cut: multiplicative decrease of the rate on a rate 429.
+        recovery_seconds: time of successful traffic for the concurrency limit to climb from
+            zero back to its ceiling; the climb is linear.
+        rate_cut: CUBIC's beta: a congestion event cuts the measured rate to this fraction.
         concurrency_cut: multiplicative decrease of the concurrency limit on a concurrency 429.
         max_pause: a pause longer than this is not waited; the caller stops the job.
 
@@ -178,7 +185,8 @@ class Pacer:
         self._cfg = config
         self._clock, self._rand = clock, rand
         now = clock()
-        self._planned = config.rate
+        self._quota = Quota(config.rate, config.quota_share, config.safety)
+        self._congestion = Congestion(config.rate_cut)
         self._rate = config.rate
         self._capacity = _capacity(config.rate, config.burst_seconds)
         self._tokens = 1.0  # starts with one token, not a full bucket
@@ -191,8 +199,6 @@ class Pacer:
         self._level = float(config.concurrency)
         self._in_flight = 0
         self._paused_until = now
-        self._cut_until = now
-        self._header_slowed = False  # the rate was last lowered by the headers, not by a 429
         self._recovered_at = now
         self.stats = PacerStats(
             min_rate_seen=config.rate,
@@ -207,8 +213,8 @@ class Pacer:
 
     @property
     def planned_rate(self) -> float:
-        """The rate recovery climbs back to: ``min(config.rate, quota_share x header quota)``."""
-        return self._planned
+        """The plan: ``min(config.rate, quota_share x header quota)``."""
+        return self._quota.planned
 
     @property
     def concurrency_limit(self) -> int:
@@ -225,7 +231,7 @@ class Pacer:
         """Clock time before which no slot is entered (in the past when the gate is open)."""
         return self._paused_until
 
-    def summary(self) -> dict[str, float | int]:
+    def summary(self) -> dict[str, float | int | dict[str, int]]:
         """How pacing went, for the report: the rate it planned and the slowest it went,
         the concurrency it ended at, pauses and time spent waiting."""
         stats = self.stats
@@ -238,10 +244,14 @@ class Pacer:
             "max_in_flight": stats.max_in_flight,
             "gate_pauses": stats.pauses,
             "wait_s": round(stats.waits_s, 3),
+            "throttle_events": self._congestion.events,
+            "throttles_coalesced": self._congestion.coalesced,
+            "header_values_ignored": dict(sorted(self._quota.ignored.items())),
         }
 
-    def slot(self, deadline: float | None = None) -> contextlib.AbstractAsyncContextManager[None]:
-        """Return ``async with pacer.slot():`` for one request attempt.
+    def slot(self, deadline: float | None = None) -> contextlib.AbstractAsyncContextManager[float]:
+        """Return ``async with pacer.slot() as sent_at:`` for one request attempt; ``sent_at``
+        is the clock time of entry, for :meth:`observe` and :meth:`on_rate_limited`.
 
         Entering queues FIFO; the head of the queue waits for the pause gate to open, then for a
         free concurrency permit, then for a rate token, and takes permit and token together.
@@ -254,41 +264,52 @@ class Pacer:
         """
         return _Slot(self, deadline)
 
-    def observe(self, status: int, headers: Mapping[str, str]) -> None:
+    def observe(self, status: int, headers: Mapping[str, str],
+                sent_at: float | None = None) -> None:
         """Learn from one response (call after every response, errors included).
 
-        Applies the RateLimit fields (planned rate, immediate slow-down to the header budget, a
-        gate pause until the reset when Remaining is 0) and `Concurrency-Limit-Limit` (caps the
-        limit). A response the server did not refuse for load (status < 500, not 429) lets the
-        rate and the concurrency limit recover; Concurrency-Limit-Remaining 0 holds the limit.
+        ``sent_at`` is when its request entered the slot (what ``async with pacer.slot()``
+        gives); it bounds when the server answered, for the window's end. Applies the RateLimit
+        fields (``worker.quota``: plan, guard, a gate pause when the window is spent) and
+        `Concurrency-Limit-Limit` (caps the limit). An answer the server did not refuse for
+        load (status < 500, not 429) counts as accepted and lets rate and concurrency recover;
+        Concurrency-Limit-Remaining 0 holds the limit.
         """
         now = self._clock()
-        step = self._recovery_step(now) if _counts_as_success(status) else 0.0
+        success = _counts_as_success(status)
+        if success:
+            self._congestion.meter.on_accepted(now)
         rate_info, concurrency_info = parse_limits(headers)
-        self._observe_rate(rate_info, step, now)
+        if rate_info is not None:
+            spent_until = self._quota.read(rate_info, now if sent_at is None else sent_at, now)
+            if spent_until is not None:
+                self._pause_at(min(spent_until, now + self._cfg.max_pause), now)
+        self._retarget(now, grow=success)
+        step = self._recovery_step(now) if success else 0.0
         self._observe_concurrency(concurrency_info, step)
 
-    def on_rate_limited(self, retry_after: float | None, reset: float | None) -> float:
-        """Handle a rate 429: close the gate for everyone and cut the rate.
+    def on_rate_limited(self, retry_after: float | None, sent_at: float | None = None) -> float:
+        """Handle a rate 429 (after :meth:`observe` has read its headers).
 
-        The gate stays closed for ``retry_after`` (which wins over ``reset``), else ``reset``,
-        else 1 s, plus jitter ``uniform(0, min(5 s, 10 %))``. The rate is cut by ``rate_cut``
-        (floor ``min_rate``) once per pause: 429s that arrive while the gate closed by an earlier
-        cut is still shut were sent before that cut and do not cut again.
+        With ``Retry-After`` the gate closes for everyone until then (rounding-aware: the
+        window's known end when it falls inside what Retry-After allows), plus jitter
+        ``uniform(0, min(5 s, 10 %))``; a bare 429 leaves the gate open. Either way it is a
+        congestion event unless its request was sent (``sent_at``) before the last cut.
 
         Returns:
-            Seconds until the gate opens. Never raises; the caller compares it with
-            ``config.max_pause`` and stops the job when it is longer.
+            Seconds until the gate opens (0.0 when it is open: the caller backs off this
+            request alone). Never raises; the caller compares it with ``config.max_pause``
+            and stops the job when it is longer.
         """
         now = self._clock()
         self.stats.rate_limited += 1
-        delay = next((d for d in (retry_after, reset) if d is not None), 1.0)
-        self._pause_for(delay, now)
-        if now >= self._cut_until:
-            self._set_rate(max(self._floor(), self._rate * self._cfg.rate_cut), now)
-            self._recovered_at = now
-            self._header_slowed = False  # a 429 cut recovers gradually, whatever headers say
-        self._cut_until = max(self._cut_until, self._paused_until)
+        if retry_after is not None:
+            self._pause_at(self._quota.end.pause_end(max(0.0, retry_after),
+                                                     now if sent_at is None else sent_at, now),
+                           now)
+        cut = self._congestion.on_throttle(now if sent_at is None else sent_at, now, self._rate)
+        if cut is not None:
+            self._set_rate(max(self._floor(), min(cut, self._rate)), now)
         return max(0.0, self._paused_until - now)
 
     def on_concurrency_limited(self) -> None:
@@ -453,41 +474,30 @@ class Pacer:
             self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
             self._refilled_at = now
 
-    def _record_entry(self, started: float) -> None:
+    def _record_entry(self, started: float) -> float:
+        """Count an entry (the request goes out now); return its time."""
+        now = self._clock()
+        self._congestion.meter.on_sent(now)
         self.stats.requests += 1
-        self.stats.waits_s += max(0.0, self._clock() - started)
+        self.stats.waits_s += max(0.0, now - started)
         self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
+        return now
 
     # -- learning --------------------------------------------------------------------------
 
-    def _observe_rate(self, info: RateLimitInfo | None, step: float, now: float) -> None:
-        """Slow at once to a tight header budget; back to the plan when the headers show room;
-        otherwise recover by ``step`` seconds' worth."""
-        ceiling, room = self._planned, False
-        if info is not None:
-            self._learn_plan(info)
-            ceiling = self._planned
-            budget = info.budget_rate
-            if budget is not None and budget < self._planned * self._cfg.safety:
-                ceiling = budget * self._cfg.safety
-            elif budget is not None:
-                room = True
-            if info.remaining == 0 and info.reset is not None:
-                self._pause_for(min(info.reset, self._cfg.max_pause), now)
-        if self._rate > ceiling:
-            self._set_rate(max(self._floor(), ceiling), now)
-            self._header_slowed = True
-        elif self._rate < ceiling and room and self._header_slowed:
-            self._set_rate(ceiling, now)
-            self._header_slowed = False
-        elif step > 0 and self._rate < ceiling:
-            climb = self._planned / self._cfg.recovery_seconds * step
-            self._set_rate(min(ceiling, self._rate + climb), now)
-
-    def _learn_plan(self, info: RateLimitInfo) -> None:
-        sustained = info.sustained_rate
-        if sustained is not None:
-            self._planned = min(self._cfg.rate, self._cfg.quota_share * sustained)
+    def _retarget(self, now: float, *, grow: bool) -> None:
+        """Move the rate to the lowest of plan, header guard and congestion ceiling: down at
+        once, up only on an accepted answer (in steps of at least 1 %, or onto the plan)."""
+        quota = self._quota
+        by_headers = min(quota.planned, quota.guard(now))
+        target = max(self._floor(), min(by_headers, self._congestion.ceiling(now)))
+        if target < self._rate:
+            if by_headers < self._rate:  # requests sent before this were sent too fast
+                self._congestion.cut_at = now
+            self._set_rate(target, now)
+        elif grow and target > self._rate and (
+                target >= self._rate * (1 + _RATE_STEP) or target >= quota.planned):
+            self._set_rate(target, now)
 
     def _observe_concurrency(self, info: ConcurrencyInfo | None, step: float) -> None:
         """Cap the limit by the header (with margin); grow it by ``step`` seconds' worth."""
@@ -506,12 +516,13 @@ class Pacer:
         self._recovered_at = now
         return step
 
-    def _pause_for(self, delay: float, now: float) -> None:
-        delay = max(0.0, delay)
+    def _pause_at(self, end: float, now: float) -> None:
+        """Close the gate until ``end``, plus jitter so clients told the same end part."""
+        delay = max(0.0, end - now)
         self.pause_until(now + delay + jitter(delay, self._rand))
 
     def _floor(self) -> float:
-        return min(self._cfg.min_rate, self._planned)
+        return min(self._cfg.min_rate, self._quota.planned)
 
     def _set_rate(self, rate: float, now: float) -> None:
         """Change the bucket's fill rate; tokens earned so far are kept, up to the new capacity."""
@@ -540,11 +551,11 @@ class _Slot:
     def __init__(self, pacer: Pacer, deadline: float | None) -> None:
         self._pacer, self._deadline = pacer, deadline
 
-    async def __aenter__(self) -> None:
+    async def __aenter__(self) -> float:
         pacer = self._pacer
         started = pacer._clock()
         await pacer._enter(self._deadline)
-        pacer._record_entry(started)
+        return pacer._record_entry(started)
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:

@@ -53,6 +53,8 @@ class RateLimitInfo:
         remaining: requests left in that window.
         reset: seconds until that window resets, relative to the response.
         policies: every ``(quota, window_seconds)`` pair announced, the nearest window included.
+        malformed: the fields that were present but unusable (e.g. ``RateLimit-Limit:
+            unlimited``), so the pacer can count what it ignored.
     """
 
     limit: int | None = None
@@ -60,19 +62,13 @@ class RateLimitInfo:
     remaining: int | None = None
     reset: float | None = None
     policies: tuple[tuple[int, float], ...] = ()
+    malformed: tuple[str, ...] = ()
 
     @property
     def sustained_rate(self) -> float | None:
         """The lowest long-run rate (requests/s) any announced policy allows, or None if unknown."""
         rates = [quota / window for quota, window in self.policies]
         return min(rates) if rates else None
-
-    @property
-    def budget_rate(self) -> float | None:
-        """``remaining / max(reset, 1)``: the rate that spends the window exactly, or None."""
-        if self.remaining is None or self.reset is None:
-            return None
-        return self.remaining / max(self.reset, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +167,12 @@ def _parse_draft02(folded: Mapping[str, str]) -> RateLimitInfo | None:
     if raw_limit is None and raw_remaining is None and raw_reset is None:
         return None
     limit, window, policies = _parse_limit_list(raw_limit)
-    return _info(limit, window, _int(raw_remaining), _reset(raw_reset), policies)
+    remaining, reset = _int(raw_remaining), _reset(raw_reset)
+    malformed = tuple(name for name, raw, ok in (
+        ("RateLimit-Limit", raw_limit, limit is not None or bool(policies)),
+        ("RateLimit-Remaining", raw_remaining, remaining is not None),
+        ("RateLimit-Reset", raw_reset, reset is not None)) if raw is not None and not ok)
+    return _info(limit, window, remaining, reset, policies, malformed)
 
 
 @functools.lru_cache(maxsize=64)  # a server repeats the same RateLimit-Limit on every response
@@ -227,10 +228,11 @@ def _info(
     remaining: int | None,
     reset: float | None,
     policies: _Policies,
+    malformed: tuple[str, ...] = (),
 ) -> RateLimitInfo | None:
-    if limit is None and remaining is None and reset is None and not policies:
+    if limit is None and remaining is None and reset is None and not policies and not malformed:
         return None
-    return RateLimitInfo(limit, window, remaining, reset, policies)
+    return RateLimitInfo(limit, window, remaining, reset, policies, malformed)
 
 
 def _fold(headers: Mapping[str, str]) -> dict[str, str]:

@@ -8,7 +8,10 @@ cutting the pacer's rate, stopping the job). tenacity's ``wait`` and ``stop`` ca
 read that decision, so they are pure.
 
 What is retried: 429 (bounded by time, ``throttle_window``), and transient failures (5xx,
-timeouts, dropped connections; bounded by ``max_attempts``), honouring ``Retry-After``. A call
+timeouts, dropped connections; bounded by ``max_attempts``), honouring ``Retry-After``. A rate
+429 that closes the pacer's gate (the server said for how long) waits at the gate with every
+other request; a bare one (no Retry-After, no spent window) backs off that request alone, with
+full jitter from ``throttle_base`` doubling to ``throttle_cap``. A call
 whose retries end on a transient failure raises :class:`ApiUnreachable` (:func:`gave_up`).
 """
 
@@ -48,6 +51,8 @@ class RetryPolicy:
     max_attempts: int = default_of("pacing.max_attempts")
     base: float = 0.25
     cap: float = 10.0
+    throttle_base: float = 0.5  # a bare rate 429: this request's backoff (full jitter) ...
+    throttle_cap: float = 10.0  # ... doubling up to this
     throttle_window: float = MAX_PAUSE_S  # throttle retries are bounded by time, not count
     max_pause: float = MAX_PAUSE_S  # a Retry-After longer than this stops the job instead
 
@@ -157,6 +162,8 @@ class CallState:
 
     attempts: int = 0
     transient: int = 0
+    throttled: int = 0  # rate 429s that backed off this request alone
+    sent_at: float | None = None  # when the last attempt entered the pacer's slot
     refreshed: bool = False
     started: float = 0.0
     delay: float = 0.0  # decided after the last failed attempt: the wait before the next
@@ -208,15 +215,20 @@ class ApiRetry:
         return st.transient >= self.policy.max_attempts
 
     def _delay(self, exc: TransientError, st: CallState) -> float:
-        """The wait before the next attempt; a rate 429 closes the pacer's gate instead (it
-        holds every request, this one included), a concurrency 429 shrinks its limit."""
+        """The wait before the next attempt. A rate 429 is the pacer's to judge: when it closes
+        the gate, the gate is the wait; a bare one backs off this request alone. A concurrency
+        429 shrinks the pacer's limit and waits out its Retry-After."""
         if isinstance(exc, RateLimited):
             if exc.limit == "rate":
-                pause = self.pacer.on_rate_limited(exc.retry_after, exc.reset)
+                pause = self.pacer.on_rate_limited(exc.retry_after, st.sent_at)
                 if pause > self.policy.max_pause:
                     self.control.request_stop(
                         f"rate quota exhausted for {pause:.0f}s (Retry-After)", Kind.INTERRUPTED)
-                return 0.0
+                if pause > 0:
+                    return 0.0  # the gate holds every request, this one included
+                st.throttled += 1
+                return backoff(st.throttled, base=self.policy.throttle_base,
+                               cap=self.policy.throttle_cap, rand=self.rand)
             self.pacer.on_concurrency_limited()
             delay = exc.retry_after if exc.retry_after is not None else 1.0
             return delay + self.rand() * min(1.0, delay * 0.1)

@@ -119,8 +119,8 @@ async def test_rate_429_pauses_every_request(make_emulator: Callable[..., Any]) 
         if done == 10:
             # Zuora refreshes RateLimit-Remaining about once a second: the headers still show
             # room, so the drop is found by a 429 (not learnt early, which would send none)
-            stale = limiter.headers(1000, 1)
-            limiter.headers = lambda _rate, _window: stale
+            stale = limiter.headers(emu.config)
+            limiter.headers = lambda _config: stale
             emu.config.rate = 1
 
     async def restore() -> None:
