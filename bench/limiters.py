@@ -1,0 +1,206 @@
+"""Benchmark: does pacing converge behind limiters we did not write? (issue 13)
+
+One row per limiter model, each told the right rate and told 5x too much: the job's own time
+over the limiter's own limit, the share of requests refused, and the rate achieved. Every model
+is served by the emulator's command line (``zuora-reaper emulator --limiter ...``), in a process
+of its own, fresh for each run; the nginx rows put real nginx ``limit_req`` in front of an
+unlimited emulator (skipped, and said so, when nginx is not installed:
+``apt-get install -y nginx-light``). Prints its figures; it is not a test.
+
+    python bench/limiters.py                      # the full table, about 6 minutes
+    python bench/limiters.py --runs 300 --only bucket,window-1s   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+
+
+@dataclass(frozen=True)
+class Model:
+    key: str
+    label: str
+    emulator: tuple[str, ...]  # emulator flags; "{R}" is replaced by the limit's rate
+    told: tuple[str, ...] = ("right", "5x")
+    bound: str = "rate"  # "rate": limit = requests / R; "concurrency": requests * L / C
+    nginx: bool = False
+    placeholder: bool = False
+
+
+MODELS = (
+    Model("window-1s", "fixed window 1 s, RateLimit headers + Retry-After",
+          ("--rate", "{R}", "--rate-window", "1")),
+    Model("window-10s", "fixed window 10 s, RateLimit headers + Retry-After",
+          ("--rate", "{R}", "--rate-window", "10")),
+    Model("window-60s", "fixed window 60 s, RateLimit headers + Retry-After",
+          ("--rate", "{R}", "--rate-window", "60")),
+    Model("window-1s-retry-after", "fixed window 1 s, Retry-After only",
+          ("--rate", "{R}", "--rate-window", "1", "--no-rate-headers")),
+    Model("window-1s-bare", "fixed window 1 s, bare 429",
+          ("--rate", "{R}", "--rate-window", "1", "--no-rate-headers", "--no-retry-after")),
+    Model("window-10s-bare", "fixed window 10 s, bare 429",
+          ("--rate", "{R}", "--rate-window", "10", "--no-rate-headers", "--no-retry-after")),
+    Model("bucket", "leaky bucket burst 5, bare 429 (emulated limit_req)",
+          ("--rate", "{R}", "--limiter", "bucket", "--burst", "5")),
+    Model("nginx", "nginx limit_req burst=5 nodelay (real nginx)", (), nginx=True),
+    Model("placeholder", "placeholder headers, no real limit", ("--placeholder-headers",),
+          told=("right",), placeholder=True),
+    Model("concurrency", "concurrency cap 8, latency 200 ms", (
+        "--concurrency", "8", "--latency-ms", "200"), told=("right",), bound="concurrency"),
+)
+LATENCY_S, CAP = 0.2, 8
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rate", type=float, default=50.0, help="the limiters' rate, requests/s")
+    p.add_argument("--runs", type=int, default=1000, help="stuck runs per scenario")
+    p.add_argument("--only", default="", help="comma-separated model keys")
+    args = p.parse_args()
+    keys = [k for k in args.only.split(",") if k]
+    models = [m for m in MODELS if not keys or m.key in keys]
+    print(f"limit R = {args.rate:g} requests/s; {args.runs} runs seeded (70 % stuck); "
+          f"client --concurrency {CAP} --quota-share 1.0 --page-size 100; "
+          f"wall = the job's own time (report started_at..finished_at)\n")
+    print(f"{'limiter':55} {'told':5} {'wall s':>7} {'limit s':>7} {'wall/limit':>10} "
+          f"{'requests':>8} {'refused':>7} {'refused %':>9} {'achieved/s':>10} {'events':>6} "
+          f"{'exit':>4}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in models:
+            if model.nginx and NGINX is None:
+                print(f"{model.label:55} skipped: nginx is not installed "
+                      "(apt-get install -y nginx-light)")
+                continue
+            for told in model.told:
+                row = measure(model, told, args, Path(tmp))
+                print(row, flush=True)
+
+
+def measure(model: Model, told: str, args: argparse.Namespace, tmp: Path) -> str:
+    rate = args.rate
+    flags = [f.replace("{R}", f"{rate:g}") for f in model.emulator]
+    with serve(flags, args.runs, tmp, nginx_rate=rate if model.nginx else None) as url:
+        told_rate = rate * (5 if told == "5x" else 1)
+        concurrency = CAP if model.bound == "concurrency" else 8
+        doc, code = run_job(url, told_rate, concurrency, tmp)
+    req = doc["requests"]
+    refused = req["rate_limited"].get("rate", 0) + req["rate_limited"].get("concurrency", 0)
+    accepted = req["total"] - refused
+    started = datetime.fromisoformat(doc["started_at"])
+    wall = (datetime.fromisoformat(doc["finished_at"]) - started).total_seconds()
+    if model.bound == "concurrency":
+        limit = accepted * LATENCY_S / CAP
+    elif model.placeholder:
+        limit = accepted / told_rate
+    else:
+        limit = accepted / rate
+    share = refused / req["total"] if req["total"] else 0.0
+    return (f"{model.label:55} {told:5} {wall:7.2f} {limit:7.2f} {wall / limit:10.3f} "
+            f"{req['total']:8d} {refused:7d} {share:9.2%} {accepted / wall:10.1f} "
+            f"{doc['pacing'].get('throttle_events', 0):6d} {code:4d}")
+
+
+def run_job(url: str, rate: float, concurrency: int, tmp: Path) -> tuple[dict, int]:
+    from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
+    report = tmp / f"report-{time.monotonic_ns()}.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZUORA")}
+    env.update(ZUORA_CLIENT_ID=DEMO_CLIENT_ID, ZUORA_CLIENT_SECRET=DEMO_CLIENT_SECRET)
+    cmd = [sys.executable, "-m", "worker", "run", "--base-url", url, "--older-than", "0s",
+           "--max-cancel", "100000", "--report-file", str(report),
+           "--lock-file", str(tmp / "reaper.lock"), "--page-size", "100",
+           "--rate", f"{rate:g}", "--quota-share", "1.0", "--concurrency", str(concurrency),
+           "--log-level", "warning"]
+    code = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, check=False).returncode
+    return json.loads(report.read_text()), code
+
+
+@contextmanager
+def serve(flags: list[str], runs: int, tmp: Path, nginx_rate: float | None) -> Iterator[str]:
+    """The emulator (behind nginx when ``nginx_rate``); yields the base URL the job uses."""
+    cmd = [sys.executable, "-m", "worker", "emulator", "--port", "0", "--runs", str(runs),
+           "--seed", "5", *flags]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[-1]
+        if nginx_rate is None:
+            yield url
+        else:
+            with nginx(url, nginx_rate, tmp) as front:
+                yield front
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+NGINX_CONF = """worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f;
+  uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
+  upstream emu {{ server {upstream}; keepalive 16; }}
+  limit_req_zone $binary_remote_addr zone=api:1m rate={rate}r/s;
+  limit_req_status 429;
+  server {{
+    listen 127.0.0.1:{port};
+    location /oauth/ {{ proxy_pass http://emu; proxy_http_version 1.1;
+                        proxy_set_header Connection ""; }}
+    location / {{
+      limit_req zone=api burst=5 nodelay;
+      proxy_pass http://emu; proxy_http_version 1.1; proxy_set_header Connection "";
+    }}
+  }}
+}}
+"""
+
+
+@contextmanager
+def nginx(upstream_url: str, rate: float, tmp: Path) -> Iterator[str]:
+    import socket
+
+    d = tmp / f"nginx-{time.monotonic_ns()}"
+    d.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    upstream = upstream_url.removeprefix("http://")
+    (d / "nginx.conf").write_text(NGINX_CONF.format(d=d, upstream=upstream, rate=round(rate),
+                                                    port=port))
+    assert NGINX is not None
+    subprocess.run([NGINX, "-c", str(d / "nginx.conf"), "-p", str(d)], check=True)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        pid = int((d / "nginx.pid").read_text())
+        os.kill(pid, signal.SIGQUIT)
+        time.sleep(0.3)
+
+
+if __name__ == "__main__":
+    main()
