@@ -2,8 +2,9 @@
 
 One row per limiter model, each told the right rate and told 5x too much: the job's own time
 over the limiter's own limit, the share of requests refused, and the rate achieved. Every model
-is served by the emulator's command line (``zuora-reaper emulator --limiter ...``), in a process
-of its own, fresh for each run; the nginx rows put real nginx ``limit_req`` in front of an
+is configured by the emulator's own command-line flags (``zuora-reaper emulator --limiter ...``,
+parsed by its parser) and served in a process of its own, fresh for each run, which writes what
+it received when it stops; the nginx rows put real nginx ``limit_req`` in front of an
 unlimited emulator (skipped, and said so, when nginx is not installed:
 ``apt-get install -y nginx-light``). Prints its figures; it is not a test.
 
@@ -29,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 
@@ -65,9 +67,13 @@ MODELS = (
         "--concurrency", "8", "--latency-ms", "200"), told=("right",), bound="concurrency"),
 )
 LATENCY_S, CAP = 0.2, 8
+LOOKAHEAD = 4  # listing pages the job requests ahead (worker/listing.py)
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["_serve"]:
+        serve_child(sys.argv[2], sys.argv[3:])
+        return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rate", type=float, default=50.0, help="the limiters' rate, requests/s")
     p.add_argument("--runs", type=int, default=1000, help="stuck runs per scenario")
@@ -95,17 +101,20 @@ def main() -> None:
 def measure(model: Model, told: str, args: argparse.Namespace, tmp: Path) -> str:
     rate = args.rate
     flags = [f.replace("{R}", f"{rate:g}") for f in model.emulator]
-    with serve(flags, args.runs, tmp, nginx_rate=rate if model.nginx else None) as url:
+    stats = tmp / f"emu-{time.monotonic_ns()}.json"
+    with serve(flags, args.runs, stats, tmp, nginx_rate=rate if model.nginx else None) as url:
         told_rate = rate * (5 if told == "5x" else 1)
         concurrency = CAP if model.bound == "concurrency" else 8
         doc, code = run_job(url, told_rate, concurrency, tmp)
+    received = json.loads(stats.read_text())
     req = doc["requests"]
     refused = req["rate_limited"].get("rate", 0) + req["rate_limited"].get("concurrency", 0)
     accepted = req["total"] - refused
     started = datetime.fromisoformat(doc["started_at"])
     wall = (datetime.fromisoformat(doc["finished_at"]) - started).total_seconds()
-    if model.bound == "concurrency":
-        limit = accepted * LATENCY_S / CAP
+    if model.bound == "concurrency":  # listing LOOKAHEAD pages at a time, then the rest at C
+        lists = received["list"]
+        limit = (accepted - lists) * LATENCY_S / CAP + lists / LOOKAHEAD * LATENCY_S
     elif model.placeholder:
         limit = accepted / told_rate
     else:
@@ -132,10 +141,34 @@ def run_job(url: str, rate: float, concurrency: int, tmp: Path) -> tuple[dict, i
     return json.loads(report.read_text()), code
 
 
+def serve_child(stats: str, flags: list[str]) -> None:
+    """Child process: the emulator configured by its own flags, until SIGTERM; then the count
+    of API requests it received, by kind, into ``stats``."""
+    import asyncio
+
+    from worker.emulator import Emulator
+    from worker.emulator.cli import build_parser, config_from_args
+
+    args = build_parser().parse_args(flags)
+
+    async def run() -> None:
+        emu = Emulator(config_from_args(args))
+        print(f"listening on {await emu.start(args.host, args.port)}", flush=True)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        kinds = {k: emu.count(k) for k in ("list", "get", "delete", "token")}
+        Path(stats).write_text(json.dumps(kinds))  # noqa: ASYNC240 - once, at exit
+        await emu.stop()
+
+    asyncio.run(run())
+
+
 @contextmanager
-def serve(flags: list[str], runs: int, tmp: Path, nginx_rate: float | None) -> Iterator[str]:
+def serve(flags: list[str], runs: int, stats: Path, tmp: Path,
+          nginx_rate: float | None) -> Iterator[str]:
     """The emulator (behind nginx when ``nginx_rate``); yields the base URL the job uses."""
-    cmd = [sys.executable, "-m", "worker", "emulator", "--port", "0", "--runs", str(runs),
+    cmd = [sys.executable, __file__, "_serve", str(stats), "--port", "0", "--runs", str(runs),
            "--seed", "5", *flags]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:

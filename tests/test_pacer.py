@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from worker.pacer import Pacer, PacerConfig
+from worker.pacer import Pacer, PacerConfig, Sent
 
 Clock = Callable[[], float]
 EPS = 1e-9
@@ -93,18 +93,18 @@ async def run_clients(
 
 
 async def traffic(pacer: Pacer, clock: Clock, seconds: float, *, latency: float = 0.01,
-                  headers: dict[str, str] | None = None) -> list[float]:
+                  headers: dict[str, str] | None = None) -> list[Sent]:
     """Fifty clients send through the pacer, as fast as it lets, for ``seconds``; every answer
-    a 200 (with ``headers``). Returns the send times."""
-    sent: list[float] = []
+    a 200 (with ``headers``). Returns the entries."""
+    sent: list[Sent] = []
     end = clock() + seconds
 
     async def client() -> None:
         while clock() < end:
-            async with pacer.slot() as sent_at:
-                sent.append(sent_at)
+            async with pacer.slot() as entry:
+                sent.append(entry)
                 await asyncio.sleep(latency)
-            pacer.observe(200, headers or {}, sent_at)
+            pacer.observe(200, headers or {}, entry)
 
     async with asyncio.TaskGroup() as tg:
         for _ in range(50):
@@ -142,15 +142,16 @@ async def test_rate_never_exceeded_over_sliding_windows(
 async def test_rate_bound_clients_are_admitted_in_batches(vclock: Clock) -> None:
     """When the rate binds, a freed slot admits nobody early: the timer admits a batch per wake.
 
-    One wake-up per request costs far more CPU than one per batch; the rate and the total time
-    are unchanged.
+    The bucket holds 10 ms of rate (issue 13: a bigger burst is what a fixed window's edge
+    refuses), so at 500/s a wake-up admits about 3, not 1; the rate and the total time are
+    unchanged.
     """
     pacer = Pacer(PacerConfig(rate=500, concurrency=40), clock=vclock)
     entries, peak = await run_clients(pacer, vclock, 2000, latency=0.05)
     wakeups = len(set(entries))
-    assert wakeups <= 2000 / 10  # about 20 per wake-up at 500/s (0.04 s of tokens)
+    assert wakeups <= 2000 / 2.5
     assert peak <= 40
-    assert max_in_window(entries, 1.0) <= 500 + 50
+    assert max_in_window(entries, 1.0) <= 500 + 5
     assert max(entries) - min(entries) <= 2000 / 500 + 0.3  # full rate, no needless slowness
 
 
@@ -278,12 +279,13 @@ def test_remaining_zero_closes_the_gate_until_reset() -> None:
 
 @pytest.mark.parametrize(
     ("configured", "header", "expected"),
-    [(100, "40", 36), (8, "40", 8), (100, "4", 3), (100, "1", 1)],
+    [(100, "40", 36), (8, "40", 8), (100, "4", 3), (100, "1", 1), (8, "8", 8), (9, "8", 7)],
 )
 def test_concurrency_header_caps_the_limit_with_margin(
     configured: int, header: str, expected: int
 ) -> None:
-    """limit = min(--concurrency, max(1, floor(Concurrency-Limit-Limit * 0.9)))."""
+    """Asked for more than Concurrency-Limit-Limit: max(1, floor(limit x 0.9)), leaving a margin
+    to the tenant's other clients; asked for no more: --concurrency stands."""
     clock = FakeClock()
     pacer = Pacer(PacerConfig(concurrency=configured), clock=clock)
     pacer.observe(200, {"Concurrency-Limit-Limit": header})
@@ -415,15 +417,16 @@ async def test_bare_429_does_not_close_the_gate_for_everyone(vclock: Clock) -> N
     entries: list[float] = []
 
     async def client() -> None:
-        async with pacer.slot() as sent_at:
-            entries.append(sent_at)
+        async with pacer.slot() as sent:
+            entries.append(sent.at)
             await asyncio.sleep(0.01)
-        pacer.observe(200, {}, sent_at)
+        pacer.observe(200, {}, sent)
 
     async def throttle() -> None:
         await asyncio.sleep(0.5)
-        pacer.observe(429, {}, vclock() - 0.01)
-        assert pacer.on_rate_limited(None, vclock() - 0.01) == 0.0
+        refused = Sent(vclock() - 0.01, pacer.stats.requests)
+        pacer.observe(429, {}, refused)
+        assert pacer.on_rate_limited(None, refused) == 0.0
 
     async with asyncio.TaskGroup() as tg:
         for _ in range(30):
@@ -442,7 +445,7 @@ async def test_rate_429_cut_is_relative_to_the_measured_rate(vclock: Clock) -> N
     await traffic(pacer, vclock, 2.0, latency=0.05)  # 2 in flight x 20/s each = 40/s
     measured = pacer._congestion.meter.sent_rate(vclock())
     assert 30 <= measured <= 50
-    pacer.on_rate_limited(None, vclock())
+    pacer.on_rate_limited(None, Sent(vclock(), pacer.stats.requests))
     assert pacer.rate == pytest.approx(0.7 * measured, rel=0.1)  # (or of the accepted rate)
     await traffic(pacer, vclock, 5.0, latency=0.05)
     assert pacer.rate <= 2 * pacer._congestion.meter.sent_rate(vclock()) + EPS
@@ -452,9 +455,9 @@ async def test_rate_429_burst_cuts_once(vclock: Clock) -> None:
     """429s for requests sent before the cut are one event; one sent after cuts again."""
     pacer = Pacer(PacerConfig(rate=10, concurrency=50), clock=vclock, rand=zero)
     sent = await traffic(pacer, vclock, 2.0)
-    for sent_at in sent[-8:]:  # eight in a row refused, all sent at 10/s
-        pacer.observe(429, {}, sent_at)
-        pacer.on_rate_limited(None, sent_at)
+    for refused in sent[-8:]:  # eight in a row refused, all sent at 10/s
+        pacer.observe(429, {}, refused)
+        pacer.on_rate_limited(None, refused)
     assert pacer.rate == pytest.approx(7.0, rel=0.05)  # cut once, relative to ~10/s sent
     assert pacer.summary()["throttle_events"] == 1
     assert pacer.summary()["throttles_coalesced"] == 7
@@ -574,7 +577,7 @@ async def test_invariants_hold_under_random_throttling(vclock: Clock) -> None:
             },
         )
         if roll < 0.03:
-            pacer.on_rate_limited(rng.choice([None, 0.5, 2.0]), vclock() - 0.2)
+            pacer.on_rate_limited(rng.choice([None, 0.5, 2.0]), Sent(vclock() - 0.2, 0))
         elif roll < 0.05:
             pacer.on_concurrency_limited()
 
@@ -632,7 +635,7 @@ async def test_header_slowdown_lifts_when_the_headers_show_room_but_a_429_cut_cl
     pacer.observe(200, {"RateLimit-Remaining": "1000", "RateLimit-Reset": "5"})
     assert pacer.rate == pytest.approx(100)
     await traffic(pacer, vclock, 2.0)
-    pacer.on_rate_limited(None, vclock())
+    pacer.on_rate_limited(None, Sent(vclock(), pacer.stats.requests))
     cut = pacer.rate
     assert cut == pytest.approx(70, rel=0.05)
     seen = []

@@ -102,8 +102,8 @@ class ApiClient:
         """
         self._raise_if_stopping()
         try:
-            async with self.pacer.slot(self.control.deadline) as sent_at:
-                st.sent_at = sent_at
+            async with self.pacer.slot(self.control.deadline) as sent:
+                st.sent = sent
                 self._raise_if_stopping()  # stopped while we waited for a slot
                 # Take the token only now: one taken before a long wait for a slot (a rate
                 # pause) may have expired by the time the request goes out.
@@ -116,7 +116,7 @@ class ApiClient:
         except TimeoutError:  # only the slot wait raises it: Transport translates its own
             self.control.request_stop("deadline reached", Kind.INTERRUPTED)
             raise Interrupted("deadline reached") from None
-        self.pacer.observe(resp.status, resp.headers, st.sent_at)
+        self.pacer.observe(resp.status, resp.headers, st.sent)
         self.control.counters.count_status(resp.status, resp.elapsed)
         return resp, auth_headers
 

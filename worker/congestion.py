@@ -9,16 +9,23 @@ aiolimiter has a fixed rate and no notion of a throttle.
 - :class:`RateMeter` counts the requests *sent* and the requests *accepted* (any answer the
   server did not refuse for load) over the last second.
 - :class:`Cubic` is TCP CUBIC applied to a request rate (botocore's ``CubicCalculator``): after
-  a throttle at rate ``w_max`` the rate drops to ``beta x w_max``, then follows
-  ``scale x (t - K)^3 + w_max``: a fast concave climb back to the rate that worked, a plateau
-  just below it, then a convex probe above it.
+  a throttle the rate drops to ``beta x`` the measured rate, then follows
+  ``scale x (t - K)^3 + w_max``: a fast concave climb back to ``w_max``, the last rate that
+  worked, a plateau there, then a convex probe above it.
 - :class:`Congestion` turns 429s into congestion events. A 429 for a request *sent before the
   last cut* was caused by the rate already abandoned: it joins that event and cuts nothing (so
-  a burst of 429s cuts once, as TCP cuts once per round trip). An event sets
-  ``w_max = max(min(current rate, measured sent rate), measured accepted rate)``: the cut is
-  relative to what was really sent, never to the configured rate, and never below what the
-  limiter was accepting (the dead end of a spent fixed window refuses everything, and must not
-  drive the rate to the floor).
+  a burst of 429s cuts once, as TCP cuts once per round trip). An event measures
+  ``w = max(min(current rate, sent rate), accepted rate)`` and cuts to ``beta x w``: relative to
+  what was really sent, never to the configured rate, and never below what the limiter was
+  accepting (the dead end of a spent fixed window refuses everything, and must not drive the
+  rate to the floor). The climb aims at the rate that worked: the accepted rate when it is
+  below ``w`` (a leaky bucket at saturation accepts exactly its rate), never below the cut.
+- After a congestion event the pacer sends evenly spaced (no burst): a burst is what a fixed
+  window's edge or a bucket's depth refuses first.
+- When the limiter has refused several answers in a row and accepted none (the dead end of a
+  spent fixed window, which a bare 429 does not announce), :meth:`Congestion.probe_delay` gives
+  a short pause for everyone, doubling while nothing gets through (0.25 s up to 2 s), so a
+  blind limiter sees a probe now and then instead of every worker's retries.
 
 No clock of its own: every method takes ``now`` from the pacer.
 """
@@ -34,17 +41,21 @@ HORIZON_S = 1.0
 """The rate meter's window."""
 _MIN_SPAN_S = 0.05
 """The shortest span a rate is measured over (the first requests of a job come in a burst)."""
+_DEAD_REFUSALS = 4
+"""Refusals in a row, with nothing accepted between, that mark the limiter as refusing all."""
+PROBE_FIRST_S, PROBE_MAX_S = 0.25, 2.0
 
 
 class RateMeter:
     """Requests sent and accepted over the last :data:`HORIZON_S` seconds."""
 
-    __slots__ = ("_accepted", "_first", "_sent")
+    __slots__ = ("_accepted", "_first", "_sent", "refused_in_a_row")
 
     def __init__(self) -> None:
         self._sent: deque[float] = deque()
         self._accepted: deque[float] = deque()
         self._first: float | None = None
+        self.refused_in_a_row = 0
 
     def on_sent(self, now: float) -> None:
         if self._first is None:
@@ -53,6 +64,10 @@ class RateMeter:
 
     def on_accepted(self, now: float) -> None:
         self._accepted.append(now)
+        self.refused_in_a_row = 0
+
+    def on_refused(self) -> None:
+        self.refused_in_a_row += 1
 
     def sent_rate(self, now: float) -> float:
         """Requests sent per second over the last second (or since the first, if sooner)."""
@@ -77,19 +92,26 @@ def _prune(times: deque[float], now: float) -> None:
 class Cubic:
     """The CUBIC curve of a request rate; ``scale`` is botocore's C (0.4)."""
 
-    __slots__ = ("_beta", "_k", "_last_fail", "_scale", "w_max")
+    __slots__ = ("_beta", "_k", "_last_fail", "_scale", "scale", "w_max")
 
     def __init__(self, beta: float, scale: float = 0.4) -> None:
-        self._beta, self._scale = beta, scale
+        self._beta, self.scale = beta, scale
+        self._scale = scale
         self.w_max = 0.0
         self._k = 0.0
         self._last_fail = 0.0
 
-    def throttled(self, w_max: float, now: float) -> float:
-        """A throttle at ``w_max``: remember it, and return the cut rate ``beta x w_max``."""
-        self.w_max, self._last_fail = w_max, now
-        self._k = math.cbrt(w_max * (1.0 - self._beta) / self._scale)
-        return self._beta * w_max
+    def throttled(self, measured: float, worked: float, now: float, *,
+                  costly: bool = False) -> float:
+        """A throttle while sending at ``measured``: return the cut rate ``beta x measured``;
+        the curve climbs from there back to ``worked`` (at least the cut rate). ``costly``
+        (the refusal paused everyone) makes this curve 8 times flatter: slower back, and far
+        slower past ``worked``."""
+        start = self._beta * measured
+        self._scale = self.scale / 8 if costly else self.scale
+        self.w_max, self._last_fail = max(start, worked), now
+        self._k = math.cbrt((self.w_max - start) / self._scale)
+        return start
 
     def rate(self, now: float) -> float:
         """The rate the curve allows at ``now`` (``beta x w_max`` right after the throttle)."""
@@ -99,11 +121,12 @@ class Cubic:
 class Congestion:
     """Congestion events from rate 429s, and the rate ceiling they leave (see module doc)."""
 
-    __slots__ = ("_cubic", "coalesced", "cut_at", "events", "meter")
+    __slots__ = ("_cubic", "_probe", "coalesced", "cut_at", "events", "meter")
 
     def __init__(self, beta: float) -> None:
         self.meter = RateMeter()
         self._cubic = Cubic(beta)
+        self._probe = PROBE_FIRST_S
         self.cut_at = -math.inf  # when the rate was last lowered (by a cut or by the headers)
         self.events = 0
         self.coalesced = 0
@@ -113,21 +136,25 @@ class Congestion:
         """True after the first congestion event (botocore: the bucket is off until then)."""
         return self.events > 0
 
-    def on_throttle(self, sent_at: float, now: float, rate: float) -> float | None:
-        """A rate 429 for a request sent at ``sent_at``, while pacing at ``rate``.
+    def on_throttle(self, sent_at: float, now: float, rate: float, *,
+                    costly: bool = False) -> float | None:
+        """A rate 429 for a request sent at ``sent_at``, while pacing at ``rate``; ``costly``
+        when it closed the gate for everyone (the next curve probes far more gently).
 
         Returns:
             The cut rate for a new congestion event, or None when the request was sent before
             the last cut (the same event).
         """
+        meter = self.meter
+        meter.on_refused()
         if sent_at < self.cut_at:
             self.coalesced += 1
             return None
-        meter = self.meter
-        w_max = max(min(rate, meter.sent_rate(now)), meter.accepted_rate(now))
+        accepted = meter.accepted_rate(now)
+        measured = max(min(rate, meter.sent_rate(now)), accepted)
         self.events += 1
         self.cut_at = now
-        return self._cubic.throttled(w_max, now)
+        return self._cubic.throttled(measured, min(measured, accepted), now, costly=costly)
 
     def ceiling(self, now: float) -> float:
         """The rate allowed now: the CUBIC curve, but at most twice what is really being sent
@@ -137,3 +164,16 @@ class Congestion:
             return math.inf
         cap = max(2.0 * self.meter.sent_rate(now), self._cubic.w_max)
         return min(self._cubic.rate(now), cap)
+
+    def on_accepted(self, now: float) -> None:
+        """An answer the server did not refuse: count it, and probing starts short again."""
+        self.meter.on_accepted(now)
+        self._probe = PROBE_FIRST_S
+
+    def probe_delay(self, now: float) -> float | None:
+        """How long everyone should pause when the limiter refuses everything (doubling each
+        time, until something is accepted); None while anything gets through."""
+        if self.meter.refused_in_a_row < _DEAD_REFUSALS:
+            return None
+        delay, self._probe = self._probe, min(PROBE_MAX_S, self._probe * 2)
+        return delay

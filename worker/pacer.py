@@ -59,6 +59,7 @@ __all__ = [
     "Pacer",
     "PacerConfig",
     "PacerStats",
+    "Sent",
     "jitter",
 ]
 
@@ -74,9 +75,12 @@ _RATE_STEP = 0.01
 _MIN_NAP_S = 1e-6
 """Shortest token wait, so float rounding can never turn the wait into a zero-length spin."""
 _BATCH_NAP_S = 0.04
-"""Extra nap past the next token (at most half the bucket's room above one token, so nothing is
-lost to the cap), so that one wake-up admits several waiters: about 20 at 500/s, not 1. Still
-well inside the 0.1 s burst the bucket allows."""
+"""Most extra nap past the next token (at most half the bucket's room above one token, so
+nothing is lost to the cap), so that one wake-up admits several waiters: about 3 at 500/s with
+the default 10 ms bucket, not 1."""
+_STRICT_CAPACITY = 1.5
+"""The smallest bucket (and the bucket after a congestion event): no burst of two, but half a
+token of slack, so a timer that fires late does not cost that lateness on every request."""
 _TOKEN_EPS = 1e-9
 """Float slack on the token count (a refill of exactly 1 token may land a hair below 1)."""
 MAX_PAUSE_S = 900.0
@@ -93,7 +97,8 @@ class PacerConfig:
         rate: upper bound on the request rate, never exceeded (``--rate``).
         concurrency: upper bound on requests in flight (``--concurrency``).
         quota_share: fraction of the header-reported quota this job may plan to use.
-        burst_seconds: bucket capacity is ``max(1, rate * burst_seconds)``.
+        burst_seconds: bucket capacity is ``max(1.5, rate * burst_seconds)``: 10 ms of rate
+            by default, since a burst is what a fixed window's edge refuses first.
         safety: factor applied to the header guard's budget ``remaining / time left``.
         concurrency_margin: the limit is capped at
             ``max(1, floor(Concurrency-Limit-Limit * margin))``.
@@ -111,7 +116,7 @@ class PacerConfig:
     rate: float = default_of("pacing.rate")
     concurrency: int = default_of("pacing.concurrency")
     quota_share: float = default_of("pacing.quota_share")
-    burst_seconds: float = 0.1
+    burst_seconds: float = 0.01
     safety: float = 0.9
     concurrency_margin: float = 0.9
     min_rate: float = 0.5
@@ -137,6 +142,15 @@ class PacerConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid pacer setting(s): {', '.join(bad)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A request's entry into the pacer (``async with pacer.slot() as sent``): when, and its
+    place in the sending order (1 for the first)."""
+
+    at: float
+    seq: int
 
 
 @dataclass(slots=True)
@@ -249,9 +263,9 @@ class Pacer:
             "header_values_ignored": dict(sorted(self._quota.ignored.items())),
         }
 
-    def slot(self, deadline: float | None = None) -> contextlib.AbstractAsyncContextManager[float]:
-        """Return ``async with pacer.slot() as sent_at:`` for one request attempt; ``sent_at``
-        is the clock time of entry, for :meth:`observe` and :meth:`on_rate_limited`.
+    def slot(self, deadline: float | None = None) -> contextlib.AbstractAsyncContextManager[Sent]:
+        """Return ``async with pacer.slot() as sent:`` for one request attempt; ``sent`` (a
+        :class:`Sent`) goes back to :meth:`observe` and :meth:`on_rate_limited`.
 
         Entering queues FIFO; the head of the queue waits for the pause gate to open, then for a
         free concurrency permit, then for a rate token, and takes permit and token together.
@@ -264,12 +278,12 @@ class Pacer:
         """
         return _Slot(self, deadline)
 
-    def observe(self, status: int, headers: Mapping[str, str],
-                sent_at: float | None = None) -> None:
+    def observe(self, status: int, headers: Mapping[str, str], sent: Sent | None = None) -> None:
         """Learn from one response (call after every response, errors included).
 
-        ``sent_at`` is when its request entered the slot (what ``async with pacer.slot()``
-        gives); it bounds when the server answered, for the window's end. Applies the RateLimit
+        ``sent`` is its request's entry (what ``async with pacer.slot()`` gives): when it was
+        sent bounds when the server answered, and its place in the order dates the answer's
+        Remaining. Applies the RateLimit
         fields (``worker.quota``: plan, guard, a gate pause when the window is spent) and
         `Concurrency-Limit-Limit` (caps the limit). An answer the server did not refuse for
         load (status < 500, not 429) counts as accepted and lets rate and concurrency recover;
@@ -278,23 +292,25 @@ class Pacer:
         now = self._clock()
         success = _counts_as_success(status)
         if success:
-            self._congestion.meter.on_accepted(now)
+            self._congestion.on_accepted(now)
         rate_info, concurrency_info = parse_limits(headers)
         if rate_info is not None:
-            spent_until = self._quota.read(rate_info, now if sent_at is None else sent_at, now)
+            sent = sent or Sent(now, self.stats.requests)
+            spent_until = self._quota.read(rate_info, sent.at, sent.seq, now)
             if spent_until is not None:
                 self._pause_at(min(spent_until, now + self._cfg.max_pause), now)
         self._retarget(now, grow=success)
         step = self._recovery_step(now) if success else 0.0
         self._observe_concurrency(concurrency_info, step)
 
-    def on_rate_limited(self, retry_after: float | None, sent_at: float | None = None) -> float:
+    def on_rate_limited(self, retry_after: float | None, sent: Sent | None = None) -> float:
         """Handle a rate 429 (after :meth:`observe` has read its headers).
 
         With ``Retry-After`` the gate closes for everyone until then (rounding-aware: the
         window's known end when it falls inside what Retry-After allows), plus jitter
-        ``uniform(0, min(5 s, 10 %))``; a bare 429 leaves the gate open. Either way it is a
-        congestion event unless its request was sent (``sent_at``) before the last cut.
+        ``uniform(0, min(5 s, 10 %))``. A bare 429 leaves the gate open, unless the limiter has
+        refused everything for a second (then a short probe pause, see ``worker.congestion``).
+        Either way it is a congestion event unless its request was sent before the last cut.
 
         Returns:
             Seconds until the gate opens (0.0 when it is open: the caller backs off this
@@ -302,14 +318,19 @@ class Pacer:
             and stops the job when it is longer.
         """
         now = self._clock()
+        sent_at = now if sent is None else sent.at
         self.stats.rate_limited += 1
         if retry_after is not None:
-            self._pause_at(self._quota.end.pause_end(max(0.0, retry_after),
-                                                     now if sent_at is None else sent_at, now),
-                           now)
-        cut = self._congestion.on_throttle(now if sent_at is None else sent_at, now, self._rate)
+            self._pause_at(self._quota.end.pause_end(max(0.0, retry_after), sent_at, now), now)
+        congestion = self._congestion
+        cut = congestion.on_throttle(sent_at, now, self._rate,
+                                     costly=self._paused_until > now)
         if cut is not None:
             self._set_rate(max(self._floor(), min(cut, self._rate)), now)
+        if self._paused_until <= now:
+            probe = congestion.probe_delay(now)
+            if probe is not None:
+                self.pause_until(now + probe * (0.5 + 0.5 * self._rand()))
         return max(0.0, self._paused_until - now)
 
     def on_concurrency_limited(self) -> None:
@@ -412,6 +433,8 @@ class Pacer:
         gate = self._paused_until - now
         if gate > 0:
             return gate
+        if self._quota.spent(self.stats.requests + len(self._granted), now):
+            return self._wait_for_window(now)
         if self._in_flight >= int(self._level):
             return None
         if self._tokens < 1.0 - _TOKEN_EPS:
@@ -419,6 +442,16 @@ class Pacer:
             batch = min(_BATCH_NAP_S, (self._capacity - 1.0) / self._rate / 2)
             return min(max(need + batch, _MIN_NAP_S), _NAP_S)
         return 0.0
+
+    def _wait_for_window(self, now: float) -> float:
+        """The window's allowance is all sent: close the gate until its end (plus jitter),
+        without revoking what was granted within the allowance."""
+        end = self._quota.end.hi
+        until = end + jitter(end - now, self._rand)
+        if until > self._paused_until:
+            self._paused_until = until
+            self.stats.pauses += 1
+        return self._paused_until - now
 
     def _take(self) -> None:
         self._tokens -= 1.0
@@ -474,14 +507,15 @@ class Pacer:
             self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
             self._refilled_at = now
 
-    def _record_entry(self, started: float) -> float:
-        """Count an entry (the request goes out now); return its time."""
+    def _record_entry(self, started: float) -> Sent:
+        """Count an entry (the request goes out now)."""
         now = self._clock()
         self._congestion.meter.on_sent(now)
-        self.stats.requests += 1
-        self.stats.waits_s += max(0.0, now - started)
-        self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
-        return now
+        stats = self.stats
+        stats.requests += 1
+        stats.waits_s += max(0.0, now - started)
+        stats.max_in_flight = max(stats.max_in_flight, self._in_flight)
+        return Sent(now, stats.requests)
 
     # -- learning --------------------------------------------------------------------------
 
@@ -502,8 +536,11 @@ class Pacer:
     def _observe_concurrency(self, info: ConcurrencyInfo | None, step: float) -> None:
         """Cap the limit by the header (with margin); grow it by ``step`` seconds' worth."""
         if info is not None and info.limit is not None:
-            header_cap = max(1, math.floor(info.limit * self._cfg.concurrency_margin))
-            self._ceiling = min(self._cfg.concurrency, header_cap)
+            # asked for no more than the tenant allows: the user's number stands; asked for
+            # more: leave a margin of the tenant's limit to its other clients
+            configured = self._cfg.concurrency
+            self._ceiling = configured if configured <= info.limit else max(
+                1, math.floor(info.limit * self._cfg.concurrency_margin))
             if self._level > self._ceiling:
                 self._set_level(float(self._ceiling))
         saturated = info is not None and info.remaining == 0
@@ -528,7 +565,9 @@ class Pacer:
         """Change the bucket's fill rate; tokens earned so far are kept, up to the new capacity."""
         self._refill(now)
         self._rate = rate
-        self._capacity = _capacity(rate, self._cfg.burst_seconds)
+        # after a congestion event, evenly spaced: a burst is what limiters refuse first
+        self._capacity = _STRICT_CAPACITY if self._congestion.active else _capacity(
+            rate, self._cfg.burst_seconds)
         self._tokens = min(self._tokens, self._capacity)
         self._rearm()
         self.stats.min_rate_seen = min(self.stats.min_rate_seen, rate)
@@ -551,7 +590,7 @@ class _Slot:
     def __init__(self, pacer: Pacer, deadline: float | None) -> None:
         self._pacer, self._deadline = pacer, deadline
 
-    async def __aenter__(self) -> float:
+    async def __aenter__(self) -> Sent:
         pacer = self._pacer
         started = pacer._clock()
         await pacer._enter(self._deadline)
@@ -563,7 +602,7 @@ class _Slot:
 
 
 def _capacity(rate: float, burst_seconds: float) -> float:
-    return max(1.0, rate * burst_seconds)
+    return max(_STRICT_CAPACITY, rate * burst_seconds)
 
 
 def jitter(delay: float, rand: Rand) -> float:

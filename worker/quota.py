@@ -8,6 +8,9 @@ whole-second rounding, and the values not to believe.
   server answered (between our send and our receipt). :class:`WindowEnd` intersects those
   intervals over many answers, and carries them across windows of a known length, so after a
   few answers it knows the end to a few milliseconds, not to a second.
+- **The allowance**: an answer to the request sent ``seq``-th saying ``Remaining: r`` allows
+  requests up to the ``seq + r``-th in this window; past that the pacer waits for the window's
+  end, so requests already on their way never overrun a spent window.
 - **The guard** lowers the rate only when ``Remaining`` cannot last until that end at the
   planned rate (another client shares the window): to ``safety x remaining / time left``. With
   under a second left the count is rounding noise, so the guard does not act; ``Remaining: 0``
@@ -87,10 +90,17 @@ class Quota:
         self.ignored: Counter[str] = Counter()
         self._remaining: int | None = None
         self._guard = math.inf
+        self.allowance = math.inf  # the last request (by seq) the current window has room for
+        self._allowance_seq = -1
 
-    def read(self, info: RateLimitInfo, sent_at: float, now: float) -> float | None:
-        """Learn from one answer's RateLimit fields; return the clock time before which no
-        request should be sent (the window is spent), or None."""
+    def spent(self, sent: int, now: float) -> bool:
+        """True when ``sent`` requests use up the current window's allowance."""
+        return sent >= self.allowance and self.end.known(now)
+
+    def read(self, info: RateLimitInfo, sent_at: float, seq: int, now: float) -> float | None:
+        """Learn from one answer's RateLimit fields (its request was sent at ``sent_at``, the
+        ``seq``-th); return the clock time before which no request should be sent (the window
+        is spent), or None."""
         for name in info.malformed:
             self.ignored[f"{name} malformed"] += 1
         sustained = info.sustained_rate
@@ -101,6 +111,8 @@ class Quota:
             rolled = (remaining is not None and self._remaining is not None
                       and remaining > self._remaining)
             self.end.observe(reset, sent_at, now, rolled=rolled, window=info.window)
+            if remaining is not None and (rolled or seq >= self._allowance_seq):
+                self.allowance, self._allowance_seq = seq + remaining, seq
         if remaining is not None:
             self._remaining = remaining
         self._guard = self._guard_rate(remaining, now)

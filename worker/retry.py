@@ -34,7 +34,7 @@ from tenacity import (
 from worker.control import JobControl
 from worker.errors import ApiUnreachable, Kind, RateLimited, TransientError
 from worker.keys import default_of
-from worker.pacer import MAX_PAUSE_S, Pacer, jitter
+from worker.pacer import MAX_PAUSE_S, Pacer, Sent, jitter
 
 log = structlog.get_logger("worker.retry")
 
@@ -163,7 +163,7 @@ class CallState:
     attempts: int = 0
     transient: int = 0
     throttled: int = 0  # rate 429s that backed off this request alone
-    sent_at: float | None = None  # when the last attempt entered the pacer's slot
+    sent: Sent | None = None  # the last attempt's entry into the pacer's slot
     refreshed: bool = False
     started: float = 0.0
     delay: float = 0.0  # decided after the last failed attempt: the wait before the next
@@ -220,7 +220,7 @@ class ApiRetry:
         429 shrinks the pacer's limit and waits out its Retry-After."""
         if isinstance(exc, RateLimited):
             if exc.limit == "rate":
-                pause = self.pacer.on_rate_limited(exc.retry_after, st.sent_at)
+                pause = self.pacer.on_rate_limited(exc.retry_after, st.sent)
                 if pause > self.policy.max_pause:
                     self.control.request_stop(
                         f"rate quota exhausted for {pause:.0f}s (Retry-After)", Kind.INTERRUPTED)
