@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -139,3 +141,42 @@ async def test_a_stopping_job_gives_up_without_paying(client: ApiClient) -> None
             await client.request("DELETE", "/reportruns/r1")
     assert client._budget.available == 100
     assert client.control.counters.retries == 0
+
+
+async def test_a_bare_rate_429_backs_off_that_request_alone() -> None:
+    """No Retry-After, no spent window: the gate stays open for everyone, and this request waits
+    its own jittered backoff (0.5 s doubling), not a second for all."""
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    async with mocked_client(record, budget=100) as api:
+        api._retry = dataclasses.replace(api._retry, rand=lambda: 0.5)
+        with aioresponses() as m:
+            for _ in range(3):
+                m.delete(RUN, status=429, body="<html>429 Too Many Requests</html>",
+                         content_type="text/html")
+            m.delete(RUN, payload={"success": True})
+            resp = await api.request("DELETE", "/reportruns/r1")
+        assert resp.status == 200
+        assert api.pacer.paused_until <= asyncio.get_running_loop().time()
+        assert api.pacer.stats.pauses == 0
+    assert waits == [0.25, 0.5, 1.0]  # 0.5 x 0.5 s, x 1 s, x 2 s
+
+
+async def test_a_rate_429_with_retry_after_waits_at_the_gate() -> None:
+    """Retry-After closes the gate for everyone; the retry's own wait is 0 (the gate is it)."""
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    async with mocked_client(record, budget=100) as api:
+        with aioresponses() as m:
+            m.delete(RUN, status=429, headers={"Retry-After": "1"}, payload={"success": False})
+            m.delete(RUN, payload={"success": True})
+            resp = await api.request("DELETE", "/reportruns/r1")
+        assert resp.status == 200
+        assert api.pacer.stats.pauses == 1
+    assert waits == [0.0]
