@@ -57,24 +57,32 @@ def test_a_burst_of_429s_is_one_event() -> None:
     for k in range(10):
         assert congestion.on_throttle(end - 0.05 + k * 0.001, end + 0.01, rate=first) is None
     assert (congestion.events, congestion.coalesced) == (1, 10)
-    assert congestion.on_throttle(end + 0.02, end + 0.03, rate=first) is not None
+    assert congestion.on_throttle(end + 0.02, end + 0.03, rate=50) is not None
     assert congestion.events == 2
 
 
-def test_a_spent_window_refusing_everything_does_not_drive_the_rate_to_the_floor() -> None:
-    """A fixed window spent early refuses all that follows; each new refusal is an event, but
-    the cut never goes below 0.7 x what the limiter was accepting."""
+def test_refusals_while_pacing_below_what_was_accepted_are_residue() -> None:
+    """A bucket still draining an earlier excess refuses a few requests sent after the cut;
+    while the rate is under 0.9 x what the limiter accepted in the last second, those are the
+    old event's residue and cut nothing (so a spent fixed window, refusing everything, does not
+    drive the rate to the floor either)."""
     congestion = Congestion(beta=0.7)
     end = send(congestion.meter, 0.0, 50, 1.0)  # 50 accepted in the last second
-    rate = 50.0
-    for k in range(10):
-        t = end + 0.005 * (k + 1)
-        cut = congestion.on_throttle(t, t, rate=rate)
-        assert cut is not None
-        rate = cut
-    assert congestion.events == 10
-    assert rate == pytest.approx(0.7 * congestion.meter.accepted_rate(t))
-    assert rate >= 0.7 * 45
+    rate = congestion.on_throttle(end, end, rate=50)
+    assert rate == pytest.approx(35, rel=0.05)
+    for k in range(20):
+        t = end + 0.01 * (k + 1)
+        assert congestion.on_throttle(t, t, rate=rate) is None
+    assert (congestion.events, congestion.coalesced) == (1, 20)
+
+
+def test_the_first_cut_goes_by_the_last_sends_when_the_job_just_sped_up() -> None:
+    """Listing at 5/s for a second, then cancels at 200/s for 50 ms: the last second reads
+    ~15/s, the last eight sends 200/s; the cut is 0.7 x 200, not 0.7 x 15."""
+    congestion = Congestion(beta=0.7)
+    end = send(congestion.meter, 0.0, 5, 1.0)
+    end = send(congestion.meter, end, 200, 0.05)
+    assert congestion.on_throttle(end, end, rate=250) == pytest.approx(140, rel=0.05)
 
 
 def test_cubic_climbs_back_to_the_rate_that_worked_then_probes() -> None:

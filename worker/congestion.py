@@ -14,12 +14,16 @@ aiolimiter has a fixed rate and no notion of a throttle.
   worked, a plateau there, then a convex probe above it.
 - :class:`Congestion` turns 429s into congestion events. A 429 for a request *sent before the
   last cut* was caused by the rate already abandoned: it joins that event and cuts nothing (so
-  a burst of 429s cuts once, as TCP cuts once per round trip). An event measures
-  ``w = max(min(current rate, sent rate), accepted rate)`` and cuts to ``beta x w``: relative to
+  a burst of 429s cuts once, as TCP cuts once per round trip); so is one while pacing well
+  below what the limiter accepted in the last second (a leaky bucket still draining the
+  excess of the opening burst refuses a few more, and each must not cut again). An event
+  measures ``w = max(min(current rate, sent rate), accepted rate)`` (the sent rate being the
+  higher of the last second's and the last 8 sends') and cuts to ``beta x w``: relative to
   what was really sent, never to the configured rate, and never below what the limiter was
   accepting (the dead end of a spent fixed window refuses everything, and must not drive the
   rate to the floor). The climb aims at the rate that worked: the accepted rate when it is
-  below ``w`` (a leaky bucket at saturation accepts exactly its rate), never below the cut.
+  below ``w`` (a leaky bucket at saturation accepts exactly its rate), never below the cut;
+  in a job's first second, when the few answers seen came in a burst, at ``w`` itself.
 - After a congestion event the pacer sends evenly spaced (no burst): a burst is what a fixed
   window's edge or a bucket's depth refuses first.
 - When the limiter has refused several answers in a row and accepted none (the dead end of a
@@ -41,6 +45,11 @@ HORIZON_S = 1.0
 """The rate meter's window."""
 _MIN_SPAN_S = 0.05
 """The shortest span a rate is measured over (the first requests of a job come in a burst)."""
+_RECENT = 8
+"""Sends that measure the current sending rate (see RateMeter.recent_rate)."""
+_RESIDUE = 0.9
+"""A refusal while pacing below this share of what the limiter accepted in the last second is
+the residue of an earlier excess (a bucket still draining), not a new event."""
 _DEAD_REFUSALS = 4
 """Refusals in a row, with nothing accepted between, that mark the limiter as refusing all."""
 PROBE_FIRST_S, PROBE_MAX_S = 0.25, 2.0
@@ -72,15 +81,31 @@ class RateMeter:
     def sent_rate(self, now: float) -> float:
         """Requests sent per second over the last second (or since the first, if sooner)."""
         _prune(self._sent, now)
-        if self._first is None:
-            return 0.0
-        span = max(min(HORIZON_S, now - self._first), _MIN_SPAN_S)
-        return len(self._sent) / span
+        return len(self._sent) / self._span(now)
+
+    def recent_rate(self, now: float) -> float:
+        """The rate of the last :data:`_RECENT` sends, when they fall within the last second:
+        what is being sent *now*, when the job has just sped up (a listing done, cancels
+        starting), which a whole second's count still reads as the slower phase before."""
+        sent = self._sent
+        _prune(sent, now)
+        if len(sent) < _RECENT:
+            return self.sent_rate(now)
+        span = sent[-1] - sent[-_RECENT]
+        return (_RECENT - 1) / span if span > 0 else math.inf
 
     def accepted_rate(self, now: float) -> float:
-        """Requests accepted in the last second, per second (a whole second, even at start)."""
+        """Requests accepted per second, over the same span as :meth:`sent_rate`."""
         _prune(self._accepted, now)
-        return len(self._accepted) / HORIZON_S
+        return len(self._accepted) / self._span(now)
+
+    def settled(self, now: float) -> bool:
+        """True once a whole second has been measured (before that, rates come from a burst)."""
+        return self._first is not None and now - self._first >= HORIZON_S
+
+    def _span(self, now: float) -> float:
+        first = now if self._first is None else self._first
+        return max(min(HORIZON_S, now - first), _MIN_SPAN_S)
 
 
 def _prune(times: deque[float], now: float) -> None:
@@ -147,14 +172,16 @@ class Congestion:
         """
         meter = self.meter
         meter.on_refused()
-        if sent_at < self.cut_at:
+        accepted = meter.accepted_rate(now)
+        if sent_at < self.cut_at or rate < _RESIDUE * accepted:
             self.coalesced += 1
             return None
-        accepted = meter.accepted_rate(now)
-        measured = max(min(rate, meter.sent_rate(now)), accepted)
+        sending = max(meter.sent_rate(now), meter.recent_rate(now))
+        measured = max(min(rate, sending), accepted)
         self.events += 1
         self.cut_at = now
-        return self._cubic.throttled(measured, min(measured, accepted), now, costly=costly)
+        worked = min(measured, accepted) if meter.settled(now) else measured
+        return self._cubic.throttled(measured, worked, now, costly=costly)
 
     def ceiling(self, now: float) -> float:
         """The rate allowed now: the CUBIC curve, but at most twice what is really being sent
