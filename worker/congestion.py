@@ -18,7 +18,8 @@ aiolimiter has a fixed rate and no notion of a throttle.
   below what the limiter accepted in the last second (a leaky bucket still draining the
   excess of the opening burst refuses a few more, and each must not cut again). An event
   measures ``w = max(min(current rate, sent rate), accepted rate)`` (the sent rate being the
-  higher of the last second's and the last 8 sends') and cuts to ``beta x w``: relative to
+  higher of the last second's and the last 8 sends', unless the gate was closed within that
+  second) and cuts to ``beta x w``: relative to
   what was really sent, never to the configured rate, and never below what the limiter was
   accepting (the dead end of a spent fixed window refuses everything, and must not drive the
   rate to the floor). The climb aims at the rate that worked: the accepted rate when it is
@@ -162,9 +163,11 @@ class Congestion:
         return self.events > 0
 
     def on_throttle(self, sent_at: float, now: float, rate: float, *,
-                    costly: bool = False) -> float | None:
+                    costly: bool = False, paused_at: float = -math.inf) -> float | None:
         """A rate 429 for a request sent at ``sent_at``, while pacing at ``rate``; ``costly``
-        when it closed the gate for everyone (the next curve probes far more gently).
+        when it closed the gate for everyone (the next curve probes far more gently);
+        ``paused_at`` is when the gate last opened after a pause (within the last second, the
+        last sends are the burst of a reopened gate, and the second's count is the pace).
 
         Returns:
             The cut rate for a new congestion event, or None when the request was sent before
@@ -176,11 +179,14 @@ class Congestion:
         if sent_at < self.cut_at or rate < _RESIDUE * accepted:
             self.coalesced += 1
             return None
-        sending = max(meter.sent_rate(now), meter.recent_rate(now))
+        sending = meter.sent_rate(now)
+        if paused_at <= now - HORIZON_S:
+            sending = max(sending, meter.recent_rate(now))
         measured = max(min(rate, sending), accepted)
         self.events += 1
         self.cut_at = now
-        worked = min(measured, accepted) if meter.settled(now) else measured
+        # a sliding second can straddle two fixed windows and count one more than either allows
+        worked = min(measured, accepted - 1 / HORIZON_S) if meter.settled(now) else measured
         return self._cubic.throttled(measured, worked, now, costly=costly)
 
     def ceiling(self, now: float) -> float:

@@ -319,12 +319,13 @@ class Pacer:
         """
         now = self._clock()
         sent_at = now if sent is None else sent.at
+        reopened = self._paused_until if self.stats.pauses else -math.inf  # the gate last opened
         self.stats.rate_limited += 1
         if retry_after is not None:
             self._pause_at(self._quota.end.pause_end(max(0.0, retry_after), sent_at, now), now)
         congestion = self._congestion
         cut = congestion.on_throttle(sent_at, now, self._rate,
-                                     costly=self._paused_until > now)
+                                     costly=self._paused_until > now, paused_at=reopened)
         if cut is not None:
             self._set_rate(max(self._floor(), min(cut, self._rate)), now)
         if self._paused_until <= now:
