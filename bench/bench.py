@@ -246,7 +246,8 @@ def run_reaper(label: str, n: int, cfg: BenchConfig, tmp: Path, flags: list[str]
     report = tmp / f"report-{time.monotonic_ns()}.json"
     with emulator(n, cfg, tmp) as (url, stats):
         cmd = [sys.executable, "-m", "worker", command, "--base-url", url,
-               "--allow-young", "--max-cancel", str(n), "--report-file", str(report),
+               "--allow-young", "--older-than", "0s", "--max-cancel", str(n),
+               "--report-file", str(report),
                "--lock-file", str(tmp / "reaper.lock"), "--page-size", str(PAGE_SIZE),
                "--log-level", "info", *flags]
         wall, cpu, rss, code = run_child(cmd, reaper_env())
