@@ -6,10 +6,10 @@ is configured by the emulator's own command-line flags (``zuora-reaper emulator 
 parsed by its parser) and served in a process of its own, fresh for each run, which writes what
 it received when it stops; the nginx rows put real nginx ``limit_req`` in front of an
 unlimited emulator (skipped, and said so, when nginx is not installed:
-``apt-get install -y nginx-light``). Prints its figures; it is not a test.
+``apt-get install -y nginx``). Prints its figures; it is not a test.
 
-    python bench/limiters.py                      # the full table, about 6 minutes
-    python bench/limiters.py --runs 300 --only bucket,window-1s   # a quick look
+    python bench/limiters.py                      # the full table, about 7 minutes
+    python bench/limiters.py --runs 300 --only bucket,window-1s   # a quick look, ~1 minute
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,8 +29,9 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support")]
+
+from nginx import NGINX, limit_req  # noqa: E402 - tests/support/nginx.py: real nginx, staged
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,12 @@ def main() -> None:
         return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rate", type=float, default=50.0, help="the limiters' rate, requests/s")
-    p.add_argument("--runs", type=int, default=1000, help="stuck runs per scenario")
+    p.add_argument("--runs", type=int, default=1500, help="runs seeded per scenario")
     p.add_argument("--only", default="", help="comma-separated model keys")
     args = p.parse_args()
     keys = [k for k in args.only.split(",") if k]
     models = [m for m in MODELS if not keys or m.key in keys]
-    print(f"limit R = {args.rate:g} requests/s; {args.runs} runs seeded (70 % stuck); "
+    print(f"limit R = {args.rate:g} requests/s; {args.runs} runs seeded (seed 5); "
           f"client --concurrency {CAP} --quota-share 1.0 --page-size 100; "
           f"wall = the job's own time (report started_at..finished_at)\n")
     print(f"{'limiter':55} {'told':5} {'wall s':>7} {'limit s':>7} {'wall/limit':>10} "
@@ -91,7 +91,7 @@ def main() -> None:
         for model in models:
             if model.nginx and NGINX is None:
                 print(f"{model.label:55} skipped: nginx is not installed "
-                      "(apt-get install -y nginx-light)")
+                      "(apt-get install -y nginx)")
                 continue
             for told in model.told:
                 row = measure(model, told, args, Path(tmp))
@@ -177,62 +177,11 @@ def serve(flags: list[str], runs: int, stats: Path, tmp: Path,
         if nginx_rate is None:
             yield url
         else:
-            with nginx(url, nginx_rate, tmp) as front:
+            with limit_req(url, nginx_rate, burst=5) as front:
                 yield front
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-
-
-NGINX_CONF = """worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f;
-  uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
-  upstream emu {{ server {upstream}; keepalive 16; }}
-  limit_req_zone $binary_remote_addr zone=api:1m rate={rate}r/s;
-  limit_req_status 429;
-  server {{
-    listen 127.0.0.1:{port};
-    location /oauth/ {{ proxy_pass http://emu; proxy_http_version 1.1;
-                        proxy_set_header Connection ""; }}
-    location / {{
-      limit_req zone=api burst=5 nodelay;
-      proxy_pass http://emu; proxy_http_version 1.1; proxy_set_header Connection "";
-    }}
-  }}
-}}
-"""
-
-
-@contextmanager
-def nginx(upstream_url: str, rate: float, tmp: Path) -> Iterator[str]:
-    import socket
-
-    d = tmp / f"nginx-{time.monotonic_ns()}"
-    d.mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    upstream = upstream_url.removeprefix("http://")
-    (d / "nginx.conf").write_text(NGINX_CONF.format(d=d, upstream=upstream, rate=round(rate),
-                                                    port=port))
-    assert NGINX is not None
-    subprocess.run([NGINX, "-c", str(d / "nginx.conf"), "-p", str(d)], check=True)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        pid = int((d / "nginx.pid").read_text())
-        os.kill(pid, signal.SIGQUIT)
-        time.sleep(0.3)
 
 
 if __name__ == "__main__":

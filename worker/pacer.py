@@ -2,9 +2,11 @@
 
 One :class:`Pacer` per tenant is shared by every coroutine that talks to it (listing, cancels,
 follow-up GETs, retries), so every request counts against the same budget. Each attempt runs
-inside ``async with pacer.slot():``, which waits for, in order:
+inside ``async with pacer.slot() as sent:``, which waits for, in order:
 
-1. the pause gate (closed for everyone after a rate 429, or when `RateLimit-Remaining` hits 0);
+1. the pause gate (closed for everyone after a 429 with Retry-After, when the window's
+   allowance from `RateLimit-Remaining` is all sent, or for a probe when a limiter refuses
+   everything);
 2. a concurrency permit (the limit shrinks on concurrency 429s and header caps);
 3. a rate token from a bucket whose rate changes at run time.
 
@@ -29,8 +31,9 @@ Rate policy (pacing.md §5, §7; issue 13). The rate is the lowest of:
 
 A rate 429 closes the gate for everyone only when the server says for how long (Retry-After, or
 RateLimit-Remaining 0 with a Reset): a bare 429 leaves the gate open, and the retry layer backs
-that one request off. ``RateLimit-Remaining: 0`` on any answer closes the gate until the
-window's end. The concurrency limit recovers linearly, at ``ceiling / recovery_seconds``
+that one request off. ``RateLimit-Remaining: 0`` on any answer, or as many requests sent as the
+last answer's Remaining allowed, closes the gate until the window's end. After the first
+congestion event the bucket holds 1.5 tokens: requests go evenly spaced. The concurrency limit recovers linearly, at ``ceiling / recovery_seconds``
 permits per second of successful traffic (one response earns at most one second, so idle time
 banks nothing). The rate never exceeds ``config.rate`` and in-flight requests never exceed the
 limit.
