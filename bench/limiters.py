@@ -78,6 +78,9 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=50.0, help="the limiters' rate, requests/s")
     p.add_argument("--runs", type=int, default=1500, help="runs seeded per scenario")
     p.add_argument("--only", default="", help="comma-separated model keys")
+    p.add_argument("--client-root", type=Path, default=ROOT,
+                   help="run the job from this checkout (e.g. a worktree of an older commit), "
+                        "against the same limiters, to compare")
     args = p.parse_args()
     keys = [k for k in args.only.split(",") if k]
     models = [m for m in MODELS if not keys or m.key in keys]
@@ -105,7 +108,7 @@ def measure(model: Model, told: str, args: argparse.Namespace, tmp: Path) -> str
     with serve(flags, args.runs, stats, tmp, nginx_rate=rate if model.nginx else None) as url:
         told_rate = rate * (5 if told == "5x" else 1)
         concurrency = CAP if model.bound == "concurrency" else 8
-        doc, code = run_job(url, told_rate, concurrency, tmp)
+        doc, code = run_job(url, told_rate, concurrency, tmp, args.client_root)
     received = json.loads(stats.read_text())
     req = doc["requests"]
     refused = req["rate_limited"].get("rate", 0) + req["rate_limited"].get("concurrency", 0)
@@ -125,18 +128,20 @@ def measure(model: Model, told: str, args: argparse.Namespace, tmp: Path) -> str
             f"{doc['pacing'].get('throttle_events', 0):6d} {code:4d}")
 
 
-def run_job(url: str, rate: float, concurrency: int, tmp: Path) -> tuple[dict, int]:
+def run_job(url: str, rate: float, concurrency: int, tmp: Path,
+            client_root: Path) -> tuple[dict, int]:
     from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
     report = tmp / f"report-{time.monotonic_ns()}.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZUORA")}
-    env.update(ZUORA_CLIENT_ID=DEMO_CLIENT_ID, ZUORA_CLIENT_SECRET=DEMO_CLIENT_SECRET)
+    env.update(ZUORA_CLIENT_ID=DEMO_CLIENT_ID, ZUORA_CLIENT_SECRET=DEMO_CLIENT_SECRET,
+               PYTHONPATH=str(client_root))
     cmd = [sys.executable, "-m", "worker", "run", "--base-url", url, "--older-than", "0s",
            "--max-cancel", "100000", "--report-file", str(report),
            "--lock-file", str(tmp / "reaper.lock"), "--page-size", "100",
            "--rate", f"{rate:g}", "--quota-share", "1.0", "--concurrency", str(concurrency),
            "--log-level", "warning"]
-    code = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+    code = subprocess.run(cmd, env=env, cwd=client_root, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, check=False).returncode
     return json.loads(report.read_text()), code
 
