@@ -33,10 +33,10 @@ A rate 429 closes the gate for everyone only when the server says for how long (
 RateLimit-Remaining 0 with a Reset): a bare 429 leaves the gate open, and the retry layer backs
 that one request off. ``RateLimit-Remaining: 0`` on any answer, or as many requests sent as the
 last answer's Remaining allowed, closes the gate until the window's end. After the first
-congestion event the bucket holds 1.5 tokens: requests go evenly spaced. The concurrency limit recovers linearly, at ``ceiling / recovery_seconds``
-permits per second of successful traffic (one response earns at most one second, so idle time
-banks nothing). The rate never exceeds ``config.rate`` and in-flight requests never exceed the
-limit.
+congestion event the bucket holds 1.5 tokens: requests go evenly spaced. The concurrency
+limit recovers linearly, at ``ceiling / recovery_seconds`` permits per second of successful
+traffic (one response earns at most one second, so idle time banks nothing). The rate never
+exceeds ``config.rate`` and in-flight requests never exceed the limit.
 
 Retries (backoff, Retry-After, the job's retry budget) live in ``worker.retry``.
 """

@@ -56,7 +56,6 @@ def limit_req(upstream_url: str, rate: float, burst: int = 5) -> Iterator[str]:
         raise RuntimeError("nginx is not installed (apt-get install -y nginx)")
     with tempfile.TemporaryDirectory(prefix="nginx-") as tmp:
         d, port = Path(tmp), _free_port()
-        os.chmod(d, 0o755)  # nginx's workers run as nobody when started by root
         (d / "nginx.conf").write_text(CONF.format(
             d=d, upstream=upstream_url.removeprefix("http://"), rate=round(rate), burst=burst,
             port=port))
