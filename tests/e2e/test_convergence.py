@@ -1,7 +1,7 @@
 """Pacing converges behind each of the emulator's limiter models (issue 13), over real HTTP.
 
-Each run is short (a few hundred cancels at a limit of 100/s, 3-5 s), so the bounds are the
-benchmark's targets (bench/README.md) with room for a short run's start-up and a shared CI
+Each run is short (400-800 cancels at a limit of 100/s, 4-8 s), so the bounds are the
+benchmark's targets (bench/README.md) with a little room for a short run on a shared CI
 machine; bench/limiters.py measures the same models over longer runs, and against real nginx.
 """
 
@@ -27,23 +27,20 @@ MODELS: dict[str, dict[str, Any]] = {
     "leaky bucket, bare 429 (nginx limit_req)": {"rate": LIMIT, "limiter": "bucket",
                                                  "burst": 5},
 }
-# (wall / limit, refused share) bounds when told 5x the limit: the targets, plus a short run's
-# start-up (the first cuts) and a shared machine's noise
-TOLD_5X = {
-    "window 1 s with RateLimit headers": (1.15, 0.02),
-    "window 10 s with RateLimit headers": (1.15, 0.02),
-    "window 1 s, Retry-After only": (1.35, 0.05),
-    "window 1 s, bare 429": (1.35, 0.08),
-    "leaky bucket, bare 429 (nginx limit_req)": (1.35, 0.08),
-}
+# (wall / limit, refused share) bounds when told 5x the limit: the table's targets (1.10 and
+# 1 % with RateLimit headers, 1.25 and 5 % without), the latter + 0.05 for a run of 8 s on a
+# shared 2-core CI machine (measured here: 1.01-1.02 with headers, 1.08-1.17 without)
+HEADERS, HEADERLESS = (1.10, 0.01), (1.30, 0.05)
+TOLD_5X = {model: HEADERS if "RateLimit headers" in model else HEADERLESS for model in MODELS}
 
 
-def run_against(emu: Emulator, cli: Callable[..., Any], rate: float) -> tuple[float, float]:
-    """Cancel RUNS stuck runs told ``rate``; return (job time / limit, refused share)."""
-    for _ in range(RUNS):
+def run_against(emu: Emulator, cli: Callable[..., Any], rate: float,
+                runs: int = RUNS) -> tuple[float, float]:
+    """Cancel ``runs`` stuck runs told ``rate``; return (job time / limit, refused share)."""
+    for _ in range(runs):
         emu.add_run(status="STARTED", age_s=7200)
     res = cli(emu, "run", "--older-than", "1h", "--rate", f"{rate:g}", "--quota-share", "1.0",
-              "--concurrency", "8", "--max-cancel", str(RUNS))
+              "--concurrency", "8", "--max-cancel", str(runs))
     assert res.code == 0, res.stderr
     assert set(res.outcomes().values()) == {"cancelled"}
     api = [r for r in emu.records if r.kind in ("list", "get", "delete")]
@@ -57,7 +54,10 @@ def run_against(emu: Emulator, cli: Callable[..., Any], rate: float) -> tuple[fl
 @pytest.mark.parametrize("model", list(MODELS))
 def test_told_five_times_the_limit_converges(model: str, emu_thread: Callable[..., Emulator],
                                              cli: Callable[..., Any]) -> None:
-    ratio, refused = run_against(emu_thread(runs=0, **MODELS[model]), cli, 5 * LIMIT)
+    # without RateLimit headers the opening cuts take a second or two (and with Retry-After each
+    # costs a pause rounded up to a whole second): too much of a 4 s job to judge it by
+    runs = RUNS if "RateLimit headers" in model else 2 * RUNS
+    ratio, refused = run_against(emu_thread(runs=0, **MODELS[model]), cli, 5 * LIMIT, runs)
     max_ratio, max_refused = TOLD_5X[model]
     assert ratio <= max_ratio, f"{model}: {ratio:.3f} of the limit's time"
     assert refused <= max_refused, f"{model}: {refused:.1%} refused"

@@ -21,16 +21,16 @@ pytestmark = pytest.mark.skipif(NGINX is None and not os.environ.get("CI_REQUIRE
                                 reason="nginx is not installed (apt-get install -y nginx)")
 
 LIMIT = 100.0
-RUNS = 400
 
 
-def run_behind_nginx(emu: Emulator, cli: Callable[..., Any], told: float) -> tuple[float, float]:
+def run_behind_nginx(emu: Emulator, cli: Callable[..., Any], told: float,
+                     runs: int) -> tuple[float, float]:
     """(job time / the time nginx allows for what got through, share refused by nginx)."""
-    for _ in range(RUNS):
+    for _ in range(runs):
         emu.add_run(status="STARTED", age_s=7200)
     with limit_req(emu.base_url, LIMIT, burst=5) as front:
         res = cli(None, "run", "--base-url", front, "--older-than", "1h", "--rate", f"{told:g}",
-                  "--quota-share", "1.0", "--concurrency", "8", "--max-cancel", str(RUNS))
+                  "--quota-share", "1.0", "--concurrency", "8", "--max-cancel", str(runs))
     assert res.code == 0, res.stderr
     assert set(res.outcomes().values()) == {"cancelled"}
     through = sum(1 for r in emu.records if r.kind in ("list", "get", "delete"))
@@ -42,13 +42,13 @@ def run_behind_nginx(emu: Emulator, cli: Callable[..., Any], told: float) -> tup
 
 def test_told_five_times_the_limit_converges_behind_nginx(
         emu_thread: Callable[..., Emulator], cli: Callable[..., Any]) -> None:
-    ratio, refused = run_behind_nginx(emu_thread(runs=0), cli, 5 * LIMIT)
-    assert ratio <= 1.35
-    assert 0 < refused <= 0.08  # nginx did refuse (the limit was real), a few times only
+    ratio, refused = run_behind_nginx(emu_thread(runs=0), cli, 5 * LIMIT, runs=800)
+    assert ratio <= 1.30  # the target, 1.25, + 0.05 for an 8 s run on a shared CI machine
+    assert 0 < refused <= 0.05  # nginx did refuse (the limit was real), a few times only
 
 
 def test_told_the_limit_nginx_never_refuses(emu_thread: Callable[..., Emulator],
                                             cli: Callable[..., Any]) -> None:
-    ratio, refused = run_behind_nginx(emu_thread(runs=0), cli, LIMIT)
+    ratio, refused = run_behind_nginx(emu_thread(runs=0), cli, LIMIT, runs=400)
     assert ratio <= 1.10
     assert refused == 0
