@@ -12,7 +12,7 @@ from local import emulator_list, emulator_token
 
 from worker.cli import main
 from worker.emulator import DEMO_CLIENT_ID
-from worker.emulator.cli import build_parser, config_from_args
+from worker.emulator.cli import build_parser, config_from_args, describe_limit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,3 +99,17 @@ def test_cli_limiter_flags_to_config():
     default = config_from_args(build_parser().parse_args([]))
     assert (default.limiter, default.rate_headers, default.rate_retry_after) == (
         "window", True, True)
+
+
+def test_banner_names_the_limiter():
+    def limit(*flags: str) -> str:
+        return describe_limit(config_from_args(build_parser().parse_args(list(flags))))
+
+    assert limit() == "none"
+    assert limit("--rate", "50", "--rate-window", "1") == (
+        "50 per 1s fixed windows, RateLimit headers + Retry-After")
+    assert limit("--rate", "30", "--rate-window", "1", "--no-rate-headers",
+                 "--no-retry-after") == "30 per 1s fixed windows, bare 429"
+    assert limit("--rate", "30", "--limiter", "bucket", "--burst", "5") == (
+        "leaky bucket 30/s, burst 5, bare 429 (nginx limit_req)")
+    assert limit("--placeholder-headers") == "none; placeholder RateLimit headers"

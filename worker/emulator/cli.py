@@ -89,8 +89,23 @@ def banner(base_url: str, config: EmulatorConfig) -> str:
             f"export ZUORA_REAPER_BASE_URL={base_url}",
             f"export ZUORA_CLIENT_ID={config.client_id} ZUORA_CLIENT_SECRET={config.client_secret}",
             f"export ZUORA_USERNAME={config.username} ZUORA_PASSWORD={config.password}",
+            f"rate limit: {describe_limit(config)}",
         ]
     )
+
+
+def describe_limit(config: EmulatorConfig) -> str:
+    """The rate limiter this emulator enforces, in a line (the last of the banner)."""
+    placeholder = "; placeholder RateLimit headers" if config.placeholder_headers else ""
+    if config.rate is None:
+        return f"none{placeholder}"
+    if config.limiter == "bucket":
+        return (f"leaky bucket {config.rate:g}/s, burst {config.burst}, bare 429 "
+                f"(nginx limit_req){placeholder}")
+    told = [name for name, on in (("RateLimit headers", config.rate_headers),
+                                  ("Retry-After", config.rate_retry_after)) if on]
+    return (f"{config.rate * config.rate_window:g} per {config.rate_window:g}s fixed windows, "
+            f"{' + '.join(told) or 'bare 429'}{placeholder}")
 
 
 async def serve(emulator: Emulator, host: str, port: int) -> None:
