@@ -141,3 +141,12 @@ def test_probe_pause_doubles_while_everything_is_refused_and_resets_on_success()
     for _ in range(4):
         congestion.on_throttle(end + 1, end + 1, rate=50)
     assert congestion.probe_delay(end + 1) == PROBE_FIRST_S
+
+
+def test_meter_holds_one_second_however_long_the_job() -> None:
+    """Without a 429 no rate is ever asked for; the meter still drops what is older than a
+    second as it goes, so a 50k-request job does not keep 50k timestamps."""
+    meter = RateMeter()
+    send(meter, 0.0, 100, 30.0)
+    assert len(meter._sent) <= 101
+    assert len(meter._accepted) <= 101

@@ -57,7 +57,8 @@ PROBE_FIRST_S, PROBE_MAX_S = 0.25, 2.0
 
 
 class RateMeter:
-    """Requests sent and accepted over the last :data:`HORIZON_S` seconds."""
+    """Requests sent and accepted over the last :data:`HORIZON_S` seconds (older ones are
+    dropped as new ones come, so a long job without a 429 holds one second's worth)."""
 
     __slots__ = ("_accepted", "_first", "_sent", "refused_in_a_row")
 
@@ -70,9 +71,11 @@ class RateMeter:
     def on_sent(self, now: float) -> None:
         if self._first is None:
             self._first = now
+        _prune(self._sent, now)
         self._sent.append(now)
 
     def on_accepted(self, now: float) -> None:
+        _prune(self._accepted, now)
         self._accepted.append(now)
         self.refused_in_a_row = 0
 
@@ -118,11 +121,11 @@ def _prune(times: deque[float], now: float) -> None:
 class Cubic:
     """The CUBIC curve of a request rate; ``scale`` is botocore's C (0.4)."""
 
-    __slots__ = ("_beta", "_k", "_last_fail", "_scale", "scale", "w_max")
+    __slots__ = ("_base_scale", "_beta", "_k", "_last_fail", "_scale", "w_max")
 
     def __init__(self, beta: float, scale: float = 0.4) -> None:
-        self._beta, self.scale = beta, scale
-        self._scale = scale
+        self._beta, self._base_scale = beta, scale
+        self._scale = scale  # this curve's: the base, or 8 times flatter after a costly throttle
         self.w_max = 0.0
         self._k = 0.0
         self._last_fail = 0.0
@@ -134,13 +137,13 @@ class Cubic:
         (the refusal paused everyone) makes this curve 8 times flatter: slower back, and far
         slower past ``worked``."""
         start = self._beta * measured
-        self._scale = self.scale / 8 if costly else self.scale
+        self._scale = self._base_scale / 8 if costly else self._base_scale
         self.w_max, self._last_fail = max(start, worked), now
         self._k = math.cbrt((self.w_max - start) / self._scale)
         return start
 
     def rate(self, now: float) -> float:
-        """The rate the curve allows at ``now`` (``beta x w_max`` right after the throttle)."""
+        """The rate the curve allows at ``now`` (the cut rate right after the throttle)."""
         return self._scale * (now - self._last_fail - self._k) ** 3 + self.w_max
 
 
@@ -170,8 +173,9 @@ class Congestion:
         last sends are the burst of a reopened gate, and the second's count is the pace).
 
         Returns:
-            The cut rate for a new congestion event, or None when the request was sent before
-            the last cut (the same event).
+            The cut rate for a new congestion event, or None when it is not one: the request
+            was sent before the last cut, or the job is pacing well below what the limiter
+            accepted (the residue of the last event).
         """
         meter = self.meter
         meter.on_refused()
