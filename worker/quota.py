@@ -55,7 +55,7 @@ class WindowEnd:
         ``rolled`` says a new window began (Remaining went up); with its length ``window``
         known, the old interval moves on by whole windows and still narrows the new one.
         """
-        seen = (sent_at + reset - (1.0 if reset == math.floor(reset) else 0.0), now + reset)
+        seen = _ends_within(reset, sent_at, now)
         old = (self.lo, self.hi)
         if math.isfinite(self.hi) and (rolled or now >= self.hi) and window:
             shift = max(1, round((seen[1] - self.hi) / window)) * window
@@ -68,10 +68,17 @@ class WindowEnd:
         """When to send again after ``Retry-After: retry_after`` (whole seconds, rounded up):
         the end of the current window if it falls inside what Retry-After allows, else
         ``now + retry_after``."""
-        told = (sent_at + retry_after - (1.0 if retry_after == math.floor(retry_after) else 0.0),
-                now + retry_after)
+        told = _ends_within(retry_after, sent_at, now)
         both = _intersect((self.lo, self.hi), told) if self.known(now) else None
         return both[1] if both is not None else told[1]
+
+
+def _ends_within(seconds: float, sent_at: float, now: float) -> Interval:
+    """When something ends that an answer said ends in ``seconds``: the server answered
+    between ``sent_at`` and ``now``, and whole seconds are rounded up (``r`` means
+    ``(r - 1, r]``); a value with decimals is taken as exact."""
+    rounding = 1.0 if seconds == math.floor(seconds) else 0.0
+    return sent_at + seconds - rounding, now + seconds
 
 
 def _intersect(a: Interval, b: Interval) -> Interval | None:
