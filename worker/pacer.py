@@ -103,8 +103,8 @@ class PacerConfig:
         burst_seconds: bucket capacity is ``max(1.5, rate * burst_seconds)``: 10 ms of rate
             by default, since a burst is what a fixed window's edge refuses first.
         safety: factor applied to the header guard's budget ``remaining / time left``.
-        concurrency_margin: the limit is capped at
-            ``max(1, floor(Concurrency-Limit-Limit * margin))``.
+        concurrency_margin: when ``concurrency`` is above `Concurrency-Limit-Limit`, the limit
+            is capped at ``max(1, floor(Concurrency-Limit-Limit * margin))``.
         min_rate: floor for slow-downs and cuts (lowered to the planned rate if that is smaller).
         recovery_seconds: time of successful traffic for the concurrency limit to climb from
             zero back to its ceiling; the climb is linear.
@@ -286,11 +286,10 @@ class Pacer:
 
         ``sent`` is its request's entry (what ``async with pacer.slot()`` gives): when it was
         sent bounds when the server answered, and its place in the order dates the answer's
-        Remaining. Applies the RateLimit
-        fields (``worker.quota``: plan, guard, a gate pause when the window is spent) and
-        `Concurrency-Limit-Limit` (caps the limit). An answer the server did not refuse for
-        load (status < 500, not 429) counts as accepted and lets rate and concurrency recover;
-        Concurrency-Limit-Remaining 0 holds the limit.
+        Remaining. Applies the RateLimit fields (``worker.quota``: plan, guard, a gate pause
+        when the window is spent) and `Concurrency-Limit-Limit` (caps the limit). An answer the
+        server did not refuse for load (status < 500, not 429) counts as accepted and lets rate
+        and concurrency recover; Concurrency-Limit-Remaining 0 holds the limit.
         """
         now = self._clock()
         success = _counts_as_success(status)
@@ -312,7 +311,8 @@ class Pacer:
         With ``Retry-After`` the gate closes for everyone until then (rounding-aware: the
         window's known end when it falls inside what Retry-After allows), plus jitter
         ``uniform(0, min(5 s, 10 %))``. A bare 429 leaves the gate open, unless the limiter has
-        refused everything for a second (then a short probe pause, see ``worker.congestion``).
+        refused several in a row and accepted none (then a short probe pause, see
+        ``worker.congestion``).
         Either way it is a congestion event unless its request was sent before the last cut.
 
         Returns:
@@ -348,12 +348,18 @@ class Pacer:
         self._set_level(max(1.0, math.floor(self.concurrency_limit * self._cfg.concurrency_cut)))
 
     def pause_until(self, t: float) -> None:
-        """Keep the gate closed until clock time ``t``; an earlier ``t`` than now set is ignored."""
-        if t > self._paused_until:
-            self._paused_until = t
-            self.stats.pauses += 1
-            if self._granted and t > self._clock():
-                self._revoke(len(self._granted))
+        """Keep the gate closed until clock time ``t``; an earlier ``t`` than now set is ignored.
+        Grants whose task has not run yet are taken back: the pause binds them too."""
+        if self._close_gate(t) and self._granted and t > self._clock():
+            self._revoke(len(self._granted))
+
+    def _close_gate(self, t: float) -> bool:
+        """Extend the gate to ``t`` (never shorten it); True when it was extended."""
+        if t <= self._paused_until:
+            return False
+        self._paused_until = t
+        self.stats.pauses += 1
+        return True
 
     # -- gate, permits, tokens -------------------------------------------------------------
 
@@ -451,10 +457,7 @@ class Pacer:
         """The window's allowance is all sent: close the gate until its end (plus jitter),
         without revoking what was granted within the allowance."""
         end = self._quota.end.hi
-        until = end + jitter(end - now, self._rand)
-        if until > self._paused_until:
-            self._paused_until = until
-            self.stats.pauses += 1
+        self._close_gate(end + jitter(end - now, self._rand))
         return self._paused_until - now
 
     def _take(self) -> None:
