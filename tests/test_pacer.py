@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from local import ManualClock, max_in_window
 
 from worker.pacer import Pacer, PacerConfig, Sent
 
@@ -45,30 +46,9 @@ async def vclock() -> AsyncIterator[Clock]:
         del selector.select
 
 
-class FakeClock:
-    """A manual clock for tests that never sleep."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def zero() -> float:
     """A rand() that never jitters."""
     return 0.0
-
-
-def max_in_window(times: list[float], width: float) -> int:
-    """The most timestamps inside any closed window of ``width`` seconds."""
-    ordered = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(ordered):
-        while ordered[start] < t - width - EPS:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 async def run_clients(
@@ -135,7 +115,7 @@ async def test_rate_never_exceeded_over_sliding_windows(
     entries, _ = await run_clients(pacer, vclock, count, latency=0.05)
     capacity = max(1.0, rate * burst)
     for width in (1.0, 2.5, 7.0):
-        assert max_in_window(entries, width) <= rate * width + capacity
+        assert max_in_window(entries, width, EPS) <= rate * width + capacity
     assert max(entries) - min(entries) <= (count - 1) / rate + 0.3  # no needless slowness
 
 
@@ -151,7 +131,7 @@ async def test_rate_bound_clients_are_admitted_in_batches(vclock: Clock) -> None
     wakeups = len(set(entries))
     assert wakeups <= 2000 / 2.5
     assert peak <= 40
-    assert max_in_window(entries, 1.0) <= 500 + 5
+    assert max_in_window(entries, 1.0, EPS) <= 500 + 5
     assert max(entries) - min(entries) <= 2000 / 500 + 0.3  # full rate, no needless slowness
 
 
@@ -161,7 +141,7 @@ async def test_both_caps_hold_at_once(vclock: Clock) -> None:
     entries, peak = await run_clients(pacer, vclock, 200, latency=0.2)
     assert peak <= 4
     for width in (1.0, 3.0):
-        assert max_in_window(entries, width) <= 50 * width + 5
+        assert max_in_window(entries, width, EPS) <= 50 * width + 5
 
 
 async def test_bucket_starts_with_one_token_and_banks_nothing_while_idle(vclock: Clock) -> None:
@@ -174,7 +154,7 @@ async def test_bucket_starts_with_one_token_and_banks_nothing_while_idle(vclock:
     restart = vclock()
     entries, _ = await run_clients(pacer, vclock, 50, latency=0.01)
     assert sum(t == restart for t in entries) == 10  # capacity = 100 * 0.1
-    assert max_in_window(entries, 1.0) <= 100 + 10
+    assert max_in_window(entries, 1.0, EPS) <= 100 + 10
 
 
 async def test_waiters_are_served_fifo(vclock: Clock) -> None:
@@ -208,7 +188,7 @@ async def test_lower_rate_applies_to_waiting_clients(vclock: Clock) -> None:
     await task
     assert pacer.rate == pytest.approx(0.9 * 20 / 9.5)  # the window ends 9-10 s on: 9.5 s
     late = [t for t in entries if t > min(entries) + 2.0]
-    assert max_in_window(late, 5.0) <= 1.8 * 5 + 1
+    assert max_in_window(late, 5.0, EPS) <= 1.8 * 5 + 1
 
 
 # -- learning from headers -----------------------------------------------------------------
@@ -216,7 +196,7 @@ async def test_lower_rate_applies_to_waiting_clients(vclock: Clock) -> None:
 
 def test_header_guard_holds_until_the_window_ends_then_the_plan_returns() -> None:
     """A budget below safety x plan slows at once; the guard lasts as long as its window."""
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     pacer = Pacer(PacerConfig(rate=10), clock=clock, rand=zero)
     pacer.observe(
         200, {"RateLimit-Limit": "50000;w=60", "RateLimit-Remaining": "20", "RateLimit-Reset": "10"}
@@ -233,7 +213,7 @@ def test_header_guard_holds_until_the_window_ends_then_the_plan_returns() -> Non
 
 def test_budget_floor_and_no_recovery_on_errors() -> None:
     """A near-empty window slows to min_rate, not below; 429s and 5xx never recover the rate."""
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     pacer = Pacer(PacerConfig(rate=10, min_rate=0.5), clock=clock, rand=zero)
     pacer.observe(200, {"RateLimit-Remaining": "1", "RateLimit-Reset": "60"})
     assert pacer.rate == pytest.approx(0.5)
@@ -254,7 +234,7 @@ def test_budget_floor_and_no_recovery_on_errors() -> None:
 )
 def test_quota_share_plans_the_rate(rate: float, share: float, limit: str, planned: float) -> None:
     """planned = min(rate, quota_share * the lowest quota/window announced); applied at once."""
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     pacer = Pacer(PacerConfig(rate=rate, quota_share=share), clock=clock)
     pacer.observe(200, {"RateLimit-Limit": limit})
     assert pacer.planned_rate == pytest.approx(planned)
@@ -268,7 +248,7 @@ def test_quota_share_plans_the_rate(rate: float, share: float, limit: str, plann
 def test_remaining_zero_closes_the_gate_until_reset() -> None:
     """RateLimit-Remaining 0 pauses everyone until the reset (clamped to max_pause); the rate
     itself is left alone, since the window, not the pace, is spent."""
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     pacer = Pacer(PacerConfig(max_pause=900), clock=clock, rand=zero)
     pacer.observe(200, {"RateLimit-Remaining": "0", "RateLimit-Reset": "30"})
     assert pacer.paused_until == pytest.approx(clock.now + 30)
@@ -286,7 +266,7 @@ def test_concurrency_header_caps_the_limit_with_margin(
 ) -> None:
     """Asked for more than Concurrency-Limit-Limit: max(1, floor(limit x 0.9)), leaving a margin
     to the tenant's other clients; asked for no more: --concurrency stands."""
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     pacer = Pacer(PacerConfig(concurrency=configured), clock=clock)
     pacer.observe(200, {"Concurrency-Limit-Limit": header})
     assert pacer.concurrency_limit == expected
@@ -348,7 +328,7 @@ async def test_shrinking_below_in_flight_blocks_until_enough_leave(vclock: Clock
 
 def test_concurrency_recovers_gradually_up_to_the_ceiling() -> None:
     """Successes grow a cut limit back, never above min(--concurrency, header cap)."""
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     pacer = Pacer(PacerConfig(concurrency=20, recovery_seconds=10), clock=clock)
     pacer.observe(200, {"Concurrency-Limit-Limit": "10"})
     assert pacer.concurrency_limit == 9
@@ -405,7 +385,7 @@ async def test_rate_429_closes_the_gate_for_everyone(vclock: Clock) -> None:
 )
 def test_rate_429_pause_length(retry_after: float | None, pause: float) -> None:
     """The pause is Retry-After plus uniform(0, min(5, 10 %)); none without it."""
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     pacer = Pacer(PacerConfig(), clock=clock, rand=lambda: 0.5)
     assert pacer.on_rate_limited(retry_after) == pytest.approx(pause)
     assert pacer.paused_until == pytest.approx(clock.now + pause)
@@ -469,7 +449,7 @@ async def test_rate_429_burst_cuts_once(vclock: Clock) -> None:
 
 def test_pause_until_only_extends() -> None:
     """pause_until never shortens an existing pause."""
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     pacer = Pacer(PacerConfig(), clock=clock)
     pacer.pause_until(clock.now + 50)
     pacer.pause_until(clock.now + 10)
@@ -587,7 +567,7 @@ async def test_invariants_hold_under_random_throttling(vclock: Clock) -> None:
     assert len(entries) == 400
     assert pacer.stats.max_in_flight <= 6
     for width in (1.0, 4.0):
-        assert max_in_window(entries, width) <= 20 * width + 2
+        assert max_in_window(entries, width, EPS) <= 20 * width + 2
     assert pacer.stats.peak_rate <= 20
     assert pacer.in_flight == 0
 
@@ -614,7 +594,7 @@ def test_config_rejects_out_of_range_values(bad: dict[str, float]) -> None:
 
 def test_budget_within_the_safety_margin_does_not_bind() -> None:
     """A job told the whole quota keeps its plan while the window can sustain safety x plan."""
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     pacer = Pacer(PacerConfig(rate=500, quota_share=1.0), clock=clock, rand=zero)
     # 500/s in 10 s windows; Reset rounded up to whole seconds: 4850 left with 9-10 s to go
     pacer.observe(200, {"RateLimit-Limit": "5000;w=10", "RateLimit-Remaining": "4850",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import structlog
-from local import clean_env
+from local import ManualClock, clean_env
 
 from worker.logs import REDACTOR, ScrubbedStream, configure_logging
 from worker.models import Outcome, ReportRun, RunRecord
@@ -27,16 +27,6 @@ class FakeTTY(io.StringIO):
 
     def isatty(self) -> bool:
         return True
-
-
-class Clock:
-    """A manual monotonic clock."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def record(outcome: Outcome) -> RunRecord:
@@ -62,7 +52,7 @@ def test_wants_progress_switch(mode, fmt, tty, expected):
 
 def test_line_counts_rate_and_eta_then_erased():
     """The line shows done/total, failures, rate and ETA, and is erased by close()."""
-    clock, out = Clock(), FakeTTY()
+    clock, out = ManualClock(100.0), FakeTTY()
     prog = Progress(out, enabled=True, clock=clock)
     prog.selected(10)
     for outcome in (Outcome.CANCELLED, Outcome.FAILED, Outcome.CANCELLED, Outcome.CANCELLED):
@@ -76,7 +66,7 @@ def test_line_counts_rate_and_eta_then_erased():
 
 def test_redraws_are_throttled_to_five_per_second():
     """Many cancels within 0.2 s draw the line once more, and the last one is always drawn."""
-    clock, out = Clock(), FakeTTY()
+    clock, out = ManualClock(100.0), FakeTTY()
     prog = Progress(out, enabled=True, clock=clock)
     prog.selected(50)
     for _ in range(49):

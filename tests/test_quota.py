@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from local import ManualClock
 
 from worker.pacer import Pacer, PacerConfig, Sent
 from worker.quota import Quota, WindowEnd
@@ -82,7 +83,7 @@ def test_rounding_does_not_lower_the_rate_of_a_job_told_the_quota(quota: int,
     """Sending exactly the quota, the rounded-up Reset reads (remaining / reset) as less than
     the plan for most of every window; the job keeps its rate all the same."""
     rate = quota / window
-    clock = type("Clock", (), {"now": 5000.0, "__call__": lambda self: self.now})()
+    clock = ManualClock(5000.0)
     pacer = Pacer(PacerConfig(rate=rate, quota_share=1.0), clock=clock, rand=zero)
     server = WindowServer(quota, window, phase=4999.6)
     seq = 0
@@ -123,7 +124,7 @@ def test_the_allowance_stops_sends_a_spent_window_would_refuse() -> None:
 def test_placeholder_headers_are_ignored_and_counted() -> None:
     """`RateLimit-Limit: unlimited`, `Remaining: 0`, `Reset: 0` (Prism, some gateways): no
     pause, no slow-down, no plan; each counted."""
-    clock = type("Clock", (), {"now": 0.0, "__call__": lambda self: self.now})()
+    clock = ManualClock()
     pacer = Pacer(PacerConfig(rate=20), clock=clock, rand=zero)
     placeholder = {"RateLimit-Limit": "unlimited", "RateLimit-Remaining": "0",
                    "RateLimit-Reset": "0"}
@@ -148,7 +149,7 @@ def test_placeholder_headers_are_ignored_and_counted() -> None:
 )
 def test_contradictory_values_are_ignored_and_counted(headers: dict[str, str],
                                                       reason: str) -> None:
-    clock = type("Clock", (), {"now": 0.0, "__call__": lambda self: self.now})()
+    clock = ManualClock()
     pacer = Pacer(PacerConfig(rate=1, quota_share=1.0), clock=clock, rand=zero)
     pacer.observe(200, headers, Sent(0.0, 1))
     assert pacer.summary()["header_values_ignored"] == {reason: 1}

@@ -8,10 +8,10 @@ machine; bench/limiters.py measures the same models over longer runs, and agains
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import pytest
+from local import job_seconds
 
 from worker.emulator import Emulator
 
@@ -45,9 +45,7 @@ def run_against(emu: Emulator, cli: Callable[..., Any], rate: float,
     assert set(res.outcomes().values()) == {"cancelled"}
     api = [r for r in emu.records if r.kind in ("list", "get", "delete")]
     refused = sum(1 for r in api if r.limited is not None)
-    report = res.report
-    wall = (datetime.fromisoformat(report["finished_at"])
-            - datetime.fromisoformat(report["started_at"])).total_seconds()
+    wall = job_seconds(res.report)
     return wall / ((len(api) - refused) / LIMIT), refused / len(api)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import pytest
+from local import job_seconds
 from nginx import NGINX, limit_req
 
 from worker.emulator import Emulator
@@ -35,8 +35,7 @@ def run_behind_nginx(emu: Emulator, cli: Callable[..., Any], told: float,
     assert set(res.outcomes().values()) == {"cancelled"}
     through = sum(1 for r in emu.records if r.kind in ("list", "get", "delete"))
     refused = res.report["requests"]["rate_limited"].get("rate", 0)
-    wall = (datetime.fromisoformat(res.report["finished_at"])
-            - datetime.fromisoformat(res.report["started_at"])).total_seconds()
+    wall = job_seconds(res.report)
     return wall / (through / LIMIT), refused / (through + refused)
 
 

@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from local import max_in_window
+
 from worker.cli import exit_code_of
 from worker.config import Settings, load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator
@@ -32,17 +34,6 @@ def add_runs(emu: Emulator, count: int) -> set[str]:
 
 def api_records(emu: Emulator) -> list[RequestRecord]:
     return sorted((r for r in emu.records if r.kind in API_KINDS), key=lambda r: r.t)
-
-
-def max_in_window(times: list[float], width: float) -> int:
-    """The most timestamps inside any window of ``width`` seconds."""
-    ordered = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(ordered):
-        while ordered[start] < t - width:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def settings_for(emu: Emulator, **flags: Any) -> Settings:

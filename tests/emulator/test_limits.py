@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from local import ManualClock
 
 from worker.emulator import EmulatorConfig
 from worker.emulator.limits import RateLimiter
@@ -101,21 +102,13 @@ async def test_token_not_concurrency_limited(make_emu, api_for):
 # -- the limiter models (worker.emulator.limits) --------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def statuses(limiter: RateLimiter, config: EmulatorConfig, count: int) -> list[int]:
     return [(limiter.consume(config) or Reply(200)).status for _ in range(count)]
 
 
 def test_bucket_admits_burst_plus_one_then_one_per_drip() -> None:
     """nginx limit_req rate=10r/s burst=3 nodelay: 4 at once, then one every 0.1 s."""
-    clock = FakeClock()
+    clock = ManualClock(100.0)
     limiter, config = RateLimiter(clock), EmulatorConfig(rate=10, limiter="bucket", burst=3)
     assert statuses(limiter, config, 6) == [200, 200, 200, 200, 429, 429]
     clock.now += 0.1
@@ -127,7 +120,7 @@ def test_bucket_admits_burst_plus_one_then_one_per_drip() -> None:
 
 
 def test_bucket_refusal_is_a_bare_nginx_429() -> None:
-    limiter = RateLimiter(FakeClock())
+    limiter = RateLimiter(ManualClock(100.0))
     config = EmulatorConfig(rate=1, limiter="bucket", burst=0)
     assert limiter.consume(config) is None
     refused = limiter.consume(config)
@@ -142,7 +135,7 @@ def test_bucket_refusal_is_a_bare_nginx_429() -> None:
 
 
 def test_window_of_an_hour_counts_and_resets() -> None:
-    clock = FakeClock()
+    clock = ManualClock(100.0)
     limiter, config = RateLimiter(clock), EmulatorConfig(rate=2 / 3600, rate_window=3600)
     assert statuses(limiter, config, 3) == [200, 200, 429]
     assert limiter.headers(config)["RateLimit-Reset"] == "3600"
@@ -153,7 +146,7 @@ def test_window_of_an_hour_counts_and_resets() -> None:
 
 
 def test_window_reset_is_rounded_up_to_whole_seconds() -> None:
-    clock = FakeClock()
+    clock = ManualClock(100.0)
     limiter, config = RateLimiter(clock), EmulatorConfig(rate=30, rate_window=1)
     for offset in (0.0, 0.3, 0.99):
         clock.now = 100.0 + offset
@@ -161,7 +154,7 @@ def test_window_reset_is_rounded_up_to_whole_seconds() -> None:
 
 
 def test_window_without_rate_headers_or_retry_after() -> None:
-    clock = FakeClock()
+    clock = ManualClock(100.0)
     bare = EmulatorConfig(rate=1, rate_window=1, rate_headers=False, rate_retry_after=False)
     limiter = RateLimiter(clock)
     assert limiter.consume(bare) is None
@@ -177,7 +170,7 @@ def test_window_without_rate_headers_or_retry_after() -> None:
 
 
 def test_placeholder_headers_whatever_the_limit() -> None:
-    limiter = RateLimiter(FakeClock())
+    limiter = RateLimiter(ManualClock(100.0))
     for config in (EmulatorConfig(placeholder_headers=True),
                    EmulatorConfig(rate=5, placeholder_headers=True)):
         assert limiter.headers(config) == {"RateLimit-Limit": "unlimited",

@@ -1,5 +1,5 @@
 """Helpers for tests that start the CLI as a process, talk to a local emulator directly, or
-drive the real client stack against aioresponses."""
+drive the real client stack against aioresponses; a manual clock, and timing measures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import json
 import os
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
 
 from worker.auth import LegacyAuth
 from worker.client import ApiClient
@@ -18,6 +20,34 @@ from worker.http import Transport
 from worker.pacer import Pacer, PacerConfig
 from worker.retry import RetryBudget, RetryPolicy
 from worker.secrets import Credentials
+
+
+class ManualClock:
+    """A clock that moves only when a test sets or advances ``now``."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def max_in_window(times: Iterable[float], width: float, slack: float = 0.0) -> int:
+    """The most timestamps inside any closed window of ``width`` (+ ``slack``) seconds."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(ordered):
+        while ordered[start] < t - width - slack:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def job_seconds(report: Mapping[str, Any]) -> float:
+    """A job's own time, from its report's ``started_at`` to ``finished_at``."""
+    started = datetime.fromisoformat(report["started_at"])
+    return (datetime.fromisoformat(report["finished_at"]) - started).total_seconds()
+
 
 # talk to 127.0.0.1 directly even when the environment sets HTTP proxies
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
