@@ -15,12 +15,18 @@ def _eligible_left(emu, now: float) -> list[str]:
             if r.status in IN_PROGRESS and now - r.started_on >= HOUR]
 
 
-def test_drift_converges_without_touching_young_runs(emu_thread, cli):
-    """With runs completing and starting between pages, no eligible run is left in progress."""
+def _drifting_job(emu_thread, cli, passes):
+    """A run job of up to ``passes`` passes while runs complete and start between pages."""
     emu = emu_thread(runs=200, seed=7, in_progress_share=0.8, page_cap=10,
                      drift_complete=2, drift_start=2)
-    res = cli(emu, "run", "--older-than", "1h", "--page-size", "10", "--max-passes", "5",
-              "--rate", "1000", "--concurrency", "16", "--max-cancel", "1000")
+    res = cli(emu, "run", "--older-than", "1h", "--page-size", "10", "--max-passes",
+              str(passes), "--rate", "1000", "--concurrency", "16", "--max-cancel", "1000")
+    return emu, res
+
+
+def test_drift_converges_without_touching_young_runs(emu_thread, cli):
+    """With runs completing and starting between pages, no eligible run is left in progress."""
+    emu, res = _drifting_job(emu_thread, cli, passes=5)
     assert res.code == 0, res.stderr
     assert _eligible_left(emu, emu.config.clock()) == []
     young = {r.id for r in emu.runs.values() if r.report_name == "Drift report"}
@@ -33,10 +39,7 @@ def test_drift_converges_without_touching_young_runs(emu_thread, cli):
 
 def test_report_covers_every_pass(emu_thread, cli):
     """Runs skipped by page shifts in pass 1 are picked up, and reported, in a later pass."""
-    emu = emu_thread(runs=200, seed=7, in_progress_share=0.8, page_cap=10,
-                     drift_complete=2, drift_start=2)
-    res = cli(emu, "run", "--older-than", "1h", "--page-size", "10", "--max-passes", "5",
-              "--rate", "1000", "--concurrency", "16", "--max-cancel", "1000")
+    emu, res = _drifting_job(emu_thread, cli, passes=5)
     assert res.code == 0, res.stderr
     report = res.report
     assert report is not None
@@ -51,9 +54,6 @@ def test_report_covers_every_pass(emu_thread, cli):
 
 def test_single_pass_leaves_skipped_runs(emu_thread, cli):
     """Control: with --max-passes 1 the same drift leaves eligible runs behind."""
-    emu = emu_thread(runs=200, seed=7, in_progress_share=0.8, page_cap=10,
-                     drift_complete=2, drift_start=2)
-    res = cli(emu, "run", "--older-than", "1h", "--page-size", "10", "--max-passes", "1",
-              "--rate", "1000", "--concurrency", "16", "--max-cancel", "1000")
+    emu, res = _drifting_job(emu_thread, cli, passes=1)
     assert res.code == 0, res.stderr
     assert _eligible_left(emu, emu.config.clock()) != []
