@@ -25,12 +25,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support")]
 
+from local import job_seconds  # noqa: E402 - tests/support/local.py
 from nginx import NGINX, limit_req  # noqa: E402 - tests/support/nginx.py: real nginx, staged
 
 
@@ -113,8 +113,7 @@ def measure(model: Model, told: str, args: argparse.Namespace, tmp: Path) -> str
     req = doc["requests"]
     refused = req["rate_limited"].get("rate", 0) + req["rate_limited"].get("concurrency", 0)
     accepted = req["total"] - refused
-    started = datetime.fromisoformat(doc["started_at"])
-    wall = (datetime.fromisoformat(doc["finished_at"]) - started).total_seconds()
+    wall = job_seconds(doc)
     if model.bound == "concurrency":  # listing LOOKAHEAD pages at a time, then the rest at C
         lists = received["list"]
         limit = (accepted - lists) * LATENCY_S / CAP + lists / LOOKAHEAD * LATENCY_S
