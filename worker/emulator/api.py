@@ -250,17 +250,18 @@ GARBLED: dict[str, Callable[[], Reply]] = {  # a new Reply each time: headers ar
 }
 
 
-def cancel_run(state: State, config: EmulatorConfig, run_id: str) -> Reply:
-    """DELETE, as the garble_cancel setting answers it."""
+def cancel_run(state: State, config: EmulatorConfig, run_id: str, track: str) -> Reply:
+    """DELETE, as the garble_cancel setting answers it; ``track`` (the request's
+    Zuora-Track-Id) goes in the journal of cancels when this request applies one."""
     garble = config.garble_cancel.get(run_id)
     if garble is None:
-        return _cancel(state, config, run_id)
+        return _cancel(state, config, run_id, track)
     if garble.startswith("cancel+"):
-        _cancel(state, config, run_id)
+        _cancel(state, config, run_id, track)
     return GARBLED[garble.removeprefix("cancel+")]()
 
 
-def _cancel(state: State, config: EmulatorConfig, run_id: str) -> Reply:
+def _cancel(state: State, config: EmulatorConfig, run_id: str, track: str) -> Reply:
     """DELETE: cancel an in-progress run; refuse finished ones."""
     if run_id in config.poison_ids:
         return system_error()
@@ -275,5 +276,6 @@ def _cancel(state: State, config: EmulatorConfig, run_id: str) -> Reply:
         run.status = "CANCELLED"
         run.updated_on = config.clock()
         state.cancelled.add(run_id)
+        state.cancelled_by[run_id] = track
         return Reply(200, {"success": True, "response": "The report run has been canceled"})
     return Reply(200, {"success": True, "response": "The report run was canceled"})

@@ -14,10 +14,18 @@ DEMO_PASSWORD = "demo-password"  # noqa: S105 - public demo credential
 LIST_SHAPES = ("list", "content")
 TIME_FORMATS = ("epoch_ms", "iso")
 USER_FIELDS = ("nested", "dotted")
-LIST_FAULTS = ("html", "text", "no_list", "truncated", "huge")
+LIST_FAULTS = ("html", "text", "no_list", "truncated", "huge", "tiny_items")
 CANCEL_THEN = ("stall", "drop", "504")  # what follows an applied DELETE (see cancel_then)
 GARBLED_ANSWERS = ("html", "truncated", "empty", "list", "no_success", "success_text")
 LIMITERS = ("window", "bucket")  # see worker.emulator.limits
+# What one DELETE of a run meets (cancel_script): "ok" as usual; "lost_504" / "lost_drop" /
+# "lost_stall" apply the cancel and lose its answer (a gateway's 504, a dropped connection, an
+# answer after cancel_stall_s); "503", "reset" and "timeout" (no answer within cancel_stall_s)
+# do not apply it; "refuse" answers 400 while the run goes on; "finish" and "other_cancel"
+# first finish the run, or cancel it as another user, then answer as usual.
+CANCEL_STEPS = ("ok", "lost_504", "lost_drop", "lost_stall", "503", "reset", "timeout",
+                "refuse", "finish", "other_cancel")
+REQUEST_KINDS = ("token", "list", "get", "delete")
 REMOVE = "<remove>"  # in item_patch: drop this field from the listed item
 
 
@@ -64,6 +72,10 @@ class EmulatorConfig:
     # timeout page. The cancel itself is applied first, as a gateway in front of Zuora shows.
     cancel_then: str | None = None
     cancel_stall_s: float = 30.0
+    # Per run id, one CANCEL_STEPS entry per DELETE of that run, in order; "ok" after the last.
+    cancel_script: dict[str, list[str]] = field(default_factory=dict)
+    # Per request kind (REQUEST_KINDS), seconds to hold every such request before answering it.
+    stall: dict[str, float] = field(default_factory=dict)
     list_fault: str | None = None
     # Per run id, what its listed item looks like instead: ``item_patch`` sets fields on it
     # (``REMOVE`` drops one), ``item_replace`` serves this JSON value as the whole item.
@@ -98,6 +110,11 @@ class EmulatorConfig:
             _choice("list_fault", self.list_fault, LIST_FAULTS)
         if self.cancel_then is not None:
             _choice("cancel_then", self.cancel_then, CANCEL_THEN)
+        for steps in self.cancel_script.values():
+            for step in steps:
+                _choice("cancel_script", step, CANCEL_STEPS)
+        for kind in self.stall:
+            _choice("stall", kind, REQUEST_KINDS)
         for kind in self.garble_cancel.values():
             _choice("garble_cancel", kind.removeprefix("cancel+"), GARBLED_ANSWERS)
         if self.runs < 0 or self.page_cap < 1:

@@ -54,6 +54,12 @@ def huge_body() -> bytes:
     return head + b"x" * HUGE_BYTES + b'"}}'
 
 
+@functools.cache
+def tiny_items_body() -> bytes:
+    """A listing page of a million empty items: 3 MB on the wire, far more once parsed."""
+    return b'{"success":true,"response":{"content":[' + b",".join([b"{}"] * 1_000_000) + b"]}}"
+
+
 def list_fault_reply(kind: str, normal: Reply) -> Reply:
     """Replace a good list answer by the configured broken one."""
     if kind == "html":
@@ -67,4 +73,6 @@ def list_fault_reply(kind: str, normal: Reply) -> Reply:
         return Reply(200, raw=data[: max(1, len(data) // 2)])
     if kind == "huge":
         return Reply(200, raw=huge_body())
+    if kind == "tiny_items":
+        return Reply(200, raw=tiny_items_body())
     raise ValueError(f"unknown list_fault {kind!r}")

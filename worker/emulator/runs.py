@@ -9,6 +9,7 @@ import json
 import math
 import random
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from .config import EmulatorConfig
 TERMINAL: tuple[str, ...] = ("COMPLETED", "ERROR", "INVALID", "CANCELLED")
 REFUSED_CANCEL: frozenset[str] = frozenset({"COMPLETED", "ERROR", "INVALID"})
 KINDS: tuple[str, ...] = ("token", "list", "get", "delete", "other")
+OTHER_USER = "another user"
 
 
 @dataclass
@@ -194,6 +196,10 @@ class State:
         self.runs: dict[str, EmuRun] = {}
         self.records: list[RequestRecord] = []
         self.cancelled: set[str] = set()
+        # The journal of cancels: run id -> the Zuora-Track-Id of the DELETE that applied it,
+        # or OTHER_USER when someone else cancelled it (cancel_script "other_cancel").
+        self.cancelled_by: dict[str, str] = {}
+        self.deletes_seen: Counter[str] = Counter()  # DELETEs received per run id
         self.tokens: dict[str, float] = {}
         self.listings = 0  # listing pages answered
         self.rng = random.Random(f"runtime:{config.seed}")

@@ -8,18 +8,21 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
+from worker.models import IN_PROGRESS
+
 from .api import Route, cancel_run, check_auth, classify, get_run, issue_token, list_runs
 from .config import EmulatorConfig
 from .faults import GATEWAY_TIMEOUT_PAGE, Faults
 from .limits import ConcurrencyGate, RateLimiter
-from .replies import Reply
-from .runs import EmuRun, RequestRecord, State
+from .replies import Reply, reasons, zan_error
+from .runs import OTHER_USER, EmuRun, RequestRecord, State
 
 API_KINDS = frozenset({"list", "get", "delete"})
 
@@ -82,20 +85,64 @@ async def admitted(core: Core, route: Route, request: web.Request, body: Body) -
     unavailable = core.faults.unavailable(config)
     if unavailable is not None:
         return unavailable
-    delay = core.faults.latency_s(config)
+    delay = core.faults.latency_s(config) + config.stall.get(route.kind, 0.0)
     if delay > 0:
         await asyncio.sleep(delay)
+    if route.kind == "delete":
+        return await scripted_cancel(core, route, request, body)
+    return operate(core, route, request, body)
+
+
+async def scripted_cancel(core: Core, route: Route, request: web.Request,
+                          body: Body) -> Reply | None:
+    """A DELETE as its run's ``cancel_script`` step (then ``cancel_then``) has it answered."""
+    config, state = core.config, core.state
+    assert route.run_id is not None
+    step = cancel_step(state, config, route.run_id)
+    unapplied = await before_cancel(state, config, route.run_id, step)
+    if unapplied is not None:
+        return None if unapplied.status == 0 else unapplied
     reply = operate(core, route, request, body)
-    if route.kind == "delete" and config.cancel_then is not None:
-        return await after_cancel(config, reply)
-    return reply
+    lost = step.removeprefix("lost_") if step.startswith("lost_") else config.cancel_then
+    return reply if lost is None else await after_cancel(config, reply, lost)
 
 
-async def after_cancel(config: EmulatorConfig, reply: Reply) -> Reply | None:
-    """The DELETE is applied; its answer is lost (``cancel_then``). None drops the connection."""
-    if config.cancel_then == "drop":
+def cancel_step(state: State, config: EmulatorConfig, run_id: str) -> str:
+    """The next step of ``run_id``'s cancel script ("ok" once it is spent)."""
+    steps = config.cancel_script.get(run_id, ())
+    seen = state.deletes_seen[run_id]
+    state.deletes_seen[run_id] += 1
+    return steps[seen] if seen < len(steps) else "ok"
+
+
+async def before_cancel(state: State, config: EmulatorConfig, run_id: str,
+                        step: str) -> Reply | None:
+    """What a step does before the cancel is applied; a Reply when it is not applied at all
+    (status 0: drop the connection), None to go on."""
+    run = state.runs.get(run_id)
+    if step == "finish" and run is not None:
+        run.status, run.updated_on = "COMPLETED", config.clock()
+    elif step == "other_cancel" and run is not None and run.status in IN_PROGRESS:
+        run.status, run.updated_on = "CANCELLED", config.clock()
+        state.cancelled_by[run_id] = OTHER_USER
+    elif step == "503":
+        return reasons(503, 61000061, "Service temporarily unavailable, please retry")
+    elif step == "reset":
+        return Reply(0)
+    elif step == "timeout":
+        await asyncio.sleep(config.cancel_stall_s)
+        return Reply(504, raw=GATEWAY_TIMEOUT_PAGE, content_type="text/html")
+    elif step == "refuse" and run is not None:
+        return zan_error(400, f"The report run {run_id} cannot be canceled now")
+    return None
+
+
+async def after_cancel(config: EmulatorConfig, reply: Reply, lost: str) -> Reply | None:
+    """The DELETE is applied; its answer is lost: ``drop`` closes the connection, ``504``
+    answers a gateway's timeout page, ``stall`` answers after ``cancel_stall_s``."""
+    if lost == "drop":
         return None
-    if config.cancel_then == "504":
+    if lost == "504":
         return Reply(504, raw=GATEWAY_TIMEOUT_PAGE, content_type="text/html")
     await asyncio.sleep(config.cancel_stall_s)
     return reply
@@ -110,11 +157,14 @@ def operate(core: Core, route: Route, request: web.Request, body: Body) -> Reply
     assert route.run_id is not None
     if route.kind == "get":
         return get_run(state, config, route.run_id)
-    return cancel_run(state, config, route.run_id)
+    return cancel_run(state, config, route.run_id, request.headers.get("Zuora-Track-Id", ""))
 
 
 async def dispatch(core: Core, route: Route, request: web.Request, body: Body) -> Reply | None:
     if route.kind == "token":
+        stall = core.config.stall.get("token", 0.0)
+        if stall > 0:
+            await asyncio.sleep(stall)
         return issue_token(core.state, core.config, body.value)
     if route.kind == "other":
         return Reply(route.status, {"success": False, "message": "Not Found"})
@@ -285,6 +335,16 @@ class Emulator:
 
     def cancelled_ids(self) -> set[str]:
         return set(self._core.state.cancelled)
+
+    def deletes_received(self) -> Counter[str]:
+        """DELETEs received per run id, counted as they arrive (a stalled one too)."""
+        return Counter(self._core.state.deletes_seen)
+
+    @property
+    def cancelled_by(self) -> dict[str, str]:
+        """The journal of cancels: run id -> the Zuora-Track-Id of the DELETE that applied
+        it, or ``OTHER_USER`` (cancel_script "other_cancel")."""
+        return dict(self._core.state.cancelled_by)
 
     def count(self, kind: str | None = None, status: int | None = None) -> int:
         return sum(
