@@ -51,3 +51,34 @@ def test_deadline_leaves_unsure_runs_unknown_not_failed(emu_thread, cli):
     assert res.code == 5
     assert res.outcomes() == {"r1": "unknown"}
     assert emu.cancelled_ids() == {"r1"}
+
+
+@pytest.mark.parametrize("lost", ["lost_504", "lost_drop", "lost_stall"])
+def test_was_canceled_after_a_lost_answer_is_this_jobs_cancel(emu_thread, cli, lost):
+    """The first DELETE was applied and its answer lost; the retry hears "was canceled". This
+    job cancelled the run: the report says cancelled (reconciled), as the server's journal."""
+    emu = emu_thread(runs=0, cancel_stall_s=2.0)
+    ids = [emu.add_run(status="STARTED", age_s=7200).id for _ in range(3)]
+    emu.config.cancel_script = {run_id: [lost] for run_id in ids}
+    res = cli(None, "run", "--base-url", emu.base_url, *FAST, "--max-attempts", "3",
+              "--attempt-timeout", "0.3s")
+    assert res.code == 0, res.stderr
+    assert res.outcomes() == dict.fromkeys(ids, "cancelled")
+    journal = emu.cancelled_by
+    assert all(journal[i].startswith(f"zr-{res.report['job_id']}-") for i in ids)
+    runs = {r["id"]: r for r in res.report["runs"]}
+    assert all(runs[i]["reconciled"] and runs[i]["attempts"] == 2 for i in ids)
+    assert sum(emu.deletes_received().values()) == 6  # every DELETE on the wire is counted
+    assert res.report["counts"]["cancelled"] == 3
+    assert res.report["counts"]["already_cancelled"] == 0
+
+
+def test_was_canceled_on_a_first_answer_is_someone_elses_cancel(emu_thread, cli):
+    """Cancelled by another user before this job's only DELETE: already_cancelled."""
+    emu = emu_thread(runs=0)
+    emu.add_run(run_id="r1", status="STARTED", age_s=7200)
+    emu.config.cancel_script = {"r1": ["other_cancel"]}
+    res = cli(None, "run", "--base-url", emu.base_url, *FAST)
+    assert res.code == 0, res.stderr
+    assert res.outcomes() == {"r1": "already_cancelled"}
+    assert emu.cancelled_by == {"r1": "another user"}
