@@ -215,13 +215,19 @@ async def test_idle_connection_closed_by_server_is_replaced(server: RawServer) -
     assert [(r.conn, r.target) for r in server.requests] == [(1, "/a"), (2, "/b")]
 
 
-async def test_server_hangup_right_after_answer_is_survived(server: RawServer) -> None:
-    """A server that hangs up right behind a keep-alive answer does not fail the next GET."""
+async def test_server_hangup_right_after_answer_fails_only_that_attempt(
+        server: RawServer) -> None:
+    """A server that hangs up right behind a keep-alive answer fails the next request on that
+    connection as one TransientError, which the client's one retry loop resends and counts:
+    aiohttp's own silent resend of idempotent requests is off, so an attempt that may have
+    reached the server is never hidden (a DELETE's lost answer is known as one)."""
     server.script(Step(answer(), close=True), OK)
     async with Transport(limit=4, attempt_timeout=2) as transport:
         await transport.send("GET", server.url("/a"), headers={})
-        second = await transport.send("GET", server.url("/b"), headers={})
-    assert second.status == 200
+        with contextlib.suppress(TransientError):  # the race: the FIN may not be seen yet
+            await transport.send("GET", server.url("/b"), headers={})
+        third = await transport.send("GET", server.url("/b"), headers={})
+    assert third.status == 200
     assert server.requests[-1].target == "/b"
 
 
@@ -262,8 +268,8 @@ async def test_close_before_answer_is_connection_error(server: RawServer) -> Non
             await transport.send("GET", server.url(), headers={})
     assert caught.value.code == "connection"
     assert time.monotonic() - started < 2  # noticed, not waited out
-    # aiohttp resends an idempotent request once on a fresh connection after a disconnect
-    assert len(server.requests) == 2
+    # one request on the wire: aiohttp's own silent resend of idempotent requests is off
+    assert len(server.requests) == 1
 
 
 async def test_body_shorter_than_content_length_is_connection_error(server: RawServer) -> None:
@@ -436,13 +442,28 @@ async def test_params_on_a_url_without_path(server: RawServer) -> None:
     assert server.requests[0].target == "/?a=1"
 
 
-async def test_cr_lf_header_is_a_transient_error(server: RawServer) -> None:
-    """A CR/LF header is refused with TransientError 'connection', sending no bytes."""
+async def test_cr_lf_header_is_a_bug_not_a_network_error(server: RawServer) -> None:
+    """A CR/LF header is our bug (credentials with one are refused at load): aiohttp's
+    ValueError goes up as it is, never as a TransientError that would be resent; no bytes."""
     async with Transport(limit=4, attempt_timeout=2) as transport:
-        with pytest.raises(TransientError) as caught:
+        with pytest.raises(ValueError, match="control character"):
             await transport.send("GET", server.url(), headers={"X-Note": "a\r\nX-Injected: 1"})
-    assert caught.value.code == "connection"
     assert bytes(server.raw) == b""
+
+
+async def test_only_network_errors_are_translated(server: RawServer,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug under a request (here a TypeError while reading the answer) is not a network
+    error: it goes up unchanged, so nothing retries it as one."""
+    server.script(OK)
+
+    async def broken(self: Transport, what: str, resp: Any) -> bytes:
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(Transport, "_read", broken)
+    async with Transport(limit=4, attempt_timeout=2) as transport:
+        with pytest.raises(TypeError, match="a bug"):
+            await transport.send("GET", server.url(), headers={})
 
 
 async def test_non_latin1_header_never_escapes_untyped(server: RawServer) -> None:
@@ -469,14 +490,14 @@ async def test_response_headers_are_case_insensitive(server: RawServer) -> None:
 
 
 async def test_connection_refused_is_connection_error() -> None:
-    """A port nobody listens on gives TransientError 'connection' quickly."""
+    """A port nobody listens on gives TransientError 'connect' (nothing was sent) quickly."""
     probe = RawServer()
     await probe.start()
     await probe.stop()  # the port is now closed
     async with Transport(limit=4, attempt_timeout=2) as transport:
         with pytest.raises(TransientError) as caught:
             await transport.send("GET", probe.url(), headers={})
-    assert caught.value.code == "connection"
+    assert caught.value.code == "connect"
 
 
 

@@ -30,12 +30,34 @@ def _boom_on(monkeypatch: pytest.MonkeyPatch, module: object, name: str, nth: in
     monkeypatch.setattr(module, name, wrapper)
 
 
+def test_a_bug_under_a_delete_is_not_resent_as_a_network_error(emu_thread, cli, monkeypatch):
+    """A TypeError raised while a DELETE's answer is read (a bug of ours under the HTTP edge)
+    is an internal error: exit 6 at once, exactly one DELETE on the wire, the run unknown."""
+    from worker.http import Transport
+
+    emu = emu_thread(runs=0)
+    emu.add_run(run_id="r1", status="STARTED", age_s=7200)
+    original = Transport._read
+
+    async def read(self: Transport, what: str, resp: object) -> bytes:
+        if what.startswith("DELETE"):
+            raise TypeError("a bug, staged")
+        return await original(self, what, resp)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Transport, "_read", read)
+    res = cli(emu, "run", *FAST, "--max-attempts", "6")
+    assert res.code == 6, res.stderr
+    assert len(emu.deletes()) == 1
+    assert res.outcomes() == {"r1": "unknown"}
+    assert "internal error: TypeError: a bug, staged" in res.report["exit_reason"]
+
+
 def test_a_bug_while_cancelling_reports_and_exits_6(emu_thread, cli, monkeypatch, tmp_path):
     """The second cancel's answer handling raises after its DELETE went out: that run is
     unknown (the server did cancel it), the first is cancelled, the rest not attempted."""
     emu = emu_thread(runs=0)
     ids = [emu.add_run(run_id=f"r{i}", status="STARTED", age_s=7200).id for i in range(4)]
-    _boom_on(monkeypatch, cancel_module, "_interpret", 2)
+    _boom_on(monkeypatch, cancel_module, "_settle_answer", 2)
     prom = tmp_path / "m.prom"
     res = cli(emu, "run", *FAST, "--metrics-file", str(prom), "--log-format", "json")
     assert res.code == 6, res.stderr

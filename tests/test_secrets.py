@@ -29,3 +29,13 @@ def test_a_secret_can_come_from_a_file_the_environment_names(tmp_path):
     assert creds.client_secret == "s3cret-from-file"
     assert "s3cret" not in repr(creds)
     assert creds.secrets() == ["s3cret-from-file", "id"]
+
+
+@pytest.mark.parametrize("name", ["ZUORA_PASSWORD", "ZUORA_USERNAME", "ZUORA_ENTITY_ID"])
+def test_a_credential_with_a_line_break_is_a_config_error(name):
+    """A value sent in a header (legacy credentials, the entity id) cannot hold a control
+    character; it is refused at load naming the variable, never its value."""
+    env = {"ZUORA_USERNAME": "user", "ZUORA_PASSWORD": "hunter2-pass", name: "abc\ndef-ghi"}
+    with pytest.raises(ConfigError, match=name) as caught:
+        load_credentials(env, "legacy")
+    assert "def-ghi" not in str(caught.value)

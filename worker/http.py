@@ -3,7 +3,9 @@
 aiohttp is the one HTTP client (API, token, webhook). Nothing above this module sees an
 aiohttp, ssl or OS exception:
 
-- network failures and timeouts become ``TransientError`` (retried by the client);
+- network failures and timeouts become ``TransientError`` (retried by the client); only what
+  the network, TLS, the HTTP parser and timeouts raise (``NETWORK_ERRORS``) is translated: any
+  other exception is a bug and goes up as it is, so it is never resent as a network error;
 - TLS failures become ``ApiUnreachable`` naming which failure it is (untrusted issuer, host
   name mismatch, expired, or no TLS on that port): retrying cannot fix them;
 - a 3xx becomes ``RedirectRefused`` (exit 6): redirects are never followed, so credentials and
@@ -52,6 +54,9 @@ CONNECT_TIMEOUT = 10.0
 TEXT_CHARS = 2000  # of an answer's text kept for error messages
 SNIPPET_CHARS = 200
 _CHUNK = 65536
+# What the network, TLS, the HTTP parser and timeouts raise: translated by ``translate``. Any
+# other exception out of a request is a bug, never a network error that is worth a resend.
+NETWORK_ERRORS = (aiohttp.ClientError, http_exceptions.HttpProcessingError, OSError, TimeoutError)
 
 
 USER_AGENT = f"zuora-reaper/{__version__} aiohttp/{aiohttp.__version__}"
@@ -118,6 +123,11 @@ class Transport:
             connector=connector, timeout=timeout, headers=DEFAULT_HEADERS,
             skip_auto_headers=("Content-Type",), trust_env=False, raise_for_status=False,
             max_line_size=MAX_LINE_SIZE, max_field_size=MAX_LINE_SIZE, max_headers=MAX_HEADERS)
+        # aiohttp silently sends an idempotent request (GET, DELETE) a second time when a pooled
+        # connection drops under it (aio-libs/aiohttp#10790; no public switch). Our retry loop
+        # must be the only one: a DELETE whose answer was lost is then counted as an attempt
+        # that may have been applied. aiohttp's own test client turns it off the same way.
+        self._session._retry_connection = False
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -144,9 +154,7 @@ class Transport:
                     raise _redirect(method, url, resp.status, resp.headers.get("Location"))
                 raw = await self._read(what, resp)
                 status, answer_headers = resp.status, resp.headers
-        except ApiError:
-            raise
-        except Exception as exc:
+        except NETWORK_ERRORS as exc:  # anything else is a bug: it is not retried as one
             raise translate(method, url, exc) from exc
         text = raw[:TEXT_CHARS * 2].decode("utf-8", errors="replace")[:TEXT_CHARS]
         return Response(status=status, headers=answer_headers,
@@ -219,7 +227,10 @@ def translate(method: str, url: str, exc: BaseException) -> ApiError:
         return _proxy_refused(method, url, exc)
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
         return TransientError(f"{method} failed: could not connect to the proxy "
-                              f"({type(exc).__name__})", code="connection")
+                              f"({type(exc).__name__})", code="proxy")
+    if isinstance(exc, aiohttp.ClientConnectorError):  # no connection: nothing was sent
+        return TransientError(f"{method} failed: could not connect: {_short(exc)}",
+                              code="connect")
     limit = _over_limit(exc)
     if limit is not None:
         return UnusableResponse(f"{method} {urlsplit(url).path} answer refused: {limit}",

@@ -53,7 +53,11 @@ def _read(env: Mapping[str, str], name: str) -> str | None:
     file_name = env.get(name + "_FILE")
     if value is None and file_name:
         value = read_capped(name + "_FILE", file_name, SECRET_CAP, "secret file").strip()
-    return value.strip() if value and value.strip() else None
+    value = value.strip() if value and value.strip() else None
+    if value is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ConfigError(name, "holds a control character (a line break inside it?); it is "
+                                "sent in a header or form field and must be one line of text")
+    return value
 
 
 def load_credentials(env: Mapping[str, str], auth: str) -> Credentials:
