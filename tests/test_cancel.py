@@ -233,6 +233,41 @@ async def test_refusal_then_get_404_is_not_found(job_settings, job):
     assert result.records["r1"].outcome is Outcome.NOT_FOUND
 
 
+@pytest.mark.parametrize("answer", [
+    {"success": True, "response": {**ITEM, "id": "someone-else", "status": "COMPLETED"}},
+    {"success": True, "response": {**ITEM, "status": "PAUSED"}},
+    {"success": False, "response": {**ITEM, "status": "CANCELED"}},
+], ids=["another-run", "unknown-status", "success-false"])
+async def test_follow_up_get_is_checked_like_the_read_back(job_settings, job, answer):
+    """The GET after a refused DELETE must be about this run, in a status we know, in a usable
+    answer; anything else tells nothing, and the definitive refusal stays failed."""
+    settings = job_settings(_Fake(BASE))
+    with aioresponses() as m:
+        _mock_listing(m)
+        m.delete(API + "/reportruns/r1", status=400,
+                 payload={"success": False, "message": "cannot cancel"})
+        m.get(API + "/reportruns/r1", status=200 if answer["success"] else 409, payload=answer)
+        result = await job(settings)
+    rec = result.records["r1"]
+    assert rec.outcome is Outcome.FAILED
+    assert "cannot cancel" in (rec.error or "")
+
+
+def test_a_stop_during_the_follow_up_get_keeps_the_refusal(emu_thread, cli, monkeypatch):
+    """The DELETE was refused (a definitive answer) and the job stops while the follow-up GET
+    hangs: the run is failed (refused), not unknown."""
+    monkeypatch.setattr("worker.control.GRACE_SECONDS", 0.2)
+    emu = emu_thread(runs=0, stall={"get": 5.0})
+    emu.add_run(run_id="r1", status="STARTED", age_s=7200)
+    emu.config.cancel_script = {"r1": ["refuse"]}
+    res = cli(emu, "run", *FAST, "--deadline", "0.5s")
+    assert res.code == 5, res.stderr
+    assert res.outcomes() == {"r1": "failed"}
+    entry = res.report["runs"][0]
+    assert "cannot be canceled" in entry["error"]
+    assert [r.kind for r in emu.records if r.kind in ("delete", "get")] == ["delete", "get"]
+
+
 class _Fake:
     """Stands in for an emulator where only a base URL is needed."""
 
@@ -252,3 +287,4 @@ def test_failed_run_exits_1_via_cli(emu_thread, cli):
     assert entry["attempts"] == 2
     assert "500" in entry["error"]
     assert "1 selected run(s) failed" in res.stderr
+

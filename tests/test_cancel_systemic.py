@@ -8,6 +8,7 @@ from collections import Counter
 from worker.cancel import SystemicGuard
 from worker.cli import exit_code_of
 from worker.control import JobControl
+from worker.errors import Kind
 
 FAST = ("--rate", "1000", "--concurrency", "16", "--max-cancel", "1000")
 
@@ -42,19 +43,35 @@ def test_403_guard_at_low_concurrency(emu_thread, cli):
     assert len(emu.deletes()) == 5
 
 
+def test_a_refusal_streak_stops_the_job_as_failed_cancels_not_auth(emu_thread, cli):
+    """Five HTTP 400 "cannot be canceled" answers in a row (the runs go on) stop the job with
+    exit 1 (failed cancels), never exit 3: that code is for 401 and 403 only."""
+    emu = emu_thread(runs=0)
+    ids = _old_runs(emu, 20)
+    emu.config.cancel_script = {run_id: ["refuse"] for run_id in ids}
+    res = cli(emu, "run", "--older-than", "1h", *FAST)
+    assert res.code == 1, res.stderr
+    assert len(emu.deletes()) == 5
+    counts = Counter(res.outcomes().values())
+    assert counts == {"failed": 5, "not_attempted": 15}
+    assert res.report["exit_code"] == 1
+    assert "5 cancels in a row failed with HTTP 400" in res.report["exit_reason"]
+    assert "Manage All Reports" not in res.stderr
+
+
 async def test_a_success_resets_the_streak():
     """Refusals interleaved with successes are not systemic; five identical ones in a row are."""
     control = JobControl()
     guard = SystemicGuard(control)
     for _ in range(3):
         for _ in range(4):
-            guard.failure("403", "forbidden")
+            guard.failure("403", "forbidden", Kind.AUTH)
         guard.success()
-    guard.failure("HTTP 400", "refused")
+    guard.failure("HTTP 400", "refused", Kind.FAILED)
     for _ in range(4):
-        guard.failure("403", "forbidden")
+        guard.failure("403", "forbidden", Kind.AUTH)
     assert not control.is_stopping()
-    guard.failure("403", "forbidden")
+    guard.failure("403", "forbidden", Kind.AUTH)
     assert control.is_stopping()
     assert exit_code_of(control.stop_kind) == 3
     assert "5 cancels in a row failed with 403" in (control.stop_reason or "")

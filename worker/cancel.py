@@ -24,10 +24,15 @@ from worker.errors import (
     Kind,
     RedirectRefused,
     UnusableResponse,
-    WorkerError,
 )
 from worker.http import Response
-from worker.models import CANCELLED_STATUSES, FINISHED_STATUSES, Outcome, RunRecord
+from worker.models import (
+    CANCELLED_STATUSES,
+    FINISHED_STATUSES,
+    IN_PROGRESS,
+    Outcome,
+    RunRecord,
+)
 from worker.pool import drain
 from worker.retry import CallState
 
@@ -40,7 +45,9 @@ PERMISSION_HINT = ("the API user probably lacks the 'Manage All Reports' permiss
 
 
 class SystemicGuard:
-    """Stops the job when cancels keep failing the same non-retryable way (403, 401).
+    """Stops the job when cancels keep failing the same non-retryable way: a 401 or 403 stops
+    it as an authentication failure (exit 3), any other refusal (e.g. HTTP 400 "cannot be
+    canceled" while the run goes on) as failed cancels (exit 1).
 
     Until one cancel has succeeded, and again while a failure streak runs, cancels go one at a
     time (``admit``), so a systemic refusal costs ``threshold`` DELETEs, not a pool's worth.
@@ -79,12 +86,14 @@ class SystemicGuard:
     def success(self) -> None:
         self._streak, self._signature, self._proven = 0, None, True
 
-    def failure(self, signature: str, message: str) -> None:
+    def failure(self, signature: str, message: str, kind: Kind) -> None:
+        """One more cancel failed with ``signature``; ``kind`` is how the job ends when this
+        makes a streak (AUTH for 401/403 only, FAILED for other refusals)."""
         self._streak = self._streak + 1 if signature == self._signature else 1
         self._signature = signature
         if self._streak >= self._threshold:
             self._control.request_stop(
-                f"{self._streak} cancels in a row failed with {signature}: {message}", Kind.AUTH)
+                f"{self._streak} cancels in a row failed with {signature}: {message}", kind)
 
 
 class _Admission:
@@ -119,9 +128,10 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
     path = run_path(rec.run.id)
     try:
         resp = await client.request("DELETE", path, state=st)
-        rec.settle(*await _interpret(client, path, resp, guard))
+        await _settle_answer(client, rec, path, resp, st, guard)
     except asyncio.CancelledError:
-        _unanswered(rec, st, "interrupted in flight: server state unknown")
+        if rec.outcome is None:  # a definitive refusal stays one while its GET is cut short
+            _unanswered(rec, st, "interrupted in flight: server state unknown")
         raise
     except Exception as exc:  # every failure becomes this run's outcome: never raised on
         _failed(client, rec, st, guard, exc)
@@ -133,29 +143,33 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
 
 def _failed(client: ApiClient, rec: RunRecord, st: CallState, guard: SystemicGuard,
             exc: Exception) -> None:
-    """Settle a cancel that raised; stop the job when every other cancel would fail too."""
-    stop: WorkerError | None = None
-    if isinstance(exc, Interrupted):
-        _unanswered(rec, st, f"stopped before a definitive answer: {exc}")
-    elif isinstance(exc, AuthError):
+    """Settle a cancel whose DELETE raised; stop the job when every other cancel would fail."""
+    if isinstance(exc, AuthError):
         rec.settle(Outcome.FAILED, str(exc))
-        guard.failure("401", str(exc))
-        stop = exc
-    elif isinstance(exc, ApiUnreachable):
-        _unanswered(rec, st, f"no definitive answer: {exc}")
+        guard.failure("401", str(exc), Kind.AUTH)
     elif isinstance(exc, RedirectRefused):  # not followed, so not done
         rec.settle(Outcome.FAILED, f"{type(exc).__name__}: {exc}")
-        stop = exc
-    elif isinstance(exc, ApiError):  # an answer over a limit stops the job; others do not
+    elif isinstance(exc, Interrupted):
+        _unanswered(rec, st, f"stopped before a definitive answer: {exc}")
+    elif isinstance(exc, ApiUnreachable):
+        _unanswered(rec, st, f"no definitive answer: {exc}")
+    elif isinstance(exc, ApiError):
         _unanswered(rec, st, f"{type(exc).__name__}: {exc}")
-        stop = exc if isinstance(exc, UnusableResponse) else None
     else:  # a bug: this run's state is unknown, and the job stops
         stop = InternalError.of(exc)
         log.error("cancel.internal_error", run_id=rec.run.id, error=str(stop),
                   traceback=stop.trace)
         _unanswered(rec, st, str(stop))
-    if stop is not None:
         client.control.request_stop(str(stop), stop.kind)
+        return
+    _stop_if_systemic(client, exc)
+
+
+def _stop_if_systemic(client: ApiClient, exc: Exception) -> None:
+    """A failure that every other call would meet too stops the job: credentials refused, or
+    an answer we cannot use safely (a redirect, an answer over a hard limit)."""
+    if isinstance(exc, AuthError | UnusableResponse):
+        client.control.request_stop(str(exc), exc.kind)
 
 
 def _unanswered(rec: RunRecord, st: CallState, error: str) -> None:
@@ -172,7 +186,7 @@ async def reconcile(client: ApiClient, records: list[RunRecord], workers: int) -
     a definitive answer (timeout, connection lost, 5xx after the last attempt, an unusable
     answer), so the report says what the server did: cancelled, still_running, or unknown
     when no GET could tell (the job is stopping: its deadline, a signal, the retry budget)."""
-    unsure = [rec for rec in records if rec.unsure]
+    unsure = [rec for rec in records if rec.unsure and rec.outcome is Outcome.UNKNOWN]
     if not unsure:
         return
     log.info("reconcile.started", runs=len(unsure))
@@ -189,72 +203,117 @@ async def _read_back(client: ApiClient, rec: RunRecord) -> None:
     except (ApiError, Interrupted) as exc:
         rec.error = f"{rec.error}; read-back GET failed: {exc}"
         return
-    read = _read_back_outcome(rec, resp)
-    if read is None:
+    state = run_state(rec, resp)
+    if state is None:
         rec.error = f"{rec.error}; read-back GET answered HTTP {resp.status}: {describe(resp)}"
         return
-    rec.settle(*read, reconciled=True)
+    if state == "running":
+        rec.settle(Outcome.STILL_RUNNING, f"{rec.error}; read back: still {state_of(resp)}",
+                   reconciled=True)
+        return
+    rec.settle(FOUND_OUTCOME[state], None, reconciled=True)  # the server did it: confirmed
 
 
-def _read_back_outcome(rec: RunRecord, resp: Response) -> tuple[Outcome, str | None] | None:
-    """What a read-back GET says of an unsure cancel; None when it says nothing usable."""
+FOUND_OUTCOME = {"gone": Outcome.NOT_FOUND, "cancelled": Outcome.CANCELLED,
+                 "finished": Outcome.ALREADY_FINISHED}
+
+
+def run_state(rec: RunRecord, resp: Response) -> str | None:
+    """What a GET of the run says of it: ``gone`` (404), ``cancelled``, ``finished`` or
+    ``running``; None when the answer says nothing usable (not a 2xx, another run's id, a
+    status we do not know), which is never read as a state."""
     if resp.status == 404:
-        return Outcome.NOT_FOUND, None
+        return "gone"
     run = parse_run(run_payload(resp.body))
     if not 200 <= resp.status < 300 or run.id != rec.run.id:
         return None
     if run.status in CANCELLED_STATUSES:
-        return Outcome.CANCELLED, None  # the server did it: confirmed
+        return "cancelled"
     if run.status in FINISHED_STATUSES:
-        return Outcome.ALREADY_FINISHED, None
-    return Outcome.STILL_RUNNING, f"{rec.error}; read back: still {run.status}"
+        return "finished"
+    return "running" if run.status in IN_PROGRESS else None
 
 
-async def _interpret(client: ApiClient, path: str, resp: Response,
-                     guard: SystemicGuard) -> tuple[Outcome, str | None]:
+def state_of(resp: Response) -> str | None:
+    return parse_run(run_payload(resp.body)).status
+
+
+async def _settle_answer(client: ApiClient, rec: RunRecord, path: str, resp: Response,
+                         st: CallState, guard: SystemicGuard) -> None:
+    """Give the run the outcome its DELETE's definitive answer says; a refusal (or a 2xx that
+    cannot be read) is settled ``failed`` at once, then a GET tells whether the run is over.
+
+    "was canceled" after an attempt of this call that got no definitive answer (a lost
+    answer: 504, timeout, reset) means this job cancelled it: ``cancelled``, reconciled.
+    """
     body = resp.body
     refused = isinstance(body, Mapping) and body.get("success") is False
     accepted = 200 <= resp.status < 300 and not refused
     if accepted and isinstance(body, Mapping) and body.get("success") is True:
         guard.success()
         message = str(body.get("response", "")).lower()
-        if "was cancel" in message:
-            return Outcome.ALREADY_CANCELLED, None
-        return Outcome.CANCELLED, None
+        if "was cancel" not in message:
+            rec.settle(Outcome.CANCELLED)
+        elif st.unanswered:
+            rec.settle(Outcome.CANCELLED, reconciled=True)
+        else:
+            rec.settle(Outcome.ALREADY_CANCELLED)
+        return
     if resp.status == 404:
         guard.success()
-        return Outcome.NOT_FOUND, None
+        rec.settle(Outcome.NOT_FOUND)
+        return
     if resp.status == 403:
         detail = f"403 Forbidden: {describe(resp)}; {PERMISSION_HINT}"
-        guard.failure("403", detail)
-        return Outcome.FAILED, detail
+        rec.settle(Outcome.FAILED, detail)
+        guard.failure("403", detail, Kind.AUTH)
+        return
     refusal = f"HTTP {resp.status}: {describe(resp)}"
-    return await _follow_up(client, path, refusal, guard, accepted)
+    if not accepted:  # a definitive refusal: failed, whatever the GET that follows can tell
+        rec.settle(Outcome.FAILED, f"cancel refused ({refusal})")
+    await _follow_up(client, rec, path, refusal, guard, st, accepted=accepted)
 
 
-async def _follow_up(client: ApiClient, path: str, refusal: str, guard: SystemicGuard,
-                     accepted: bool = False) -> tuple[Outcome, str | None]:
+async def _follow_up(client: ApiClient, rec: RunRecord, path: str, refusal: str,
+                     guard: SystemicGuard, st: CallState, *, accepted: bool) -> None:
     """The cancel was refused or unreadable: a GET tells whether the run is already over.
 
     ``accepted``: the DELETE got a 2xx whose body could not be read (no ``success: true``);
-    a run now cancelled was then cancelled by this call.
+    a run now cancelled was then cancelled by this call, as it was after an attempt without a
+    definitive answer. Nothing of ours is raised: when the GET cannot tell, a refusal stays
+    ``failed`` and an unreadable 2xx is ``unknown`` until the read-back.
     """
     try:
         resp = await client.request("GET", path)
-    except ApiUnreachable as exc:
-        return Outcome.FAILED, f"cancel refused ({refusal}); follow-up GET failed: {exc}"
-    if resp.status == 404:
-        guard.success()
-        return Outcome.NOT_FOUND, None
-    run = parse_run(run_payload(resp.body))
-    if run.status in CANCELLED_STATUSES:
-        guard.success()
-        return (Outcome.CANCELLED if accepted else Outcome.ALREADY_CANCELLED), None
-    if run.status in FINISHED_STATUSES:
-        guard.success()
-        return Outcome.ALREADY_FINISHED, None
-    guard.failure(refusal.split(":", 1)[0], refusal)
-    return Outcome.FAILED, f"cancel refused ({refusal}); run status now {run.status}"
+    except (ApiError, Interrupted) as exc:
+        _stop_if_systemic(client, exc)
+        _cannot_tell(rec, refusal, f"follow-up GET failed: {exc}", accepted)
+        return
+    state = run_state(rec, resp)
+    if state == "running" and accepted:  # an unreadable 2xx, and the run goes on
+        rec.settle(Outcome.STILL_RUNNING, f"{refusal}; read back: still {state_of(resp)}",
+                   reconciled=True)
+        return
+    if state is None or state == "running":
+        now = (f"run status now {state_of(resp)}" if state == "running"
+               else f"follow-up GET answered HTTP {resp.status}: {describe(resp)}")
+        if not accepted:
+            guard.failure(refusal.split(":", 1)[0], refusal, Kind.FAILED)
+        _cannot_tell(rec, refusal, now, accepted)
+        return
+    guard.success()
+    ours = accepted or st.unanswered > 0
+    if state == "cancelled" and not ours:
+        rec.settle(Outcome.ALREADY_CANCELLED)
+    else:
+        rec.settle(FOUND_OUTCOME[state], reconciled=state == "cancelled")
+
+
+def _cannot_tell(rec: RunRecord, refusal: str, detail: str, accepted: bool) -> None:
+    if accepted:
+        rec.settle(Outcome.UNKNOWN, f"{refusal}; {detail}", unsure=True)
+    else:
+        rec.settle(Outcome.FAILED, f"cancel refused ({refusal}); {detail}")
 
 
 def _log_outcome(rec: RunRecord, logger: Any) -> None:

@@ -34,6 +34,7 @@ log = structlog.get_logger("worker.client")
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 RETRYABLE_CATEGORIES = frozenset({"50", "60", "61", "70", "99"})  # zuora-api.md §3.3
 CONCURRENCY_CODE = "50000070"
+NEVER_SENT = frozenset({"connect", "proxy"})  # TransientError codes of a request never sent
 
 
 @dataclass(slots=True)
@@ -109,9 +110,10 @@ class ApiClient:
                 # pause) may have expired by the time the request goes out.
                 auth_headers = await self.auth.headers()
                 resp = await self._exchange(call, st, auth_headers)
-        except TransientError:
+        except TransientError as exc:
             self.control.counters.network_errors += 1
             st.transient += 1
+            st.unanswered += exc.code not in NEVER_SENT  # it may have reached the server
             raise
         except TimeoutError:  # only the slot wait raises it: Transport translates its own
             self.control.request_stop("deadline reached", Kind.INTERRUPTED)
@@ -148,6 +150,7 @@ class ApiClient:
             raise self._throttled(resp)
         if resp.status in RETRYABLE_STATUSES or _retryable_failure(resp):
             st.transient += 1
+            st.unanswered += resp.status >= 500  # a gateway's 5xx says nothing of the server
             raise TransientError(f"HTTP {resp.status}: {describe(resp)}",
                                  status=resp.status,
                                  retry_after=parse_retry_after(resp.header("Retry-After"),

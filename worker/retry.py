@@ -162,6 +162,7 @@ class CallState:
 
     attempts: int = 0
     transient: int = 0
+    unanswered: int = 0  # attempts that went out and got no definitive answer (lost, 5xx)
     throttled: int = 0  # rate 429s that backed off this request alone
     sent: Sent | None = None  # the last attempt's entry into the pacer's slot
     refreshed: bool = False
