@@ -251,8 +251,8 @@ def popen_job(tmp_path: Path) -> Iterator[Callable[..., Job]]:
         report = tmp_path / f"{name}-report.json"
         entry = ["-m", "worker"]
         if grace is not None:  # a shorter grace period, so a test need not wait 5 s
-            entry = ["-c", "import sys, worker.cli as r; from worker.cli import main; "
-                           f"r.GRACE_SECONDS = {grace}; sys.exit(main(sys.argv[1:]))"]
+            entry = ["-c", "import sys, worker.control as c; from worker.cli import main; "
+                           f"c.GRACE_SECONDS = {grace}; sys.exit(main(sys.argv[1:]))"]
         argv = [sys.executable, *entry, *args, "--base-url", emu.base_url,
                 "--report-file", str(report)]
         if "--lock-file" not in args:

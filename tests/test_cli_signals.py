@@ -107,3 +107,30 @@ def test_second_signal_stops_at_once(emu_thread, popen_job, wait_for):
     outcomes = {r["id"]: r["outcome"] for r in job.report()["runs"] if r["selected"]}
     assert "unknown" in outcomes.values()  # cut in flight: the server may have done it
     assert {i for i, o in outcomes.items() if o == "cancelled"} <= emu.cancelled_ids()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_finishing_loses_nothing(emu_thread, popen_job, receiver, wait_for,
+                                                tmp_path, sig):
+    """A signal that lands after the job's work, while the webhook is being sent: no traceback,
+    the webhook and the metrics still go out, and the exit code is the job's own (0), which
+    the report and the metrics already carry."""
+    emu = emu_thread(runs=0)
+    for _ in range(3):
+        emu.add_run(status="STARTED", age_s=7200)
+    hook = receiver(delay=1.5)
+    prom = tmp_path / "m.prom"
+    job = popen_job(emu, "run", "--older-than", "1h", "--rate", "100",
+                    "--notify-webhook", hook.base_url + "/hook", "--metrics-file", str(prom),
+                    "--log-format", "json")
+    wait_for(lambda: len(hook.requests) >= 1, timeout=30, what="the webhook POST")
+    job.proc.send_signal(sig)
+    code, _out, err = job.wait(timeout=30)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert "KeyboardInterrupt" not in err
+    assert "job.signal_while_finishing" in err
+    assert job.report()["exit_code"] == 0
+    assert "zuora_reaper_last_run_exit_code" in prom.read_text()
+    assert len(hook.requests) == 1

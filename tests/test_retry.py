@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from local import MOCKED_ROOT, mocked_client
 
 from worker.client import ApiClient
-from worker.errors import ApiUnreachable, Kind
+from worker.errors import ApiUnreachable, Interrupted, Kind
 from worker.retry import RetryBudget, backoff, retry_delay
 
 # -- retry budget and backoff ----------------------------------------------------------------
@@ -130,15 +130,17 @@ async def test_retries_that_end_on_a_transient_failure_raise_api_unreachable(
 
 async def test_a_stopping_job_gives_up_without_paying(client: ApiClient) -> None:
     """A job told to stop while an attempt was out: that failed attempt is final (one attempt,
-    no retry counted) and costs the budget nothing."""
+    no retry counted), costs the budget nothing, and the call ends with the stop's reason
+    (Interrupted), not as an unreachable API: the stop caused it."""
     def stop_then_fail(_url: object, **_kwargs: object) -> CallbackResult:
         client.control.request_stop("interrupted by SIGTERM", Kind.INTERRUPTED)
         return CallbackResult(status=503, payload={"message": "down"})
 
     with aioresponses() as m:
         m.delete(RUN, callback=stop_then_fail, repeat=True)
-        with pytest.raises(ApiUnreachable, match=r"after 1 attempt\(s\)"):
+        with pytest.raises(Interrupted, match="interrupted by SIGTERM"):
             await client.request("DELETE", "/reportruns/r1")
+    assert client.control.counters.requests == 1
     assert client._budget.available == 100
     assert client.control.counters.retries == 0
 

@@ -130,8 +130,10 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
         resp = await client.request("DELETE", path, state=st)
         await _settle_answer(client, rec, path, resp, st, guard)
     except asyncio.CancelledError:
-        if rec.outcome is None:  # a definitive refusal stays one while its GET is cut short
+        if rec.outcome is None:
             _unanswered(rec, st, "interrupted in flight: server state unknown")
+        else:  # a definitive refusal stays one when its follow-up GET is cut short
+            rec.error = f"{rec.error}; follow-up GET interrupted"
         raise
     except Exception as exc:  # every failure becomes this run's outcome: never raised on
         _failed(client, rec, st, guard, exc)

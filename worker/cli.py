@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,7 +24,7 @@ from typing import Any
 
 import structlog
 
-from worker import __version__
+from worker import __version__, signals
 from worker.commands import check, demo, explain
 from worker.config import BY_STATUS, Settings, load_settings, require_basis, split_by_status
 from worker.control import JobControl, new_job_id
@@ -70,8 +69,6 @@ SUMMARY_LEVELS: dict[Kind, int] = {
     Kind.OK: logging.INFO, Kind.FAILED: logging.WARNING, Kind.GUARD: logging.WARNING,
     Kind.INTERRUPTED: logging.WARNING,
 }  # every other kind: error
-GRACE_SECONDS = 5.0  # how long in-flight calls may take to finish once the job stops
-SETTLE_SECONDS = 0.05
 
 
 def exit_code_of(ended: Kind | WorkerError | None) -> int:
@@ -147,13 +144,14 @@ def _execute(settings: Settings) -> int:
     log.info("job.start", command=settings.command, target=settings.target.base_url,
              environment=settings.target.environment, auth=settings.target.auth,
              dry_run=settings.dry_run)
-    try:
-        with job_lock(settings):
-            result = asyncio.run(_run_with_signals(settings, job_id))
-    except WorkerError as exc:  # the lock is held by another job
-        print(f"zuora-reaper: {exc}", file=sys.stderr)
-        return exit_code_of(exc)
-    return finish(settings, result)
+    with signals.restored():
+        try:
+            with job_lock(settings):
+                result = asyncio.run(_run_with_signals(settings, job_id))
+        except WorkerError as exc:  # the lock is held by another job
+            print(f"zuora-reaper: {exc}", file=sys.stderr)
+            return exit_code_of(exc)
+        return finish(settings, result)
 
 
 def job_secrets(settings: Settings) -> list[str]:
@@ -173,22 +171,13 @@ async def _run_with_signals(settings: Settings, job_id: str | None = None) -> Jo
                                 on_done=progress.finished, on_page=progress.page,
                                 confirm=_confirm_for(settings, progress)))
     loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(job.run())
-    task.add_done_callback(lambda _: progress.close())
-    handled = _install_signals(loop, _on_signal(task, control))
-    watcher = loop.create_task(_cancel_when_stopped(task, control))
+    hooked = signals.install(loop, signals.stopper(control))
     try:
-        await task
-    except asyncio.CancelledError:
-        if not control.is_stopping():
-            raise
-        # Cancelled by _cancel_when_stopped: the result still holds every outcome set so far
-        # (cancel_one records a run cancelled in flight as unknown, unsent as not_attempted).
-        job.ended()
+        await job.run()
     finally:
-        watcher.cancel()
-        for sig in handled:
-            loop.remove_signal_handler(sig)
+        progress.close()
+        if hooked:
+            signals.hand_over(loop)
     return job.result
 
 
@@ -226,48 +215,6 @@ async def _answer(records: list[RunRecord]) -> bool:
 
     threading.Thread(target=read, name="confirm", daemon=True).start()
     return await answered
-
-
-def _on_signal(task: asyncio.Future[None], control: JobControl) -> Callable[[str], None]:
-    """The first signal stops the job (in-flight calls may finish); a second cancels it."""
-    received: list[str] = []
-
-    def on_signal(name: str) -> None:
-        received.append(name)
-        if len(received) > 1:
-            log.warning("job.interrupted_again", signal=name)
-            task.cancel()  # a second signal: do not wait for in-flight calls
-            return
-        log.warning("job.interrupted", signal=name, grace_s=GRACE_SECONDS)
-        control.request_stop(f"interrupted by {name}", Kind.INTERRUPTED)
-
-    return on_signal
-
-
-async def _cancel_when_stopped(task: asyncio.Future[None], control: JobControl) -> None:
-    """Once the job is told to stop, let in-flight calls finish (up to the grace period), then
-    cancel what is left: runs still waiting for a pacer slot or a backoff were never sent."""
-    await control.stopped.wait()
-    try:
-        async with asyncio.timeout(GRACE_SECONDS):
-            while True:
-                await control.wait_idle()
-                await asyncio.sleep(SETTLE_SECONDS)  # let answered calls record their outcome
-                if control.in_flight == 0:
-                    break
-    except TimeoutError:
-        log.warning("job.grace_expired", in_flight=control.in_flight)
-    task.cancel()
-
-
-def _install_signals(loop: asyncio.AbstractEventLoop,
-                     handler: Callable[[str], None]) -> list[signal.Signals]:
-    """SIGTERM and SIGINT stop the job; off the main thread (tests) there is nothing to hook."""
-    if threading.current_thread() is not threading.main_thread():
-        return []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, handler, sig.name)
-    return [signal.SIGTERM, signal.SIGINT]
 
 
 # ---------------------------------------------------------------- finishing

@@ -22,7 +22,7 @@ from worker.api_bodies import describe, reason_codes
 from worker.auth import Auth, make_auth
 from worker.config import Settings
 from worker.control import JobControl
-from worker.errors import AuthError, Interrupted, Kind, RateLimited, TransientError
+from worker.errors import AuthError, Interrupted, RateLimited, TransientError
 from worker.http import Response, Transport
 from worker.logs import debug_enabled
 from worker.pacer import Pacer, PacerConfig
@@ -46,6 +46,7 @@ class _Call:
     url: str
     json_body: Any
     params: list[tuple[str, str]] | None
+    max_body: int | None
 
 
 class ApiClient:
@@ -63,7 +64,7 @@ class ApiClient:
 
     async def request(self, method: str, path: str, *, json_body: Any = None,
                       params: list[tuple[str, str]] | None = None,
-                      state: CallState | None = None) -> Response:
+                      state: CallState | None = None, max_body: int | None = None) -> Response:
         """Send one logical request with retries; return the first definitive answer.
 
         Raises ApiUnreachable when the retries end on a transient failure, AuthError on a 401
@@ -72,12 +73,14 @@ class ApiClient:
         """
         st = state or CallState()
         st.started = asyncio.get_running_loop().time()
-        call = _Call(method, path, self.api_root + path, json_body, params)
+        call = _Call(method, path, self.api_root + path, json_body, params, max_body)
         try:
             async for attempt in self._retry.retrying(st, method, path):
                 with attempt:
                     resp = await self._attempt(call, st)
         except TransientError as exc:
+            if self.control.is_stopping():  # the stop ended the retries: it is the reason
+                raise Interrupted(self.control.stop_reason or "stopping") from exc
             raise gave_up(f"{method} {path}", st.attempts, exc) from exc
         self._budget.on_success(first_try=st.attempts == 1)
         return resp
@@ -98,12 +101,12 @@ class ApiClient:
     async def _send(self, call: _Call, st: CallState) -> tuple[Response, dict[str, str]]:
         """Send inside a pacer slot and observe the answer; return it and the auth headers used.
 
-        Waiting for the slot ends at the job deadline (which then stops the job), so a request
-        queued behind a closed pause gate never waits past it.
+        A request queued behind a closed pause gate past the deadline is cut with the rest of
+        the job when the deadline stops it (``JobControl.bounded``).
         """
         self._raise_if_stopping()
         try:
-            async with self.pacer.slot(self.control.deadline) as sent:
+            async with self.pacer.slot() as sent:
                 st.sent = sent
                 self._raise_if_stopping()  # stopped while we waited for a slot
                 # Take the token only now: one taken before a long wait for a slot (a rate
@@ -115,9 +118,6 @@ class ApiClient:
             st.transient += 1
             st.unanswered += exc.code not in NEVER_SENT  # it may have reached the server
             raise
-        except TimeoutError:  # only the slot wait raises it: Transport translates its own
-            self.control.request_stop("deadline reached", Kind.INTERRUPTED)
-            raise Interrupted("deadline reached") from None
         self.pacer.observe(resp.status, resp.headers, st.sent)
         self.control.counters.count_status(resp.status, resp.elapsed)
         return resp, auth_headers
@@ -130,7 +130,8 @@ class ApiClient:
         self.control.begin_send()
         try:
             resp = await self._transport.send(call.method, call.url, headers=headers,
-                                              json_body=call.json_body, params=call.params)
+                                              json_body=call.json_body, params=call.params,
+                                              max_body=call.max_body)
         finally:
             self.control.end_send()
         if debug_enabled():

@@ -1,13 +1,32 @@
-"""Job-wide control: the stop switch (signals, deadline, budgets), track ids and counters."""
+"""Job-wide control: the one stop switch (signals, deadline, budgets), track ids and counters.
+
+Every stop goes through :meth:`JobControl.request_stop`: a signal, the deadline (a timer set
+when the control is made, so a stalled call cannot hide it), the retry budget, a systemic
+refusal. Once stopped, nothing new is sent; :meth:`JobControl.bounded` gives the calls in
+flight ``GRACE_SECONDS`` to be answered, then cancels the work, so a job ends within its
+deadline plus the grace period whatever a call is waiting for.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import uuid
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
-from worker.errors import Kind
+import structlog
+
+from worker.errors import Interrupted, Kind
 from worker.models import Counters
+
+log = structlog.get_logger("worker.control")
+
+GRACE_SECONDS = 5.0  # how long in-flight calls may take to be answered once the job stops
+SETTLE_SECONDS = 0.05  # after the last answer: let its caller record the outcome
+DEADLINE_REACHED = "deadline reached"
+
+T = TypeVar("T")
 
 
 def new_job_id() -> str:
@@ -16,29 +35,34 @@ def new_job_id() -> str:
 
 
 class JobControl:
-    """Shared by every coroutine of a job: says whether to stop, why, and of which kind."""
+    """Shared by every coroutine of a job: says whether to stop, why, and of which kind.
 
-    def __init__(self, deadline_s: float | None = None, job_id: str | None = None) -> None:
+    Create it in the running event loop; the deadline counts from then.
+    """
+
+    def __init__(self, deadline_s: float | None = None, job_id: str | None = None,
+                 grace_s: float | None = None) -> None:
         self.job_id = job_id or new_job_id()
+        self.grace_s = GRACE_SECONDS if grace_s is None else grace_s
         self._seq = itertools.count(1)
         self.stop_reason: str | None = None
         self.stop_kind: Kind | None = None
         self.stopped = asyncio.Event()
         loop = asyncio.get_running_loop()
         self.deadline = loop.time() + deadline_s if deadline_s is not None else None
+        self._timer = (loop.call_at(self.deadline, self.request_stop, DEADLINE_REACHED,
+                                    Kind.INTERRUPTED) if self.deadline is not None else None)
         self.counters = Counters()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._work: asyncio.Task[Any] | None = None
 
     def track_id(self) -> str:
         """A Zuora-Track-Id: the job id and a sequence number (<= 64 ASCII chars, no ':;\"')."""
         return f"zr-{self.job_id}-{next(self._seq)}"
 
     def is_stopping(self) -> bool:
-        if not self.stopped.is_set() and self.deadline is not None \
-                and asyncio.get_running_loop().time() >= self.deadline:
-            self.request_stop("deadline reached", Kind.INTERRUPTED)
         return self.stopped.is_set()
 
     def request_stop(self, reason: str, kind: Kind) -> None:
@@ -47,10 +71,46 @@ class JobControl:
             self.stop_reason, self.stop_kind = reason, kind
             self.stopped.set()
 
-    def time_left(self) -> float | None:
-        if self.deadline is None:
-            return None
-        return self.deadline - asyncio.get_running_loop().time()
+    def abort(self) -> None:
+        """Cancel the work now, without the grace period (a second signal)."""
+        if self._work is not None:
+            self._work.cancel()
+
+    async def bounded(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` under the stop switch and return its result.
+
+        Once the job is told to stop, the calls in flight get ``grace_s`` to be answered; then
+        ``work`` is cancelled (runs waiting for a pacer slot or a backoff were never sent) and
+        Interrupted is raised with the stop's reason.
+        """
+        task = asyncio.ensure_future(work)
+        self._work = task
+        watcher = asyncio.ensure_future(self._cut_after_grace(task))
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and current is not None and not current.cancelling():
+                raise Interrupted(self.stop_reason or "stopped") from None
+            raise
+        finally:
+            watcher.cancel()
+            self._work = None
+            if self._timer is not None:
+                self._timer.cancel()
+
+    async def _cut_after_grace(self, task: asyncio.Task[Any]) -> None:
+        await self.stopped.wait()
+        try:
+            async with asyncio.timeout(self.grace_s):
+                while True:
+                    await self.wait_idle()
+                    await asyncio.sleep(SETTLE_SECONDS)  # let answered calls record outcomes
+                    if self.in_flight == 0:
+                        break
+        except TimeoutError:
+            log.warning("job.grace_expired", in_flight=self.in_flight, grace_s=self.grace_s)
+        task.cancel()
 
     @property
     def in_flight(self) -> int:

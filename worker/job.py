@@ -21,12 +21,18 @@ from worker.cancel import cancel_all, reconcile
 from worker.client import ApiClient, connect
 from worker.config import Settings
 from worker.control import JobControl
-from worker.errors import GuardRefused, InternalError, WorkerError
+from worker.errors import GuardRefused, InternalError, Interrupted, WorkerError
 from worker.listing import LOOKAHEAD, fetch_runs, iter_pages, read_ids
 from worker.models import TERMINAL_STATUSES, JobResult, Outcome, ReportRun, RunRecord
 from worker.planfile import Plan, check_options, load_plan, write_plan
 from worker.retry import RetryPolicy
-from worker.selection import CONFLICTING, Verdict, guard_max_cancel, judge
+from worker.selection import (
+    CONFLICTING,
+    Verdict,
+    guard_max_cancel,
+    judge,
+    unmatched_exclusions,
+)
 
 log = structlog.get_logger("worker.job")
 
@@ -74,8 +80,8 @@ async def run_job(settings: Settings, deps: JobDeps | None = None) -> JobResult:
 class Job:
     """One job's moving parts: list (or fetch ids) -> judge -> plan filter -> guard -> act.
 
-    Create it in the running event loop. ``result`` exists from the start, so a caller that
-    cancels :meth:`run` (a stop's grace period ran out) still reports every outcome set.
+    Create it in the running event loop. ``result`` exists from the start, so a job cut at a
+    stop (the grace period ran out, or a second signal) still reports every outcome set.
     """
 
     def __init__(self, settings: Settings, deps: JobDeps) -> None:
@@ -89,23 +95,30 @@ class Job:
         self.live: set[str] = set()  # ids listed in another status
 
     async def run(self) -> None:
-        """Run to the end; a WorkerError (or a bug) ends up in ``result.error``."""
+        """Run to the end; a WorkerError (or a bug) ends up in ``result.error``. A stop
+        (deadline, signal, budget) cuts the work after the grace period (``JobControl``)."""
+        with contextlib.suppress(Interrupted):  # cut at a stop: the result holds every
+            await self.control.bounded(self._work())  # outcome set so far
+        self.ended()
+
+    async def _work(self) -> None:
         try:
             self.inputs = prepare(self.settings, self.deps)
             async with connect(self.settings, self.control, policy=self.deps.policy) as client:
                 try:
                     await self.passes(client)
+                    self._warn_unmatched_exclusions()
                     self.hand_off(self.control)
                 finally:
                     self.result.token_requests = client.auth.token_requests
                     self.result.pacing = client.pacer.summary()
         except WorkerError as exc:
-            self.result.error = exc
+            if not (isinstance(exc, Interrupted) and self.control.is_stopping()):
+                self.result.error = exc  # an Interrupted of the stop itself is the stop's
         except Exception as exc:  # a bug: still report what is known (the caller writes it)
             self.result.error = InternalError.of(exc)
             log.error("job.internal_error", error=str(self.result.error),
                       traceback=self.result.error.trace)
-        self.ended()
 
     def ended(self) -> None:
         """Record why the job stopped (when it was told to) and when it finished."""
@@ -252,6 +265,16 @@ class Job:
             self.result.warnings.append(warning)
             log.warning("plan.over_max_cancel", selected=selected,
                         max_cancel=self.settings.max_cancel)
+
+    def _warn_unmatched_exclusions(self) -> None:
+        """An exclusion that matched no listed run: a warning in the report and on the console
+        (only after a whole listing, and only when something was listed)."""
+        if not self.result.records:
+            return
+        runs = (rec.run for rec in self.result.records.values())
+        for warning in unmatched_exclusions(self.settings.selection, runs):
+            self.result.warnings.append(warning)
+            log.warning("selection.exclusion_unmatched", warning=warning)
 
     def hand_off(self, control: JobControl) -> None:
         """Plan mode: write --plan-out (only after a complete, uninterrupted selection)."""

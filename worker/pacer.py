@@ -266,7 +266,7 @@ class Pacer:
             "header_values_ignored": dict(sorted(self._quota.ignored.items())),
         }
 
-    def slot(self, deadline: float | None = None) -> contextlib.AbstractAsyncContextManager[Sent]:
+    def slot(self) -> contextlib.AbstractAsyncContextManager[Sent]:
         """Return ``async with pacer.slot() as sent:`` for one request attempt; ``sent`` (a
         :class:`Sent`) goes back to :meth:`observe` and :meth:`on_rate_limited`.
 
@@ -274,12 +274,8 @@ class Pacer:
         free concurrency permit, then for a rate token, and takes permit and token together.
         Leaving releases the permit, also on exception or cancellation. A caller cancelled while
         waiting has taken nothing.
-
-        Args:
-            deadline: event-loop time (``loop.time()``) by which the slot must be entered;
-                entering raises ``TimeoutError``, having taken nothing, when it is not.
         """
-        return _Slot(self, deadline)
+        return _Slot(self)
 
     def observe(self, status: int, headers: Mapping[str, str], sent: Sent | None = None) -> None:
         """Learn from one response (call after every response, errors included).
@@ -363,7 +359,7 @@ class Pacer:
 
     # -- gate, permits, tokens -------------------------------------------------------------
 
-    async def _enter(self, deadline: float | None) -> None:
+    async def _enter(self) -> None:
         """Take permit and token now when nobody is queued and all three are free; else queue.
 
         The permit is checked before the token, so no token is spent while waiting for a
@@ -373,11 +369,7 @@ class Pacer:
         if not self._waiters and self._free(self._clock()) == 0.0:
             self._take()
             return
-        if deadline is None:
-            await self._queue_up()
-        else:
-            async with asyncio.timeout_at(deadline):
-                await self._queue_up()
+        await self._queue_up()
 
     async def _queue_up(self) -> None:
         """Wait in the FIFO queue until :meth:`_pump` grants permit and token.
@@ -592,15 +584,15 @@ class Pacer:
 class _Slot:
     """The ``async with`` of :meth:`Pacer.slot` (a class: cheaper than an async generator)."""
 
-    __slots__ = ("_deadline", "_pacer")
+    __slots__ = ("_pacer",)
 
-    def __init__(self, pacer: Pacer, deadline: float | None) -> None:
-        self._pacer, self._deadline = pacer, deadline
+    def __init__(self, pacer: Pacer) -> None:
+        self._pacer = pacer
 
     async def __aenter__(self) -> Sent:
         pacer = self._pacer
         started = pacer._clock()
-        await pacer._enter(self._deadline)
+        await pacer._enter()
         return pacer._record_entry(started)
 
     async def __aexit__(self, exc_type: type[BaseException] | None,

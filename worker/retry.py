@@ -201,8 +201,6 @@ class ApiRetry:
         st.delay, st.give_up = self._delay(exc, st), True
         if self.control.is_stopping() or self._exhausted(exc, st):
             return
-        if self._past_deadline(exc, st.delay):
-            return
         if not self.budget.try_acquire(_budget_kind(exc)):
             self.control.request_stop("retry budget exhausted: the API keeps failing",
                                       Kind.INTERRUPTED)
@@ -235,23 +233,6 @@ class ApiRetry:
             return delay + self.rand() * min(1.0, delay * 0.1)
         return retry_delay(max(st.transient, 1), exc.retry_after, base=self.policy.base,
                            cap=self.policy.cap, rand=self.rand)
-
-    def _past_deadline(self, exc: TransientError, delay: float) -> bool:
-        """True when the next attempt could not start before the job deadline.
-
-        A closed pause gate (rate 429) holds every request, so the job stops now; a longer
-        Retry-After or backoff of this request alone fails only this request.
-        """
-        left = self.control.time_left()
-        if left is None:
-            return False
-        if isinstance(exc, RateLimited) and exc.limit == "rate":
-            gate = self.pacer.paused_until - asyncio.get_running_loop().time()
-            if gate >= left:
-                self.control.request_stop(
-                    f"deadline reached: the rate quota reopens in {gate:.0f}s", Kind.INTERRUPTED)
-                return True
-        return delay >= left
 
 
 def _budget_kind(exc: TransientError) -> RetryKind:

@@ -65,9 +65,14 @@ def _static_facts(settings: Settings) -> dict[str, Any]:
 
 
 async def _probe(settings: Settings) -> dict[str, Any]:
-    """Get a token (OAuth) and list one page; raise the WorkerError of the first failure."""
-    t = settings.target
+    """Get a token (OAuth) and list one page, within ``--deadline`` (plus the grace period);
+    raise the WorkerError of the first failure."""
     control = JobControl(settings.pacing.deadline)
+    return await control.bounded(_ask(settings, control))
+
+
+async def _ask(settings: Settings, control: JobControl) -> dict[str, Any]:
+    t = settings.target
     async with connect(settings, control, policy=RetryPolicy(max_attempts=PROBE_ATTEMPTS),
                        concurrency=1) as client:
         await client.auth.headers()  # OAuth: fetches a token now, so a bad secret fails here

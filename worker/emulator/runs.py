@@ -199,7 +199,8 @@ class State:
         # The journal of cancels: run id -> the Zuora-Track-Id of the DELETE that applied it,
         # or OTHER_USER when someone else cancelled it (cancel_script "other_cancel").
         self.cancelled_by: dict[str, str] = {}
-        self.deletes_seen: Counter[str] = Counter()  # DELETEs received per run id
+        self.deletes_seen: Counter[str] = Counter()  # DELETEs received per run id, on arrival
+        self.script_pos: Counter[str] = Counter()  # cancel_script steps used per run id
         self.tokens: dict[str, float] = {}
         self.listings = 0  # listing pages answered
         self.rng = random.Random(f"runtime:{config.seed}")

@@ -110,9 +110,9 @@ async def scripted_cancel(core: Core, route: Route, request: web.Request,
 def cancel_step(state: State, config: EmulatorConfig, run_id: str) -> str:
     """The next step of ``run_id``'s cancel script ("ok" once it is spent)."""
     steps = config.cancel_script.get(run_id, ())
-    seen = state.deletes_seen[run_id]
-    state.deletes_seen[run_id] += 1
-    return steps[seen] if seen < len(steps) else "ok"
+    used = state.script_pos[run_id]
+    state.script_pos[run_id] += 1
+    return steps[used] if used < len(steps) else "ok"
 
 
 async def before_cancel(state: State, config: EmulatorConfig, run_id: str,
@@ -223,6 +223,8 @@ async def entry(request: web.Request) -> web.StreamResponse:
     core = request.app[CORE]
     seq, started = core.state.next_seq(), time.monotonic()
     route = classify(request.method, request.path)
+    if route.kind == "delete" and route.run_id is not None:
+        core.state.deletes_seen[route.run_id] += 1
     body = await read_body(request, route)
     reply = await dispatch(core, route, request, body)
     if reply is None:
