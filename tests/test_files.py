@@ -13,9 +13,9 @@ from worker.cli import main
 from worker.config import load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from worker.errors import ConfigError
+from worker.files import write_atomic
 from worker.listing import read_ids
 from worker.lock import job_lock, lock_dir
-from worker.report import write_atomic
 
 FAST = ("--rate", "1000", "--older-than", "1h")
 ENV = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
@@ -167,3 +167,30 @@ def test_a_path_with_a_nul_character_is_a_config_error(key):
 def test_an_input_path_with_a_nul_character_is_a_config_error():
     with pytest.raises(ConfigError, match=r"run.ids_file: .*NUL character"):
         read_ids("a\x00b")
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_outputs_get_the_mode_the_umask_gives(tmp_path, umask, mode):
+    """A report or plan is made as open() would make it: 0666 less the umask (the deploy docs
+    let UMask decide who may read it), never mkstemp's fixed 0600."""
+    old = os.umask(umask)
+    try:
+        write_atomic(str(tmp_path / "report.json"), "{}")
+        write_atomic(str(tmp_path / "report.json"), "{}")  # replacing one too
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "report.json").st_mode) == mode
+
+
+def test_the_folder_is_synced_after_the_rename(tmp_path, monkeypatch):
+    """The rename is made durable: the folder is fsynced after the file is in place."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    write_atomic(str(tmp_path / "plan.json"), "{}")
+    assert synced == ["file", "dir"]

@@ -7,12 +7,19 @@ file, and no write that replaces anything but a regular file (or a missing path)
   symlink, a device node or a FIFO with a regular file (``--report-file /dev/stdout`` as root
   would replace the device node). A path that exists and is not a regular file is refused,
   before any network call and again when writing.
+- ``write_atomic`` gives the file the mode the umask gives a new file (as ``open`` would;
+  ``mkstemp`` alone makes it 0600), and fsyncs the file and then its folder, so the rename
+  itself survives a power cut.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
 
 from worker.errors import ConfigError
 
@@ -98,3 +105,48 @@ def refuse_non_regular(path: str) -> None:
     problem = not_a_regular_file(path)
     if problem:
         raise OSError(f"{path} is {problem}: refusing to replace it")
+
+
+def write_atomic(path: str, text: str | Iterable[str]) -> None:
+    """Write ``text`` (or its chunks) to ``path`` via a temp file in the same folder + rename;
+    the previous file stays whole when anything fails."""
+    target = Path(path)
+    refuse_non_regular(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for chunk in (text,) if isinstance(text, str) else text:
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_folder(target.parent)
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it (Linux's /proc), else by setting it back."""
+    with contextlib.suppress(OSError, ValueError), \
+            open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable; a file system that cannot sync folders is fine."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)

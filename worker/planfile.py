@@ -24,9 +24,9 @@ from typing import Any
 from worker.config import Settings
 from worker.durations import format_duration
 from worker.errors import ConfigError, GuardRefused
-from worker.files import PLAN_CAP, read_capped
+from worker.files import PLAN_CAP, read_capped, write_atomic
 from worker.models import RunRecord
-from worker.report import filters_doc, iso, write_atomic
+from worker.report import filters_doc, iso
 
 PLAN_SCHEMA = 2
 PLAN_KIND = "zuora-reaper-plan"

@@ -4,19 +4,16 @@ and the human output on stdout (the table of selected runs and the one-line summ
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from worker.config import Settings
 from worker.errors import InternalError, Kind
-from worker.files import refuse_non_regular
+from worker.files import write_atomic
 from worker.logs import REDACTOR
 from worker.models import UNSUCCESSFUL, JobResult, Outcome, RunRecord
 
@@ -184,23 +181,6 @@ def run_entry(rec: RunRecord) -> dict[str, Any]:
         "outcome": rec.outcome.value if rec.outcome is not None else None,
         "attempts": rec.attempts, "error": rec.error, "reconciled": rec.reconciled,
     }
-
-
-def write_atomic(path: str, text: str | Iterable[str]) -> None:
-    """Write ``text`` (or its chunks) to ``path`` via a temp file in the same folder + rename."""
-    target = Path(path)
-    refuse_non_regular(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for chunk in (text,) if isinstance(text, str) else text:
-                handle.write(REDACTOR.scrub(chunk))  # a run field may echo a secret
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_report(path: str, header: Mapping[str, Any], lines: Iterable[str] | None = None) -> None:
