@@ -457,7 +457,7 @@ async def test_only_network_errors_are_translated(server: RawServer,
     error: it goes up unchanged, so nothing retries it as one."""
     server.script(OK)
 
-    async def broken(self: Transport, what: str, resp: Any) -> bytes:
+    async def broken(self: Transport, *args: Any) -> bytes:
         raise TypeError("a bug")
 
     monkeypatch.setattr(Transport, "_read", broken)

@@ -39,10 +39,10 @@ def test_a_bug_under_a_delete_is_not_resent_as_a_network_error(emu_thread, cli, 
     emu.add_run(run_id="r1", status="STARTED", age_s=7200)
     original = Transport._read
 
-    async def read(self: Transport, what: str, resp: object) -> bytes:
+    async def read(self: Transport, what: str, *rest: object) -> bytes:
         if what.startswith("DELETE"):
             raise TypeError("a bug, staged")
-        return await original(self, what, resp)  # type: ignore[arg-type]
+        return await original(self, what, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Transport, "_read", read)
     res = cli(emu, "run", *FAST, "--max-attempts", "6")

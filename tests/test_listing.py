@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from worker.listing import LOOKAHEAD
 
 
@@ -54,4 +56,17 @@ def test_page_cap_is_an_error_never_a_partial_listing(emu_thread, cli):
     assert res.code == 6
     assert "page cap of 2 pages" in res.stderr
     assert emu.deletes() == []
-    assert max(_pages(emu)) == 2  # never asks past the cap
+    assert max(_pages(emu)) == 3  # the cap, and the one page that would have ended the listing
+
+
+@pytest.mark.parametrize("pages", [1, 3])
+def test_max_pages_counts_pages_of_runs_not_the_empty_page_that_ends(emu_thread, cli, pages):
+    """--max-pages N lists N pages of runs: the empty page that ends the listing is not one
+    of them (one page of runs used to fail with --max-pages 1)."""
+    emu = emu_thread(runs=0)
+    for _ in range(10 * pages):
+        emu.add_run(status="STARTED", age_s=7200)
+    res = cli(emu, "plan", "--page-size", "10", "--max-pages", str(pages), "--older-than", "1h")
+    assert res.code == 0, res.stderr
+    assert res.report["counts"]["listed"] == 10 * pages
+    assert max(_pages(emu)) == pages + 1

@@ -137,8 +137,12 @@ class Transport:
 
     async def send(self, method: str, url: str, *, headers: Mapping[str, str],
                    json_body: Any = None, form: Mapping[str, str] | None = None,
-                   params: list[tuple[str, str]] | None = None) -> Response:
-        """Send one request (never following a redirect) and read its capped body."""
+                   params: list[tuple[str, str]] | None = None,
+                   max_body: int | None = None) -> Response:
+        """Send one request (never following a redirect) and read its capped body.
+
+        ``max_body``: a tighter cap for this answer (bytes, after decompression), refused
+        before it is parsed; never above the transport's own."""
         assert self._session is not None, "Transport used outside 'async with'"
         body, all_headers = _encode_body(json_body, form, headers)
         if params:
@@ -152,7 +156,8 @@ class Transport:
                                              proxy=self._network.proxy_for(url)) as resp:
                 if 300 <= resp.status < 400:
                     raise _redirect(method, url, resp.status, resp.headers.get("Location"))
-                raw = await self._read(what, resp)
+                raw = await self._read(what, resp, min(max_body or self._max_body,
+                                                        self._max_body))
                 status, answer_headers = resp.status, resp.headers
         except NETWORK_ERRORS as exc:  # anything else is a bug: it is not retried as one
             raise translate(method, url, exc) from exc
@@ -161,11 +166,10 @@ class Transport:
                         body=parse_json(raw, f"{what} answer"),
                         text=text, elapsed=loop.time() - start)
 
-    async def _read(self, what: str, resp: aiohttp.ClientResponse) -> bytes:
-        """The body, decompressed, or UnusableResponse once it passes the cap."""
+    async def _read(self, what: str, resp: aiohttp.ClientResponse, cap: int) -> bytes:
+        """The body, decompressed, or UnusableResponse once it passes ``cap`` bytes."""
         length = resp.content_length
-        if length is not None and length <= self._max_body \
-                and "Content-Encoding" not in resp.headers:
+        if length is not None and length <= cap and "Content-Encoding" not in resp.headers:
             # a declared, uncompressed length within the cap (nearly every answer): one read
             return await resp.read()
         chunks: list[bytes] = []
@@ -173,13 +177,16 @@ class Transport:
         async for chunk in resp.content.iter_chunked(_CHUNK):
             chunks.append(chunk)
             size += len(chunk)
-            if size > self._max_body:
+            if size > cap:
                 resp.close()  # do not drain a runaway body; drop the connection instead
                 raise UnusableResponse(
-                    f"{what} answer refused: its body passed the cap of "
-                    f"{self._max_body // 2**20} MiB (after decompression)",
-                    status=resp.status, code="limit")
+                    f"{what} answer refused: its body passed the cap of {_size(cap)} "
+                    "(after decompression)", status=resp.status, code="limit")
         return b"".join(chunks)
+
+
+def _size(cap: int) -> str:
+    return f"{cap // 2**20} MiB" if cap >= 2**20 and cap % 2**20 == 0 else f"{cap:,} bytes"
 
 
 def _encode_body(json_body: Any, form: Mapping[str, str] | None,

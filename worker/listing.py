@@ -37,6 +37,10 @@ from worker.pool import drain
 log = structlog.get_logger("worker.listing")
 
 LOOKAHEAD = 4  # listing pages requested ahead; bounded by the pacer like every call
+# A listed run is ~400 bytes of JSON; a page's body may hold this much per run asked for (and
+# the envelope) before it is refused unparsed: a page of a million tiny items is not a page.
+BYTES_PER_RUN = 4096
+ENVELOPE_BYTES = 65536
 
 COLUMNS = ["id", "reportId", "reportName", "startedOn", "updatedOn", "reportType",
            "createdByUserProfile.username", "status"]
@@ -69,17 +73,14 @@ async def iter_pages(client: ApiClient, statuses: tuple[str, ...], listing: List
     """
     params = [("status", s) for s in statuses]
     ahead: deque[tuple[int, asyncio.Task[Response]]] = deque()
-    upcoming = iter(range(1, listing.max_pages + 1))
+    # --max-pages counts pages of runs: the empty page that ends the listing is one more
+    upcoming = iter(range(1, listing.max_pages + 2))
     window = 1
     try:
         while True:
             for number in itertools.islice(upcoming, max(0, window - len(ahead))):
                 ahead.append((number, asyncio.ensure_future(
                     fetch_page(client, params, number, listing.page_size))))
-            if not ahead:
-                raise UnusableResponse(
-                    f"listing passed the page cap of {listing.max_pages} pages without an "
-                    "empty page; raise --max-pages if that is real")
             number, task = ahead.popleft()
             items = page_items(await task, listing.list_items_field, number, listing.page_size)
             if not items:
@@ -87,6 +88,10 @@ async def iter_pages(client: ApiClient, statuses: tuple[str, ...], listing: List
                 # their answers keep the job's request counts true to what the server saw.
                 await asyncio.gather(*(t for _, t in ahead), return_exceptions=True)
                 return
+            if number > listing.max_pages:
+                raise UnusableResponse(
+                    f"listing passed the page cap of {listing.max_pages} pages without an "
+                    "empty page; raise --max-pages if that is real")
             window = max(1, lookahead) if len(items) >= listing.page_size else 1
             log.debug("runs.page_fetched", page=number, items=len(items))
             yield Page(number, [parse_run(item) for item in items])
@@ -105,8 +110,15 @@ async def _discard(tasks: Iterable[asyncio.Task[Response]]) -> None:
 async def fetch_page(client: ApiClient, params: list[tuple[str, str]], number: int,
                      size: int) -> Response:
     """One listing page; AuthError on a 403, UnusableResponse on another non-2xx answer."""
-    resp = await client.request("POST", "/reportruns", params=params,
-                                json_body=list_body(number, size))
+    try:
+        resp = await client.request("POST", "/reportruns", params=params,
+                                    json_body=list_body(number, size), max_body=page_cap(size))
+    except UnusableResponse as exc:
+        if exc.code != "limit":
+            raise
+        raise UnusableResponse(f"listing page {number}: {exc}; a page of {size} runs takes "
+                               f"at most {BYTES_PER_RUN // 1024} KiB a run", status=exc.status,
+                               code=exc.code) from exc
     if resp.status == 403:
         raise AuthError(f"listing refused (403): {describe(resp)}; the API "
                              "user needs the Reporting API enabled and read access", status=403)
@@ -114,6 +126,11 @@ async def fetch_page(client: ApiClient, params: list[tuple[str, str]], number: i
         raise UnusableResponse(f"listing page {number} answered HTTP {resp.status}: "
                                f"{describe(resp)}", status=resp.status)
     return resp
+
+
+def page_cap(size: int) -> int:
+    """The most bytes a listing page of ``size`` runs may take (``BYTES_PER_RUN`` each)."""
+    return size * BYTES_PER_RUN + ENVELOPE_BYTES
 
 
 def page_items(resp: Response, field: str | None, number: int, size: int) -> list[object]:
