@@ -122,7 +122,8 @@ def test_a_bare_run_is_refused_before_any_request(emu_thread, monkeypatch, capsy
 @pytest.mark.parametrize(("args", "env", "config"), [
     (("--older-than", "0s"), {}, None),
     (("--idle-for", "1h"), {}, None),
-    (("--older-than", "STARTED=20m"), {}, None),
+    (("--older-than", "STARTED=20m", "--status", "STARTED"), {}, None),
+    (("--older-than", "STARTED=20m", "--idle-for", "1h"), {}, None),
     ((), {"ZUORA_REAPER_OLDER_THAN": "2h"}, None),
     ((), {}, '[[rules]]\nname = "old"\nolder_than = "2h"\n'),
 ])
@@ -137,3 +138,31 @@ def test_any_explicit_basis_lets_run_go(emu_thread, cli, tmp_path, args, env, co
     res = cli(emu, "run", *args, *extra, env={**OAUTH, **env})
     assert res.code == 0, res.stderr
     assert emu.cancelled_ids() == {run.id}
+
+
+@pytest.mark.parametrize(("args", "env", "config", "uncovered"), [
+    (("--older-than", "STARTED=20m"), {}, None, "QUERYDATA, PROCESSINGDATA"),
+    ((), {"ZUORA_REAPER_OLDER_THAN_BY_STATUS": "STARTED=20m,QUERYDATA=1h"}, None,
+     "PROCESSINGDATA"),
+    ((), {}, '[filters.older_than_by_status]\nQUERYDATA = "1h"\n', "STARTED, PROCESSINGDATA"),
+    ((), {}, '[[rules]]\nname = "fast"\nolder_than_by_status = {STARTED = "20m"}\n',
+     "QUERYDATA, PROCESSINGDATA"),
+])
+def test_a_partial_per_status_threshold_is_no_basis_for_the_other_statuses(
+        emu_thread, cli, tmp_path, args, env, config, uncovered):
+    """A per-status table covers only the statuses it names: where it is the only age basis,
+    a status it leaves out would be cancelled at the bare 5-minute floor (a 7-minute-old
+    QUERYDATA run by --older-than STARTED=20m). Refused with exit 2 before any request,
+    naming the statuses, in plan and run alike."""
+    emu = emu_thread(runs=0)
+    emu.add_run(status="QUERYDATA", age_s=7 * 60)
+    extra: tuple[str, ...] = ()
+    if config:
+        path = tmp_path / "reaper.toml"
+        path.write_text(config)
+        extra = ("--config", str(path))
+    for command in ("plan", "run"):
+        res = cli(emu, command, *args, *extra, env={**OAUTH, **env})
+        assert res.code == 2, res.stderr
+        assert f"no age threshold for {uncovered}" in res.stderr
+        assert emu.records == []

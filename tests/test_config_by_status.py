@@ -13,7 +13,8 @@ CREDS = {"ZUORA_CLIENT_ID": "id", "ZUORA_CLIENT_SECRET": "secret"}
 
 def test_env_sets_per_status_thresholds():
     """ZUORA_REAPER_OLDER_THAN_BY_STATUS sets thresholds by status, source env."""
-    env = {**CREDS, "ZUORA_REAPER_OLDER_THAN_BY_STATUS": "started=20m, QUERYDATA=2h"}
+    env = {**CREDS, "ZUORA_REAPER_OLDER_THAN_BY_STATUS": "started=20m, QUERYDATA=2h",
+           "ZUORA_REAPER_OLDER_THAN": "6h"}  # the plain threshold covers PROCESSINGDATA
     s = load_settings("plan", BASE, env)
     assert s.selection.filters.older_than_by_status == (("QUERYDATA", 7200.0),
                                                         ("STARTED", 1200.0))

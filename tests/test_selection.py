@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from worker.config import Exclusions, Filters, Rule, Selection
 from worker.models import ReportRun
-from worker.selection import judge
+from worker.selection import judge, unmatched_exclusions
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 
@@ -87,3 +87,37 @@ def test_judge_is_and_with_exclusions_winning(rtype, owner, rid, inc_t, inc_o, i
                 and (not inc_r or rid in inc_r) and rtype not in exc_t and owner not in exc_o
                 and rid not in exc_r and age >= 1000.0)
     assert judge(run, selection, NOW).selected is expected
+
+
+@pytest.mark.parametrize(("run", "selection", "reason"), [
+    (_run(created_by="ceo@example.com"),
+     Selection(exclude=Exclusions(created_by=("CEO@Example.com",))), "excluded_created_by"),
+    (_run(report_type="Detail"), Selection(exclude=Exclusions(report_types=("detail",))),
+     "excluded_report_type"),
+    (_run(report_type="DETAIL"), Selection(filters=Filters(report_types=("Detail",))),
+     "selected"),
+    (_run(created_by="Alice@Example.COM"),
+     Selection(filters=Filters(created_by=("alice@example.com",))), "selected"),
+    (_run(created_by="ALICE@example.com"),
+     Selection(rules=(Rule("alice", Filters(created_by=("alice@EXAMPLE.com",))),)),
+     "selected"),
+    (_run(report_id="Rep-1"), Selection(exclude=Exclusions(report_ids=("rep-1",))),
+     "selected"),  # ids are exact: another letter case is another id
+])
+def test_owners_and_report_types_match_without_regard_to_case(run, selection, reason):
+    """--exclude-created-by CEO@example.com protects ceo@example.com; --exclude-report-type
+    detail protects Detail: exclusions that depended on case failed open."""
+    assert judge(run, selection, NOW).reason == reason
+
+
+def test_an_exclusion_that_matched_nothing_listed_is_named():
+    runs = [_run(created_by="alice@example.com", report_type="Detail", report_id="rep-1")]
+    selection = Selection(exclude=Exclusions(created_by=("ALICE@example.com", "ceo@corp"),
+                                             report_types=("Summary",),
+                                             report_ids=("rep-1", "rep-9")))
+    warnings = unmatched_exclusions(selection, runs)
+    assert len(warnings) == 3
+    assert any("--exclude-created-by 'ceo@corp'" in w for w in warnings)
+    assert any("--exclude-report-type 'Summary'" in w for w in warnings)
+    assert any("--exclude-report-id 'rep-9'" in w for w in warnings)
+    assert unmatched_exclusions(Selection(), runs) == []

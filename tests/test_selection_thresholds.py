@@ -49,11 +49,15 @@ def test_file_table_merges_with_flag(emu_thread, cli, fast, reasons, write_file)
     config = write_file("c.toml", '[filters.older_than_by_status]\nSTARTED = "2h"\n'
                                   'PROCESSINGDATA = "6h"\n')
     res = cli(emu, "plan", "--config", config, "--older-than", "STARTED=20m", *fast)
+    assert res.code == 2  # QUERYDATA has no threshold: it would be selected at the floor
+    assert "no age threshold for QUERYDATA" in res.stderr
+    res = cli(emu, "plan", "--config", config, "--older-than", "STARTED=20m",
+              "--status", "STARTED", "--status", "PROCESSINGDATA", *fast)
     assert res.code == 0, res.stderr
     assert emu.deletes() == []
     selected = {i for i, (sel, _, _) in reasons(res.report).items() if sel}
-    # STARTED uses the flag (20m); PROCESSINGDATA keeps the file's 6h; QUERYDATA has none.
-    assert selected == {ids[n] for n in ("s30m", "s90m", "q90m", "q3h", "p7h")}
+    # STARTED uses the flag (20m); PROCESSINGDATA keeps the file's 6h.
+    assert selected == {ids[n] for n in ("s30m", "s90m", "p7h")}
     assert res.report["filters"]["older_than_by_status_s"] == {"PROCESSINGDATA": 21600.0,
                                                                "STARTED": 1200.0}
 

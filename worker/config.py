@@ -368,6 +368,7 @@ def load_settings(command: str, flags: Mapping[str, Any], env: Mapping[str, str]
                            values["exclude.report_ids"]),
         min_age=0.0 if values["safety.allow_young"] else values["safety.min_age"],
     )
+    check_age_coverage(selection)
     return Settings(
         command=command,
         target=target,
@@ -382,6 +383,38 @@ def load_settings(command: str, flags: Mapping[str, Any], env: Mapping[str, str]
         values=values,
         sources=sources,
     )
+
+
+def _covers(filters: Filters, status: str) -> bool:
+    """Whether ``filters`` give runs in ``status`` an age basis of their own."""
+    return (filters.older_than is not None or filters.idle_for is not None
+            or status in dict(filters.older_than_by_status))
+
+
+def check_age_coverage(selection: Selection) -> None:
+    """A per-status threshold covers only the statuses it names. Where a table is the only age
+    basis, a status it does not name would be selected at the bare age floor (a 7-minute-old
+    QUERYDATA run cancelled by ``--older-than STARTED=20m``): refused, naming the statuses."""
+    base = selection.filters
+    scopes = [(None, base)] if not selection.rules else [(r, r.filters) for r in selection.rules]
+    for rule, filters in scopes:
+        if not (base.older_than_by_status or filters.older_than_by_status):
+            continue
+        uncovered = [s for s in base.statuses if s in filters.statuses
+                     and not _covers(base, s) and not _covers(filters, s)]
+        if uncovered:
+            _refuse_uncovered(rule, uncovered, base.statuses)
+
+
+def _refuse_uncovered(rule: Rule | None, uncovered: list[str], statuses: Iterable[str]) -> None:
+    where = BY_STATUS if rule is None else f"rules.{rule.name}.older_than_by_status"
+    covered = [s for s in statuses if s not in uncovered]
+    narrow = f", or narrow --status to {', '.join(covered)}" if covered else ""
+    raise ConfigError(where, (
+        f"no age threshold for {', '.join(uncovered)}: the per-status threshold does not name "
+        f"{'it' if len(uncovered) == 1 else 'them'} and no plain --older-than or --idle-for "
+        "covers them, so those runs would be cancelled at the bare age floor. Name them (e.g. "
+        f"--older-than {uncovered[0]}=1h), add a plain --older-than D for the rest{narrow}"))
 
 
 BASIS = ("filters.older_than", BY_STATUS, "filters.idle_for", "run.ids_file", "run.plan")

@@ -1,8 +1,10 @@
 """Pure selection: decide for each listed run whether it is cancelled, and why (not).
 
 Exclusions always win; a run must pass the global filters AND (when ``[[rules]]`` exist) at
-least one rule; no run younger than the age floor, or unparseable, is ever selected. The
-max-cancel guard (:func:`guard_max_cancel`) is decided here too.
+least one rule; no run younger than the age floor, or unparseable, is ever selected. Owners
+(e-mail addresses, user names) and report types match without regard to letter case, in
+inclusions, exclusions and rules alike; run and report ids match exactly. The max-cancel
+guard (:func:`guard_max_cancel`) is decided here too.
 
 A run's age threshold is the larger of ``older_than`` and its status's entry in
 ``older_than_by_status`` (so ``--older-than 1h --older-than STARTED=20m`` still needs 1h).
@@ -12,6 +14,8 @@ the rules disagree, ``no_rule``.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -68,17 +72,48 @@ def _rule_miss(reasons: set[str | None]) -> str:
     return "no_rule"
 
 
+@functools.lru_cache(maxsize=256)
+def folded(values: tuple[str, ...]) -> frozenset[str]:
+    """Owners and report types as they are compared: without regard to letter case."""
+    return frozenset(value.casefold() for value in values)
+
+
+def matches(value: str | None, values: tuple[str, ...]) -> bool:
+    """Whether an owner or report type is one of ``values``, whatever its letter case."""
+    return value is not None and value.casefold() in folded(values)
+
+
 def _excluded(run: ReportRun, selection: Selection) -> str | None:
     ex = selection.exclude
     if run.report_id is not None and run.report_id in ex.report_ids:
         return "excluded_report_id"
     if run.id in ex.report_ids:
         return "excluded_report_id"
-    if run.report_type is not None and run.report_type in ex.report_types:
+    if matches(run.report_type, ex.report_types):
         return "excluded_report_type"
-    if run.created_by is not None and run.created_by in ex.created_by:
+    if matches(run.created_by, ex.created_by):
         return "excluded_created_by"
     return None
+
+
+def unmatched_exclusions(selection: Selection, runs: Iterable[ReportRun]) -> list[str]:
+    """The exclusions no listed run matched (a typo there protects nothing), as warnings."""
+    ex = selection.exclude
+    if not (ex.report_ids or ex.report_types or ex.created_by):
+        return []
+    ids: set[str] = set()
+    types: set[str] = set()
+    owners: set[str] = set()
+    for run in runs:
+        ids.update(v for v in (run.id, run.report_id) if v is not None)
+        types.add((run.report_type or "").casefold())
+        owners.add((run.created_by or "").casefold())
+    missed = [("--exclude-report-id", v) for v in ex.report_ids if v not in ids]
+    missed += [("--exclude-report-type", v) for v in ex.report_types
+               if v.casefold() not in types]
+    missed += [("--exclude-created-by", v) for v in ex.created_by if v.casefold() not in owners]
+    return [f"exclusion {flag} {value!r} matched no listed run (a typo would protect "
+            "nothing)" for flag, value in missed]
 
 
 def threshold(filters: Filters, status: str) -> float:
@@ -93,9 +128,9 @@ def filter_miss(run: ReportRun, filters: Filters, now: datetime) -> str | None:
     assert run.status is not None
     if run.status not in filters.statuses:
         return "status"
-    if filters.report_types and run.report_type not in filters.report_types:
+    if filters.report_types and not matches(run.report_type, filters.report_types):
         return "report_type"
-    if filters.created_by and run.created_by not in filters.created_by:
+    if filters.created_by and not matches(run.created_by, filters.created_by):
         return "created_by"
     if filters.report_ids and run.report_id not in filters.report_ids \
             and run.id not in filters.report_ids:

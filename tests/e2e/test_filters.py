@@ -18,8 +18,11 @@ COMBOS = [
                  id="statuses"),
     pytest.param(("--created-by", "alice@example.com", "--older-than", "2h"), {"a", "h"},
                  id="created-by+older-than"),
-    pytest.param(("--older-than", "STARTED=4h"), {"b", "c", "bot", "g", "h"},
+    pytest.param(("--older-than", "STARTED=4h", "--status", "STARTED"), {"bot", "h"},
                  id="older-than-per-status"),
+    pytest.param(("--older-than", "STARTED=4h", "--older-than", "QUERYDATA=5h",
+                  "--older-than", "PROCESSINGDATA=1m"), {"bot", "h", "g", "c"},
+                 id="older-than-every-status"),
     pytest.param(("--older-than", "1s", "--allow-young"),
                  {"a", "b", "c", "young", "bot", "g", "h"}, id="allow-young"),
     pytest.param(("--created-by", "alice@example.com", "--exclude-created-by",
@@ -90,3 +93,20 @@ def test_max_cancel_guard_sends_no_delete(emu_thread, cli_subprocess, stage, fas
     assert set(res.outcomes().values()) == {"not_attempted"}
     assert len(res.outcomes()) == 5
     assert "--max-cancel 5" in res.stderr
+
+
+def test_exclusions_ignore_letter_case_and_a_typo_is_a_warning(emu_thread, cli, stage, fast):
+    """--exclude-created-by REPORTING-BOT@example.com protects the bot's runs, and an exclusion
+    that matched no listed run is a warning in the report and on the console."""
+    emu = emu_thread(runs=0)
+    runs = stage(emu)
+    res = cli(emu, "run", "--older-than", "1h", "--exclude-created-by",
+              "REPORTING-BOT@Example.com", "--exclude-report-type", "summary",
+              "--exclude-created-by", "ceo@exmaple.com", *fast)
+    assert res.code == 0, res.stderr
+    assert runs["bot"].id not in emu.cancelled_ids()
+    assert emu.cancelled_ids() == {runs["a"].id}  # b, g, h are Summary; bot is excluded
+    warnings = res.report["warnings"]
+    assert warnings == ["exclusion --exclude-created-by 'ceo@exmaple.com' matched no listed "
+                        "run (a typo would protect nothing)"]
+    assert "ceo@exmaple.com" in res.stderr
