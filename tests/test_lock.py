@@ -53,6 +53,40 @@ def test_default_lock_is_per_target(monkeypatch, tmp_path):
         pass
 
 
+@pytest.mark.parametrize("other_env", [
+    {**ENV, "ZUORA_CLIENT_ID": "another-client"},
+    {**ENV, "ZUORA_ENTITY_ID": "entity-2"},
+], ids=["another-client", "another-entity"])
+def test_two_tenants_on_one_host_have_two_locks(monkeypatch, tmp_path, other_env):
+    """Every US production tenant is https://rest.zuora.com: the default lock is per target
+    identity (base URL, principal, entity), so another tenant's job is never refused."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    flags = {"target.base_url": "https://rest.zuora.com"}
+    one, other = load_settings("run", flags, ENV), load_settings("run", flags, other_env)
+    assert default_lock_path(one) != default_lock_path(other)
+    with job_lock(one), job_lock(other):
+        pass
+    assert DEMO_CLIENT_ID not in default_lock_path(one)
+
+
+def test_a_plan_takes_no_lock_so_it_never_blocks_a_run(emu_thread, popen_job, cli, tmp_path,
+                                                       wait_for):
+    """A person's read-only plan, while the scheduled run holds the lock, lists and reports
+    (exit 0); and a plan running does not make the run exit 4."""
+    emu = emu_thread(runs=0, latency_ms=100)
+    for _ in range(40):
+        emu.add_run(status="STARTED", age_s=7200)
+    lock = str(tmp_path / "shared.lock")
+    first = popen_job(emu, "run", "--older-than", "1h", "--rate", "5", "--lock-file", lock,
+                      "--max-cancel", "1000")
+    wait_for(lambda: len(emu.deletes()) >= 1, timeout=20)
+    plan = cli(emu, "plan", "--older-than", "1h", "--lock-file", lock, "--rate", "1000")
+    assert plan.code == 0, plan.stderr
+    assert "holds the lock" not in plan.stderr
+    assert first.proc.poll() is None, "the run was still going while the plan ran"
+
+
 def test_stale_lock_file_never_blocks(emu_thread, cli, tmp_path):
     """A lock file left by a dead process (its pid inside, no flock held) does not block a job."""
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],

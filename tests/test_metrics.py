@@ -16,12 +16,12 @@ FAST = ("--rate", "1000", "--concurrency", "8")
 
 
 def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample as {(name, sorted labels without target/job_name): value}."""
+    """Every sample as {(name, sorted labels without target/target_id/job_name): value}."""
     out = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             extra = tuple(sorted((k, v) for k, v in s.labels.items()
-                                 if k not in ("target", "job_name")))
+                                 if k not in ("target", "target_id", "job_name")))
             out[(s.name, extra)] = s.value
     return out
 
@@ -138,7 +138,8 @@ def test_push_on_success_replaces_the_group_with_put(emu_thread, cli, receiver):
     [push] = gw.requests
     target_b64 = base64.urlsafe_b64encode(emu.base_url.encode()).decode()
     assert push.method == "PUT"
-    assert push.path == f"/metrics/job/reaper-prod/target@base64/{target_b64}"
+    target_id = res.report["target"]["id"]
+    assert push.path == f"/metrics/job/reaper-prod/target@base64/{target_b64}/target_id/{target_id}"
     m = parse(push.body.decode())
     assert m[(P + "last_run_cancels", (("outcome", "cancelled"),))] == 2
     assert m[(P + "last_run_runs_listed", ())] == 3
@@ -176,6 +177,24 @@ def test_push_failure_is_a_warning_not_an_exit_code(emu_thread, cli, receiver):
     assert [e["level"] for e in events if e["event"] == "metrics.push_failed"] == ["warning"]
 
 
+def test_two_tenants_on_one_host_push_to_two_groups(emu_thread, cli, receiver):
+    """Two API clients of one host (every US production tenant is https://rest.zuora.com) are
+    two targets: two Pushgateway groups, never one overwriting the other."""
+    emu = emu_thread(runs=0)
+    seed(emu, good=1)
+    gw = receiver()
+    other = {"ZUORA_CLIENT_ID": "another-client-id", "ZUORA_CLIENT_SECRET": "whatever"}
+    first = cli(emu, "plan", "--older-than", "1h", *FAST, "--pushgateway", gw.base_url)
+    second = cli(emu, "plan", "--older-than", "1h", *FAST, "--pushgateway", gw.base_url,
+                 env={**other})
+    assert first.code == 0
+    assert second.code == 3  # the emulator refuses that client: still a push of its own
+    paths = [r.path for r in gw.requests]
+    assert len(paths) == 2
+    assert paths[0] != paths[1]
+    assert paths[0].endswith("/target_id/" + first.report["target"]["id"])
+
+
 def test_push_to_a_hanging_gateway_is_bounded(receiver):
     """push_metrics gives up after its timeout when the gateway never answers."""
     from datetime import UTC, datetime
@@ -185,7 +204,8 @@ def test_push_to_a_hanging_gateway_is_bounded(receiver):
 
     gw = receiver(delay=5)
     now = datetime.now(UTC)
-    sample = Sample({"target": "https://x", "job_name": "j"}, 0, False, now, 1.0,
+    sample = Sample({"target": "https://x", "target_id": "0" * 16, "job_name": "j"}, 0, False,
+                    now, 1.0,
                     JobResult(mode="run", started_at=now, finished_at=now))
     start = time.monotonic()
     assert push_metrics(gw.base_url, sample, timeout=0.3) is False

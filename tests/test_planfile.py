@@ -36,7 +36,7 @@ def test_plan_file_contents(emu_thread, cli, fast, tmp_path):
     a = emu.add_run(age_s=2 * HOUR)
     emu.add_run(age_s=0.5 * HOUR)
     doc = _plan(cli, emu, tmp_path / "p.json", *fast)
-    assert doc["schema_version"] == 2
+    assert doc["schema_version"] == 3
     assert len(doc["sha256"]) == 64
     assert doc["target"]["base_url"] == emu.base_url
     assert len(doc["filters_sha256"]) == 64
@@ -127,6 +127,27 @@ def test_plan_for_another_target_refused(emu_thread, cli, fast, tmp_path):
     assert res.code == 4, res.stderr
     assert "was made for" in res.stderr
     assert second.records == []
+
+
+@pytest.mark.parametrize("other", [{"ZUORA_CLIENT_ID": "another-client"},
+                                   {"ZUORA_ENTITY_ID": "entity-2"}],
+                         ids=["another-client", "another-entity"])
+def test_plan_for_another_tenant_on_the_same_host_refused(emu_thread, cli, fast, tmp_path,
+                                                          other):
+    """Same base URL, another API client or entity: another target. Its plan is refused with
+    exit 4 before any request, and the message names both targets by identity."""
+    emu = emu_thread(runs=0)
+    emu.add_run(age_s=2 * HOUR)
+    path = tmp_path / "p.json"
+    _plan(cli, emu, path, *fast)
+    sent = len(emu.records)
+    res = cli(emu, "run", "--older-than", "1h", "--plan", str(path), *fast,
+              env={**OAUTH_DEMO, **other})
+    assert res.code == 4, res.stderr
+    assert "another host, API client or entity" in res.stderr
+    assert "sha256:" in res.stderr
+    assert DEMO_CLIENT_ID not in res.stderr
+    assert len(emu.records) == sent
 
 
 def test_plan_max_cancel_still_applies(emu_thread, cli, fast, tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from datetime import datetime
 
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
@@ -35,7 +37,11 @@ def test_report_schema_after_run(emu_thread, cli):
     assert _is_iso_utc(doc["started_at"])
     assert _is_iso_utc(doc["finished_at"])
     assert doc["started_at"] <= doc["finished_at"]
-    assert doc["target"] == {"base_url": emu.base_url, "environment": None, "auth": "oauth"}
+    principal = "sha256:" + hashlib.sha256(DEMO_CLIENT_ID.encode()).hexdigest()[:12]
+    target = doc["target"]
+    assert re.fullmatch(r"[0-9a-f]{16}", target.pop("id"))
+    assert target == {"base_url": emu.base_url, "environment": None, "auth": "oauth",
+                      "principal": principal, "entity_id": "ent-1"}
     text = json.dumps(doc)
     assert DEMO_CLIENT_SECRET not in text
     assert DEMO_CLIENT_ID not in text

@@ -134,19 +134,19 @@ def execute(settings: Settings) -> int:
 
 def _execute(settings: Settings) -> int:
     job_id = new_job_id() if settings.command in ("plan", "run") else None
-    bind_job(job_id=job_id, target=settings.target.base_url, mode=settings.command,
-             version=__version__)
+    bind_job(job_id=job_id, target=settings.target.base_url, target_id=settings.identity.key,
+             mode=settings.command, version=__version__)
     if settings.command == "explain":
         print(explain.render_explain(settings))
         return 0
     if settings.command == "check":
         return exit_code_of(asyncio.run(check.run_check(settings, exit_code_of)))
-    log.info("job.start", command=settings.command, target=settings.target.base_url,
+    log.info("job.start", command=settings.command, target=settings.identity.describe(),
              environment=settings.target.environment, auth=settings.target.auth,
              dry_run=settings.dry_run)
     with signals.restored():
         try:
-            with job_lock(settings):
+            with job_lock(settings) if not settings.dry_run else contextlib.nullcontext():
                 result = asyncio.run(_run_with_signals(settings, job_id))
         except WorkerError as exc:  # the lock is held by another job
             print(f"zuora-reaper: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ Everything is validated here, before any network call; errors name the key and w
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -88,6 +89,37 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a job acts as, where: many tenants share one host (every US production tenant is
+    https://rest.zuora.com), so a target is its base URL, auth mode, principal (the OAuth
+    client id or the user name) and entity. The principal is shown only as a fingerprint;
+    no secret is part of it. ``key`` names the target in the lock, the plan and the metrics."""
+
+    base_url: str
+    auth: str
+    principal: str  # "sha256:" and 12 hex digits of the client id or user name
+    entity_id: str | None
+
+    @classmethod
+    def of(cls, target: Target, credentials: Credentials) -> Identity:
+        who = credentials.client_id if target.auth == "oauth" else credentials.username
+        digest = hashlib.sha256((who or "").encode()).hexdigest()[:12]
+        return cls(target.base_url, target.auth, f"sha256:{digest}", credentials.entity_id)
+
+    @property
+    def key(self) -> str:
+        """16 hex digits, the same for the same target wherever it is computed."""
+        parts = (self.base_url, self.auth, self.principal, self.entity_id or "")
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        """One line for messages: the host, the principal's fingerprint and the entity."""
+        entity = f", entity {self.entity_id}" if self.entity_id else ""
+        who = "client" if self.auth == "oauth" else "user"
+        return f"{self.base_url} ({who} {self.principal}{entity})"
+
+
+@dataclass(frozen=True, slots=True)
 class Pacing:
     rate: float = default_of("pacing.rate")
     concurrency: int = default_of("pacing.concurrency")
@@ -149,6 +181,10 @@ class Settings:
     @property
     def dry_run(self) -> bool:
         return self.command != "run"
+
+    @property
+    def identity(self) -> Identity:
+        return Identity.of(self.target, self.credentials)
 
 
 # ---------------------------------------------------------------- loading and layering

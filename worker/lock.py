@@ -1,4 +1,8 @@
-"""One job per target: an exclusive OS lock (flock) held for the job's life.
+"""One ``run`` per target: an exclusive OS lock (flock) held for the job's life.
+
+A target is its identity (base URL, principal, entity: ``config.Identity``), not its host.
+Only ``run`` takes the lock: a person's read-only ``plan`` cancels nothing, so it never makes
+the scheduled ``run`` exit 4.
 
 The kernel drops a flock when its process dies, so a stale lock file never blocks. The lock
 file is handled as a shared temp directory deserves: the default one lives in a private
@@ -12,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import re
 import stat
@@ -45,9 +48,9 @@ def lock_dir() -> str:
 
 
 def default_lock_path(settings: Settings) -> str:
-    """A per-target lock file in the private lock directory."""
-    digest = hashlib.sha256(settings.target.base_url.encode()).hexdigest()[:16]
-    return os.path.join(lock_dir(), f"zuora-reaper-{digest}.lock")
+    """A per-target lock file in the private lock directory: one per base URL, principal and
+    entity, so two tenants on one host never share it."""
+    return os.path.join(lock_dir(), f"zuora-reaper-{settings.identity.key}.lock")
 
 
 def _open_lock(path: str) -> tuple[int, bool]:
@@ -79,7 +82,7 @@ def job_lock(settings: Settings) -> Iterator[str]:
         except BlockingIOError as exc:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             raise LockHeld(f"another zuora-reaper job (pid {holder}) holds the lock {path} "
-                           f"for {settings.target.base_url}; this job sent nothing") from exc
+                           f"for {settings.identity.describe()}; this job sent nothing") from exc
         content = os.pread(fd, 64, 0)
         if not created and content and not _OURS.fullmatch(content):
             raise ConfigError(KEY, f"{path} exists and is not a zuora-reaper lock file: "

@@ -1,7 +1,9 @@
 """Prometheus metrics of one batch job: a textfile-collector file and a Pushgateway push.
 
 Every value describes the last run (gauges, the batch-job convention), labelled with ``target``
-and ``job_name``. ``zuora_reaper_last_success_timestamp_seconds`` is set only on exit 0; after a
+(the base URL), ``target_id`` (the target's identity: base URL, principal and entity, so two
+tenants on one host never share a series or a Pushgateway group) and ``job_name``.
+``zuora_reaper_last_success_timestamp_seconds`` is set only on exit 0; after a
 failed run it keeps its previous value (read back from the old file, or left in place on the
 Pushgateway by pushing with POST without it), so "no success in 26h" alerts keep working.
 """
@@ -56,6 +58,7 @@ def sample_of(settings: Settings, result: JobResult, exit_code: int) -> Sample:
     """Freeze the values to publish (the finish time defaults to now for an aborted job)."""
     finished = result.finished_at or datetime.now(UTC)
     return Sample(labels={"target": settings.target.base_url,
+                          "target_id": settings.identity.key,
                           "job_name": settings.output.job_name},
                   exit_code=exit_code, dry_run=settings.dry_run, finished=finished,
                   duration_s=max(0.0, (finished - result.started_at).total_seconds()),
@@ -216,7 +219,8 @@ def push_metrics(gateway: str, sample: Sample, timeout: float = PUSH_TIMEOUT_S,
     ok = sample.exit_code == 0
     registry = build_registry(sample, stamp(sample.finished) if ok else None, push=True)
     sender = push_to_gateway if ok else pushadd_to_gateway
-    job, key = sample.labels["job_name"], {"target": sample.labels["target"]}
+    job = sample.labels["job_name"]
+    key = {k: v for k, v in sample.labels.items() if k != "job_name"}  # one group per tenant
     errors: list[str] = []
 
     def push() -> None:

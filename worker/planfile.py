@@ -1,10 +1,12 @@
 """Plan hand-off: ``plan --plan-out PATH`` writes the selection; ``run --plan PATH`` applies it.
 
-A plan file (JSON, ``schema_version`` 2) holds when it was made, the target, the effective
+A plan file (JSON, ``schema_version`` 3) holds when it was made, the target (its identity:
+base URL, principal fingerprint, entity), the effective
 filters and their SHA-256, the selected runs, and ``sha256``: the digest of all of that, so any
 edit of the file (an id added, removed or changed, a rule renamed) is refused (exit 2).
 ``run --plan`` refuses (GuardRefused, exit 4) a plan that is older than ``--plan-max-age``,
-made in the future, made for another target, or made with different filters; a file that is
+made in the future, made for another target (another host, API client or entity), or made
+with different filters; a file that is
 missing or garbled is a ConfigError (exit 2). All of this is checked before any network call.
 The job then cancels only runs that are in the plan *and* still selected by the current
 filters and guards; others get reason ``not_in_plan``.
@@ -26,9 +28,9 @@ from worker.durations import format_duration
 from worker.errors import ConfigError, GuardRefused
 from worker.files import PLAN_CAP, read_capped, write_atomic
 from worker.models import RunRecord
-from worker.report import filters_doc, iso
+from worker.report import filters_doc, iso, target_doc
 
-PLAN_SCHEMA = 2
+PLAN_SCHEMA = 3  # 3: the target is its identity (base URL, principal, entity), not its host
 PLAN_KIND = "zuora-reaper-plan"
 FUTURE_TOLERANCE = timedelta(seconds=60)
 NOT_HASHED = ("max_cancel",)
@@ -40,7 +42,8 @@ class Plan:
 
     path: str
     created_at: datetime
-    base_url: str
+    target_id: str
+    target: str  # the target's description, for messages
     filters_sha256: str
     filters: Mapping[str, Any]
     run_ids: frozenset[str]
@@ -69,13 +72,11 @@ def plan_document(settings: Settings, records: Iterable[RunRecord],
                   now: datetime) -> dict[str, Any]:
     """The plan file's content: the selected runs of a finished ``plan`` job."""
     doc = hashed_filters(settings)
-    target = settings.target
     plan = {
         "schema_version": PLAN_SCHEMA,
         "kind": PLAN_KIND,
         "created_at": iso(now),
-        "target": {"base_url": target.base_url, "environment": target.environment,
-                   "auth": target.auth},
+        "target": {**target_doc(settings), "described": settings.identity.describe()},
         "filters_sha256": filters_hash(doc),
         "filters": doc,
         "runs": [{"id": r.run.id, "report_id": r.run.report_id, "status": r.run.status,
@@ -158,7 +159,8 @@ def _parse(path: str, data: Any) -> Plan:
     ids = [run["id"] for run in data["runs"]]
     if not all(isinstance(i, str) and i for i in ids):
         raise ValueError("a run without an id")
-    return Plan(path, created, str(data["target"]["base_url"]), digest, filters,
+    target = data["target"]
+    return Plan(path, created, str(target["id"]), str(target["described"]), digest, filters,
                 frozenset(ids))
 
 
@@ -174,9 +176,10 @@ def check_plan(plan: Plan, settings: Settings, now: datetime) -> None:
     if age < -FUTURE_TOLERANCE:
         raise GuardRefused(f"plan {plan.path} was created in the future "
                            f"({plan.created_at.isoformat()}): check the clocks; cancelled nothing")
-    if plan.base_url != settings.target.base_url:
-        raise GuardRefused(f"plan {plan.path} was made for {plan.base_url}, this job targets "
-                           f"{settings.target.base_url}: cancelled nothing")
+    if plan.target_id != settings.identity.key:
+        raise GuardRefused(f"plan {plan.path} was made for {plan.target}, this job targets "
+                           f"{settings.identity.describe()} (another host, API client or "
+                           "entity): cancelled nothing")
     current = hashed_filters(settings)
     if filters_hash(current) != plan.filters_sha256:
         changed = sorted(k for k in {*current, *plan.filters}

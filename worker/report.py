@@ -83,6 +83,14 @@ def _top(values: Iterable[str | None]) -> dict[str, int]:
     return {**top, "other": rest} if rest else top
 
 
+def target_doc(settings: Settings) -> dict[str, Any]:
+    """Where the job acted and as whom (``config.Identity``; no secret is part of it)."""
+    ident = settings.identity
+    return {"base_url": ident.base_url, "environment": settings.target.environment,
+            "auth": ident.auth, "principal": ident.principal, "entity_id": ident.entity_id,
+            "id": ident.key}
+
+
 def filters_doc(settings: Settings) -> dict[str, Any]:
     """The effective selection, as plain data (no secrets live here)."""
     sel = settings.selection
@@ -119,9 +127,7 @@ def build_header(settings: Settings, result: JobResult, exit_code: int,
         "job_id": result.job_id,
         "started_at": iso(result.started_at),
         "finished_at": iso(result.finished_at),
-        "target": {"base_url": settings.target.base_url,
-                   "environment": settings.target.environment,
-                   "auth": settings.target.auth},
+        "target": target_doc(settings),
         "filters": filters_doc(settings),
         "exit_code": exit_code,
         "exit_reason": reason,
