@@ -119,6 +119,7 @@ class ApiClient:
             st.unanswered += exc.code not in NEVER_SENT  # it may have reached the server
             raise
         self.pacer.observe(resp.status, resp.headers, st.sent)
+        self.control.clock.observe(resp.header("Date"))
         self.control.counters.count_status(resp.status, resp.elapsed)
         return resp, auth_headers
 

@@ -1,4 +1,5 @@
-"""Job-wide control: the one stop switch (signals, deadline, budgets), track ids and counters.
+"""Job-wide control: the one stop switch (signals, deadline, budgets), track ids, counters and
+the clock run ages are read on.
 
 Every stop goes through :meth:`JobControl.request_stop`: a signal, the deadline (a timer set
 when the control is made, so a stalled call cannot hide it), the retry budget, a systemic
@@ -12,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Any, TypeVar
 
 import structlog
 
+from worker.clock import ServerClock, utc_now
 from worker.errors import Interrupted, Kind
 from worker.models import Counters
 
@@ -41,8 +44,10 @@ class JobControl:
     """
 
     def __init__(self, deadline_s: float | None = None, job_id: str | None = None,
-                 grace_s: float | None = None) -> None:
+                 grace_s: float | None = None,
+                 now: Callable[[], datetime] = utc_now) -> None:
         self.job_id = job_id or new_job_id()
+        self.clock = ServerClock(now)  # the time run ages are read at (worker.clock)
         self.grace_s = GRACE_SECONDS if grace_s is None else grace_s
         self._seq = itertools.count(1)
         self.stop_reason: str | None = None

@@ -86,7 +86,7 @@ class Job:
 
     def __init__(self, settings: Settings, deps: JobDeps) -> None:
         self.settings, self.deps = settings, deps
-        self.control = deps.control or JobControl(settings.pacing.deadline)
+        self.control = deps.control or JobControl(settings.pacing.deadline, now=deps.now)
         self.result = JobResult(mode="plan" if settings.dry_run else "run",
                                 started_at=deps.now(), job_id=self.control.job_id,
                                 counters=self.control.counters)
@@ -121,10 +121,16 @@ class Job:
                       traceback=self.result.error.trace)
 
     def ended(self) -> None:
-        """Record why the job stopped (when it was told to) and when it finished."""
+        """Record why the job stopped (when it was told to), the clock ages were read on, and
+        when it finished."""
         control, result = self.control, self.result
         if control.stop_reason and result.error is None:
             result.stop_reason, result.stop_kind = control.stop_reason, control.stop_kind
+        result.clock = control.clock.summary()
+        skewed = control.clock.warning()
+        if skewed and skewed not in result.warnings:
+            result.warnings.append(skewed)
+            log.warning("clock.skewed", skew_s=result.clock["skew_s"], warning=skewed)
         result.finished_at = self.deps.now()
 
     @contextlib.contextmanager
@@ -191,7 +197,7 @@ class Job:
                      anonymous: int) -> int:
         """Record and judge one page's new runs; return the running count of id-less runs."""
         records = self.result.records
-        now = self.deps.now()
+        now = self.control.clock.now()
         for run in runs:
             anonymous += run.id is None
             key = run.id if run.id is not None else f"#unparseable-{anonymous}"
@@ -211,7 +217,7 @@ class Job:
         assert self.inputs.ids is not None
         fetched = await fetch_runs(client, self.inputs.ids,
                                    workers=self.settings.pacing.concurrency * 4)
-        now = self.deps.now()
+        now = self.control.clock.now()
         for item in fetched:
             rec = (RunRecord(item.run, item.requested, 1, False, item.reason) if item.reason
                    else self._judge(item.run, item.requested, 1, now))

@@ -137,6 +137,7 @@ class JobResult:
     job_id: str = ""
     warnings: list[str] = field(default_factory=list)
     pacing: dict[str, Any] = field(default_factory=dict)  # ``Pacer.summary()``, for the report
+    clock: dict[str, Any] = field(default_factory=dict)  # ``ServerClock.summary()``
     phase_seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(PHASES, 0.0))  # wall time per phase, all passes
 

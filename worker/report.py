@@ -141,6 +141,7 @@ def build_header(settings: Settings, result: JobResult, exit_code: int,
                      "token_requests": result.token_requests,
                      "mean_latency_ms": round(c.mean_latency * 1000, 1)},
         "pacing": dict(result.pacing),
+        "clock": dict(result.clock),
     }
 
 

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 import uuid
+from email.utils import formatdate
 from collections import Counter
 from dataclasses import dataclass
 from types import TracebackType
@@ -174,6 +175,8 @@ async def dispatch(core: Core, route: Route, request: web.Request, body: Body) -
 def response_headers(core: Core, route: Route, request: web.Request, reply: Reply) -> None:
     headers = reply.headers
     headers.setdefault("Zuora-Request-Id", str(uuid.uuid4()))
+    # the emulated server's own clock (config.clock writes startedOn too): a skewed one shows
+    headers.setdefault("Date", formatdate(core.config.clock(), usegmt=True))
     track = request.headers.get("Zuora-Track-Id")
     if track is not None:
         headers["Zuora-Track-Id"] = track
