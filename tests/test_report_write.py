@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-import worker.report as report_mod
+import worker.files as report_mod  # write_atomic, which the report is written with
 from worker.report import write_report
 
 OLD = {"schema_version": 1, "exit_code": 0, "runs": [{"id": "old"}]}

@@ -141,7 +141,7 @@ def _execute(settings: Settings) -> int:
         return 0
     if settings.command == "check":
         return exit_code_of(asyncio.run(check.run_check(settings, exit_code_of)))
-    log.info("job.start", command=settings.command, target=settings.identity.describe(),
+    log.info("job.start", command=settings.command, identity=settings.identity.describe(),
              environment=settings.target.environment, auth=settings.target.auth,
              dry_run=settings.dry_run)
     with signals.restored():

@@ -276,7 +276,7 @@ HOSTILE = {
     "endless headers": (endless_headers(), "more than 128 header fields"),
     "1 MB header line": (long_header_line(), "longer than 8190 bytes"),
     "10,000 headers": (many_headers(), "more than 128 header fields"),
-    "gzip bomb": (gzip_bomb(), "passed the cap of 8 MiB"),
+    "gzip bomb": (gzip_bomb(), "passed the cap of"),  # 8 MiB; a listing page's is smaller
     "100k-deep JSON": (deep_json(), "nested deeper than 1024 levels"),
     "more items than asked": (fixed(_page_of(101)), "holds 101 runs, more than the 100 asked"),
 }
