@@ -80,6 +80,7 @@ def test_credentials_are_masked_and_handed_to_the_redactor() -> None:
     secrets = Redactor(net.secrets()).secrets  # what the job's redactor knows of them
     for form in ("p@ss word", "p%40ss%20word", "p%40ss+word"):
         assert form in secrets
+    assert "me" not in secrets  # a user name is not a secret (its password is)
     assert hide_url("http://proxy:3128", show="all_but_user") == "http://proxy:3128"
 
 

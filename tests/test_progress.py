@@ -14,7 +14,7 @@ import pytest
 import structlog
 from local import ManualClock, clean_env
 
-from worker.logs import REDACTOR, ScrubbedStream, configure_logging
+from worker.logs import configure_logging
 from worker.models import Outcome, ReportRun, RunRecord
 from worker.progress import CLEAR, Progress, wants_progress
 
@@ -190,17 +190,4 @@ def test_the_progress_line_shows_the_listing_then_the_cancels():
     assert "listing: page 3, 250 runs so far" in out.getvalue()
     prog.selected(10)
     assert prog.line().startswith("cancelling [")
-    prog.close()
-
-
-def test_log_lines_scroll_above_the_line_when_stderr_is_scrubbed():
-    """A job's stderr is a ScrubbedStream around the stream the logs were configured on: a log
-    line still erases the progress line first (it was written after it, on the same line)."""
-    out = FakeTTY()
-    configure_logging("console", "info", stream=out)
-    prog = Progress(ScrubbedStream(out, REDACTOR), enabled=True)
-    prog.page(1, 100)
-    structlog.get_logger("t").info("pass.selected", selected=3)
-    before_log = out.getvalue().split("pass.selected", 1)[0]
-    assert before_log.rfind(CLEAR) > before_log.rfind("listing: page 1")
     prog.close()

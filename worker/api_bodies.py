@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from worker.http import Response
+from worker.logs import REDACTOR
 from worker.models import ReportRun
 
 # Epoch values above this are milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
@@ -134,7 +136,7 @@ def parse_run(item: Any) -> ReportRun:
     missing = [name for name, value in (("id", run_id), ("status", status),
                                         ("startedOn", started)) if value is None]
     problem = id_problem or (f"unreadable {', '.join(missing)}" if missing else None)
-    return ReportRun(
+    return _unechoed(ReportRun(
         id=run_id,
         report_id=_text(item.get("reportId")) or _text(item.get("reportID")),
         report_type=_text(item.get("reportType")),
@@ -143,7 +145,32 @@ def parse_run(item: Any) -> ReportRun:
         updated_on=parse_time(item.get("updatedOn")),
         created_by=_created_by(item),
         problem=problem,
-    )
+    ))
+
+
+_TEXT_FIELDS = ("id", "report_id", "report_type", "status", "created_by")
+
+
+def _unechoed(run: ReportRun) -> ReportRun:
+    """A run whose text fields hold a known secret (a server echoing what it was sent, or a
+    secret so short it is part of a real value): the fields are scrubbed as they enter, and
+    the run is never cancelled, since a scrubbed field could no longer match an exclusion."""
+    values = {name: getattr(run, name) for name in _TEXT_FIELDS}
+    joined = "\n".join(v for v in values.values() if v)
+    if not REDACTOR.suspect(joined):
+        return run
+    leaked = [name for name, v in values.items() if v and REDACTOR.scrub(v) != v]
+    if not leaked:
+        return run
+    def clean(name: str) -> str | None:
+        value = values[name]
+        return REDACTOR.scrub(value) if value and name in leaked else value
+
+    return replace(run, id=None if "id" in leaked else run.id, report_id=clean("report_id"),
+                   report_type=clean("report_type"), status=clean("status"),
+                   created_by=clean("created_by"),
+                   problem=f"{', '.join(leaked)} held a configured secret (an echo of what "
+                           "was sent?): never cancelled")
 
 
 def run_path(run_id: str) -> str:
@@ -175,7 +202,7 @@ def describe_error(body: Any) -> str:
     """A short description of an error body: Zuora's errorCode, message and reasons[], or
     problem+json's (RFC 9457) title and detail."""
     if not isinstance(body, Mapping):
-        return str(body)[:200]
+        return REDACTOR.scrub(str(body)[:200])
     parts: list[str] = []
     for name in ("title", "detail"):  # problem+json, as gateways and mock servers answer
         if isinstance(body.get(name), str) and body[name] not in parts:
@@ -193,7 +220,7 @@ def describe_error(body: Any) -> str:
                 parts.append(f"{reason.get('code')}: {reason.get('message')}")
     if not parts and isinstance(body.get("response"), str):
         parts.append(str(body["response"]))
-    return "; ".join(parts)[:500] or "no error details"
+    return REDACTOR.scrub("; ".join(parts)[:500]) or "no error details"  # may echo a secret
 
 
 def reason_codes(body: Any) -> list[str]:

@@ -33,13 +33,10 @@ from worker.errors import ConfigError, Kind, WorkerError
 from worker.job import Job, JobDeps
 from worker.lock import job_lock
 from worker.logs import (
-    REDACTOR,
     Redactor,
     bind_job,
     configure_logging,
     is_terminal,
-    redact_data,
-    scrubbed_std_streams,
     url_secrets,
 )
 from worker.metrics import push_metrics, sample_of, write_metrics_file
@@ -124,12 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def execute(settings: Settings) -> int:
-    """Run ``settings.command`` and return the process exit code; everything it prints goes
-    through the one redactor."""
+    """Run ``settings.command`` and return the process exit code. Nothing it prints is
+    scrubbed as text: secrets were scrubbed where foreign text entered (``worker.logs``)."""
     out = settings.output
     configure_logging(out.log_format, out.log_level, secrets=job_secrets(settings))
-    with scrubbed_std_streams():
-        return _execute(settings)
+    return _execute(settings)
 
 
 def _execute(settings: Settings) -> int:
@@ -283,10 +279,8 @@ def _report(settings: Settings, result: JobResult) -> tuple[Kind, dict[str, Any]
 
 def _document(settings: Settings, result: JobResult, kind: Kind,
               reason: str | None) -> dict[str, Any]:
-    """The report header with the exit code and its (scrubbed) reason."""
-    reason = REDACTOR.scrub(reason) if reason is not None else None
-    doc: dict[str, Any] = redact_data(build_header(settings, result, exit_code_of(kind), reason))
-    return doc
+    """The report header with the exit code and its reason."""
+    return build_header(settings, result, exit_code_of(kind), reason)
 
 
 def _save_report(path: str, doc: dict[str, Any], result: JobResult) -> bool:
@@ -316,8 +310,7 @@ def publish(settings: Settings, result: JobResult, code: int, doc: dict[str, Any
     if out.pushgateway:
         push_metrics(out.pushgateway, sample, network=settings.network)
     if out.notify_webhook and notify:  # the first test narrows the type for mypy
-        payload = redact_data(build_payload(doc, failed_ids(result), out.job_name,
-                                            sample.duration_s))
+        payload = build_payload(doc, failed_ids(result), out.job_name, sample.duration_s)
         asyncio.run(post_webhook(out.notify_webhook, payload, network=settings.network))
 
 

@@ -24,7 +24,7 @@ from worker.config import Settings
 from worker.control import JobControl
 from worker.errors import AuthError, Interrupted, RateLimited, TransientError
 from worker.http import Response, Transport
-from worker.logs import debug_enabled
+from worker.logs import REDACTOR, debug_enabled
 from worker.pacer import Pacer, PacerConfig
 from worker.ratelimit_headers import parse_retry_after
 from worker.retry import ApiRetry, CallState, RetryBudget, RetryPolicy, gave_up
@@ -139,7 +139,7 @@ class ApiClient:
             log.debug("http.response", method=call.method, url=call.url, status=resp.status,
                       track_id=headers["Zuora-Track-Id"],
                       elapsed_ms=round(resp.elapsed * 1000, 1),
-                      request_id=resp.header("Zuora-Request-Id"))
+                      request_id=REDACTOR.scrub(resp.header("Zuora-Request-Id") or ""))
         return resp
 
     def _raise_if_stopping(self) -> None:

@@ -27,6 +27,8 @@ import traceback
 from enum import StrEnum
 from typing import ClassVar
 
+from worker.logs import REDACTOR
+
 
 class Kind(StrEnum):
     """How a job ended; the CLI maps each kind to one exit code (README, "Exit codes")."""
@@ -85,8 +87,10 @@ class InternalError(WorkerError):
         """``internal error: <Type>: <message>`` of the first exception of a group."""
         while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
             exc = exc.exceptions[0]
-        error = cls(f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
-        error.trace = "".join(traceback.format_exception(exc))  # no locals: they may hold secrets
+        text = REDACTOR.scrub(" ".join(str(exc).split())[:300])
+        error = cls(f"internal error: {type(exc).__name__}: {text}")
+        # no locals (they may hold secrets); the messages in it are scrubbed
+        error.trace = REDACTOR.scrub("".join(traceback.format_exception(exc)))
         return error
 
 
@@ -103,7 +107,7 @@ class ApiError(WorkerError):
         code: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(REDACTOR.scrub(message))  # an answer's text may echo a secret
         self.status = status
         self.code = code
         self.retry_after = retry_after

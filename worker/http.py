@@ -43,7 +43,7 @@ from worker.errors import (
     TransientError,
     UnusableResponse,
 )
-from worker.logs import hide_url
+from worker.logs import REDACTOR, hide_url
 from worker.network import Network
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a listing page of 250 runs is ~100 KB; anything huge is wrong
@@ -161,7 +161,8 @@ class Transport:
                 status, answer_headers = resp.status, resp.headers
         except NETWORK_ERRORS as exc:  # anything else is a bug: it is not retried as one
             raise translate(method, url, exc) from exc
-        text = raw[:TEXT_CHARS * 2].decode("utf-8", errors="replace")[:TEXT_CHARS]
+        # the text kept for error messages: foreign text, scrubbed as it enters
+        text = REDACTOR.scrub(raw[:TEXT_CHARS * 2].decode("utf-8", errors="replace")[:TEXT_CHARS])
         return Response(status=status, headers=answer_headers,
                         body=parse_json(raw, f"{what} answer"),
                         text=text, elapsed=loop.time() - start)

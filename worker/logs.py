@@ -1,10 +1,18 @@
-"""structlog setup (JSON lines off a TTY, a readable console on one), the one redactor every
-output goes through, and the one URL hider (:func:`hide_url`)."""
+"""structlog setup (JSON lines off a TTY, a readable console on one), the one redactor, and the
+one URL hider (:func:`hide_url`).
+
+Secrets are scrubbed where foreign text enters, never over our own finished documents: the
+HTTP edge (an answer's text, a library's error text), the errors made from answers
+(``worker.errors``), the bodies read into runs and error messages (``worker.api_bodies``) and a
+bug's traceback. The report, the plan, stdout, the logs and the metrics are then written as
+they are: scrubbing them as text turned a proxy user ``jsmith`` into ``***`` inside a
+``--created-by jsmith@corp`` filter (and broke the plan's hash), and a short password ``pass``
+into the ``***es`` of the report's key ``passes``.
+"""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 import math
@@ -12,7 +20,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 from urllib.parse import quote, quote_plus, urlsplit
@@ -23,23 +31,6 @@ import structlog
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
-_SECRET_KEYS = {"authorization", "client_secret", "password", "apisecretaccesskey",
-                "access_token", "token", "secret"}
-
-
-_secret_key: dict[str, bool] = {}
-"""Memo of ``key.lower() in _SECRET_KEYS`` (event keys are a small, fixed set of names)."""
-
-
-def _is_secret_key(key: str) -> bool:
-    found = _secret_key.get(key)
-    if found is None:
-        found = key.lower() in _SECRET_KEYS
-        if len(_secret_key) < 4096:
-            _secret_key[key] = found
-    return found
-
-
 MIN_SECRET_LENGTH = 4  # shorter values would scrub ordinary words
 
 
@@ -54,7 +45,8 @@ def secret_forms(secret: str) -> list[str]:
 
 
 class Redactor:
-    """A processor that removes known secret values and bearer tokens from every event."""
+    """Removes known secret values (in every form a server may echo them) and bearer tokens
+    from a text: applied where foreign text enters (see the module doc)."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.secrets: list[str] = []
@@ -80,22 +72,6 @@ class Redactor:
         """True when ``text`` may hold a known secret or a bearer token (scrub it then)."""
         return any(secret in text for secret in self.secrets) or "bearer" in text.lower()
 
-    def __call__(self, _logger: Any, _name: str,
-                 event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        texts: list[str] = []
-        for key, value in event.items():  # only values are replaced: safe while iterating
-            if _is_secret_key(key):
-                event[key] = "***"
-            elif isinstance(value, str):
-                texts.append(key)
-            elif isinstance(value, BaseException):
-                event[key] = f"{type(value).__name__}: {value}"
-                texts.append(key)
-        # one test over all the text values at once: nearly every event holds no secret
-        if texts and self.suspect("\n".join([event[key] for key in texts])):
-            for key in texts:
-                event[key] = self.scrub(event[key])
-        return event
 
 
 class IsoStamper:
@@ -130,42 +106,6 @@ _min_level = logging.INFO
 def debug_enabled() -> bool:
     """True when the configured level logs debug events (a cheap check for hot paths)."""
     return _min_level <= logging.DEBUG
-
-
-class ScrubbedStream:
-    """A text stream whose every write goes through the redactor first (stdout and stderr of a
-    job: the table, ``--output json``, ``check``, ``explain``, error lines)."""
-
-    def __init__(self, inner: TextIO, redactor: Redactor) -> None:
-        self._inner, self._redactor = inner, redactor
-
-    def write(self, text: str) -> int:
-        self._inner.write(self._redactor.scrub(text))
-        return len(text)
-
-    def writelines(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            self.write(line)
-
-    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding...
-        return getattr(self._inner, name)
-
-
-def underlying(stream: TextIO) -> TextIO:
-    """The stream a ScrubbedStream writes to (the one the log handlers were given)."""
-    return stream._inner if isinstance(stream, ScrubbedStream) else stream
-
-
-@contextlib.contextmanager
-def scrubbed_std_streams() -> Iterator[None]:
-    """Route ``sys.stdout`` and ``sys.stderr`` through ``REDACTOR`` for the block."""
-    saved = sys.stdout, sys.stderr
-    sys.stdout = ScrubbedStream(saved[0], REDACTOR)
-    sys.stderr = ScrubbedStream(saved[1], REDACTOR)
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = saved
 
 
 def hide_url(url: str, *, show: str = "origin") -> str:
@@ -203,17 +143,6 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return Redactor(secrets).scrub(text)
 
 
-def redact_data(value: Any) -> Any:
-    """A copy of plain JSON-like data with every string scrubbed by the configured REDACTOR."""
-    if isinstance(value, str):
-        return REDACTOR.scrub(value)
-    if isinstance(value, dict):
-        return {key: redact_data(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [redact_data(item) for item in value]
-    return value
-
-
 def _orjson_text(event: Any, **kwargs: Any) -> str:
     """structlog's JSON serializer: orjson (the fast path structlog's docs recommend), as text
     so log lines share the stream's text layer with everything else written to it."""
@@ -248,7 +177,8 @@ def bind_job(**fields: str | None) -> None:
 
 def configure_logging(fmt: str = "auto", level: str = "info", *,
                       secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
-    """Configure structlog (and the stdlib bridge) once per process; logs go to stderr."""
+    """Configure structlog (and the stdlib bridge) once per process; logs go to stderr.
+    ``secrets`` are what the redactor knows from now on (the tokens are added as received)."""
     global _min_level
     stream = stream or sys.stderr
     REDACTOR.secrets = Redactor(secrets).secrets  # tokens are added as they are received
@@ -257,7 +187,6 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
         structlog.contextvars.merge_contextvars,  # job_id, target, mode, version (bind_job)
         structlog.processors.add_log_level,
         IsoStamper(),
-        REDACTOR,
     ]
     min_level = _LEVELS.get(level, logging.INFO)
     colors = console and is_terminal(stream) and not os.environ.get("NO_COLOR")

@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from worker import __version__
 from worker.config import Settings
 from worker.files import refuse_non_regular
-from worker.logs import REDACTOR, hide_url
+from worker.logs import hide_url
 from worker.models import JobResult, Outcome
 from worker.network import Network
 from worker.report import counts
@@ -84,8 +84,7 @@ def build_registry(sample: Sample, last_success: float | None,
     def gauge(name: str, doc: str, value: float, **extra: str) -> None:
         if name not in made:
             made[name] = Gauge(PREFIX + name, doc, (*labels, *extra), registry=reg)
-        values = {k: REDACTOR.scrub(v) for k, v in {**labels, **extra}.items()}
-        made[name].labels(**values).set(value)
+        made[name].labels(**labels, **extra).set(value)
 
     if last_success is not None:
         gauge("last_success_timestamp_seconds", "End of the last run that exited 0.",

@@ -12,8 +12,8 @@ config before any network call:
 - Trust: the system store (``SSL_CERT_FILE``/``SSL_CERT_DIR`` keep working, as OpenSSL reads
   them) plus ``target.ca_file``, a PEM bundle, when set.
 
-Proxy credentials (``http://user:pass@proxy:3128``) are secrets: they are accepted from the
-environment only, never printed (``describe`` masks them) and handed to the redactor.
+Proxy credentials (``http://user:pass@proxy:3128``) are accepted from the environment only and
+never printed (``describe`` masks them); the password is handed to the redactor.
 
 Why our own code: aiohttp reads the proxy environment only with ``trust_env``, which also reads
 ``~/.netrc`` and cannot be overridden per job, and prometheus_client's push goes through urllib;
@@ -60,14 +60,14 @@ class Network:
         return proxy
 
     def secrets(self) -> list[str]:
-        """Proxy passwords (and user names with them), decoded and as written in the URL; the
-        redactor adds the other forms they may be echoed in (``logs.secret_forms``)."""
+        """Proxy passwords, decoded and as written in the URL; the redactor adds the other
+        forms they may be echoed in (``logs.secret_forms``). A user name is not a secret:
+        scrubbing ``jsmith`` turned a ``--created-by jsmith@corp`` filter into ``***@corp``."""
         out: list[str] = []
         for proxy in {self.http_proxy, self.https_proxy} - {None}:
-            parts = urlsplit(str(proxy))
-            for raw in (parts.password, parts.username if parts.password else None):
-                if raw:
-                    out += [unquote(raw), raw]
+            password = urlsplit(str(proxy)).password
+            if password:
+                out += [unquote(password), password]
         return list(dict.fromkeys(out))
 
     def describe(self) -> str:

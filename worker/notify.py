@@ -1,8 +1,9 @@
 """``--notify-webhook``: POST the job summary JSON when something was cancelled or failed.
 
-The payload is built from the report document, which holds no secret; the exit reason is
-scrubbed once more. The webhook URL is never logged whole (chat webhooks carry their token in
-the path). Delivery is bounded (two attempts of a few seconds) and never changes the exit code.
+The payload is built from the report document, which holds no secret (secrets are scrubbed
+where foreign text enters, ``worker.logs``). The webhook URL is never logged whole (chat
+webhooks carry their token in the path). Delivery is bounded (two attempts of a few seconds)
+and never changes the exit code.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import structlog
 
 from worker.errors import ApiError, TransientError
 from worker.http import Transport
-from worker.logs import REDACTOR, hide_url
+from worker.logs import hide_url
 from worker.network import Network
 from worker.retry import few_times
 
@@ -43,7 +44,7 @@ def build_payload(doc: dict[str, Any], failed: list[str], job_name: str,
         "mode": doc["mode"],
         "target": doc["target"],
         "exit_code": doc["exit_code"],
-        "exit_reason": REDACTOR.scrub(reason) if reason else None,
+        "exit_reason": reason,
         "started_at": doc["started_at"],
         "finished_at": doc["finished_at"],
         "duration_s": round(duration_s, 3),

@@ -20,7 +20,7 @@ import structlog
 
 from worker.config import Settings
 from worker.durations import format_duration
-from worker.logs import is_terminal, underlying
+from worker.logs import is_terminal
 from worker.models import UNSUCCESSFUL, RunRecord
 
 MIN_INTERVAL_S = 0.2
@@ -120,13 +120,12 @@ class Progress:
             return
         self._attached = True
         proxy = _LineKeeper(self._stream, self)
-        ours = (self._stream, underlying(self._stream))  # the job's stderr is scrubbed
         factory = structlog.get_config()["logger_factory"]
-        if getattr(factory, "_file", None) in ours:  # the logger factory's stream
+        if getattr(factory, "_file", None) is self._stream:  # the logger factory's stream
             structlog.configure(logger_factory=structlog.PrintLoggerFactory(proxy))  # type: ignore[arg-type]
             self._restore.append(lambda: structlog.configure(logger_factory=factory))
         for handler in logging.getLogger().handlers:
-            if isinstance(handler, logging.StreamHandler) and handler.stream in ours:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is self._stream:
                 handler.setStream(proxy)
                 self._restore.append(functools.partial(handler.setStream, self._stream))
 

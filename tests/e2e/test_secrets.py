@@ -108,3 +108,35 @@ async def test_exceptions_and_repr_hold_no_secret(make_emulator):
     legacy = load_settings("run", {"target.base_url": emu.base_url, "target.auth": "legacy"},
                            LEGACY_SECRET_ENV)
     assert DEMO_PASSWORD not in repr(legacy)
+
+
+def test_a_proxy_user_name_is_not_scrubbed_out_of_our_own_plan(emu_thread, cli, tmp_path,
+                                                               monkeypatch):
+    """A proxy user ``jsmith`` is not a secret (its password is): a --created-by
+    jsmith@corp.example filter stays whole in the plan, whose hash then still holds, so the
+    run accepts it and cancels that owner's run."""
+    emu = emu_thread(runs=0)
+    run = emu.add_run(status="STARTED", age_s=7200, created_by="jsmith@corp.example")
+    monkeypatch.setenv("HTTP_PROXY", "http://jsmith:pr0xy-pa55@proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the emulator is reached directly
+    plan = tmp_path / "plan.json"
+    args = ("--older-than", "1h", "--created-by", "jsmith@corp.example", "--rate", "1000")
+    made = cli(emu, "plan", *args, "--plan-out", str(plan))
+    assert made.code == 0, made.stderr
+    assert json.loads(plan.read_text())["filters"]["created_by"] == ["jsmith@corp.example"]
+    applied = cli(emu, "run", *args, "--plan", str(plan))
+    assert applied.code == 0, applied.stderr
+    assert emu.cancelled_ids() == {run.id}
+
+
+def test_a_short_password_leaves_our_documents_whole(emu_thread, cli):
+    """A legacy password ``pass`` used to turn the report's key ``passes`` into ``***es``: the
+    report and the --output json document are our own, written as they are, and load back."""
+    emu = emu_thread(runs=0, password="pass")
+    emu.add_run(status="STARTED", age_s=7200)
+    res = cli(emu, "run", "--auth", "legacy", "--older-than", "1h", "--output", "json",
+              "--rate", "1000", env={"ZUORA_USERNAME": DEMO_USERNAME, "ZUORA_PASSWORD": "pass"})
+    assert res.code == 0, res.stderr
+    assert res.report is not None
+    assert res.report["passes"] == json.loads(res.stdout)["passes"] == 2  # cancel, then none
+    assert "***" not in res.stdout

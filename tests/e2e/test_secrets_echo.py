@@ -32,7 +32,7 @@ def echo_server() -> Iterator[ScriptedZuora]:
     refusal = {"success": False, "message": f"you sent token={TOKEN} and "
                                             f"client_secret={quote_plus(SECRET)} "
                                             f"({base64.b64encode(SECRET.encode()).decode()})"}
-    server = ScriptedZuora(Script(runs=[_echoing_run("r1", quote_plus(SECRET)),
+    server = ScriptedZuora(Script(runs=[run_item("r0"), _echoing_run("r1", quote_plus(SECRET)),
                                         _echoing_run("r2", TOKEN)],
                                   replies={"delete": fixed(answer(refusal, 400))}))
     server.__enter__()
@@ -50,7 +50,13 @@ def test_run_outputs_hold_no_secret(echo_server, cli, tmp_path: Path, output: st
     res = cli(None, "run", "--base-url", echo_server.origin, *FAST, "--output", output,
               "--metrics-file", str(prom), "--notify-webhook", echo_server.origin + "/hook",
               "--log-level", "debug", env=ENV)
-    assert res.code == 1, res.stderr  # every DELETE refused, the read-back says STARTED
+    assert res.code == 1, res.stderr  # r0's DELETE refused, the read-back says STARTED
+    runs = {r["id"]: r for r in res.report["runs"]}
+    assert runs["r0"]["outcome"] == "failed"
+    echoed = [r for r in res.report["runs"] if r["id"] != "r0"]
+    assert len(echoed) == 2  # fields holding a secret: read scrubbed, never selected
+    assert all(not r["selected"] and "configured secret" in r["problem"] for r in echoed)
+    assert all(r["report_type"] == "***" for r in echoed)
     hooks = [r.body.decode() for r in echo_server.requests if r.path == "/hook"]
     assert hooks
     assert res.report is not None

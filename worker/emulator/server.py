@@ -8,9 +8,9 @@ import json
 import threading
 import time
 import uuid
-from email.utils import formatdate
 from collections import Counter
 from dataclasses import dataclass
+from email.utils import formatdate
 from types import TracebackType
 from typing import Any
 
