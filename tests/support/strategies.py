@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import strategies as st
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)))  # no lone surrogates
@@ -26,3 +28,9 @@ LOOSE_JSON = st.recursive(
 # Seconds, as thresholds (durations) and as ages (a negative age: a start in the future).
 DURATION = st.floats(min_value=0, max_value=48 * 3600, allow_nan=False)
 AGE = st.floats(min_value=-3600, max_value=48 * 3600, allow_nan=False)
+
+
+def examples(ci: int, long: int) -> int:
+    """How many examples a slow property suite runs: ``ci`` by default (a few seconds in CI),
+    ``long`` under ``HYPOTHESIS_PROFILE=long`` (by hand, before a release)."""
+    return long if os.environ.get("HYPOTHESIS_PROFILE") == "long" else ci
