@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from worker.config import Exclusions, Filters, Rule, Selection
 from worker.models import ReportRun
-from worker.selection import judge, unmatched_exclusions
+from worker.selection import judge, unknown_field_warnings, unmatched_exclusions
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 
@@ -121,3 +121,47 @@ def test_an_exclusion_that_matched_nothing_listed_is_named():
     assert any("--exclude-report-type 'Summary'" in w for w in warnings)
     assert any("--exclude-report-id 'rep-9'" in w for w in warnings)
     assert unmatched_exclusions(Selection(), runs) == []
+
+
+@pytest.mark.parametrize(("run", "selection", "reason"), [
+    (_run(created_by=None), Selection(exclude=Exclusions(created_by=("ceo@example.com",))),
+     "unknown_owner"),
+    (_run(report_type=None), Selection(exclude=Exclusions(report_types=("Detail",))),
+     "unknown_report_type"),
+    (_run(report_id=None), Selection(exclude=Exclusions(report_ids=("rep-9",))),
+     "unknown_report_id"),
+    (_run(report_id=None), Selection(exclude=Exclusions(report_ids=("r1",))),
+     "excluded_report_id"),  # the run id itself is named
+    (_run(created_by=None), Selection(filters=Filters(created_by=("alice@example.com",))),
+     "unknown_owner"),
+    (_run(report_type=None), Selection(filters=Filters(report_types=("Detail",))),
+     "unknown_report_type"),
+    (_run(report_id=None), Selection(filters=Filters(report_ids=("rep-1",))),
+     "unknown_report_id"),
+    (_run(created_by=None), Selection(), "selected"),  # nothing names the owner
+])
+def test_a_field_a_filter_or_exclusion_names_must_be_known(run, selection, reason):
+    """An owner exclusion cannot protect a run whose answer carries no owner: such a run is
+    never selected (fail closed), with a reason that says which field was unknown."""
+    assert judge(run, selection, NOW).reason == reason
+
+
+def test_inclusions_fold_ascii_letters_only_and_exclusions_fold_broadly():
+    """An inclusion that widened would select runs nobody named (Straße is not STRASSE, the
+    Kelvin sign is not k); an exclusion protects every spelling that folds to it."""
+    strasse = _run(created_by="STRASSE@corp.example")
+    assert judge(strasse, Selection(filters=Filters(created_by=("straße@corp.example",))),
+                 NOW).reason == "created_by"
+    assert judge(strasse, Selection(exclude=Exclusions(created_by=("straße@corp.example",))),
+                 NOW).reason == "excluded_created_by"
+    kelvin = _run(created_by="\u212aim@corp.example")
+    assert judge(kelvin, Selection(filters=Filters(created_by=("kim@corp.example",))),
+                 NOW).reason == "created_by"
+
+
+def test_unknown_fields_are_counted_in_a_warning():
+    warnings = unknown_field_warnings(["unknown_owner", "selected", "unknown_owner",
+                                       "unknown_report_type"])
+    assert warnings[0].startswith("2 run(s) not selected: a filter or exclusion names the owner")
+    assert warnings[1].startswith("1 run(s) not selected: a filter or exclusion names the "
+                                  "report type")

@@ -98,7 +98,8 @@ def text_snippet(text: str) -> str:
         text = found.group(1)
     elif "<" in text:
         text = _TAG.sub(" ", text)
-    line = " ".join(unescape(text).split())
+    # unescaping makes new text of the page's (an escaped echo of a secret): scrubbed again
+    line = REDACTOR.scrub(" ".join(unescape(text).split()))
     if len(line) > SNIPPET_CHARS:
         line = line[:SNIPPET_CHARS - 1] + "…"
     return line or "empty body"

@@ -31,6 +31,7 @@ from worker.selection import (
     Verdict,
     guard_max_cancel,
     judge,
+    unknown_field_warnings,
     unmatched_exclusions,
 )
 
@@ -107,7 +108,7 @@ class Job:
             async with connect(self.settings, self.control, policy=self.deps.policy) as client:
                 try:
                     await self.passes(client)
-                    self._warn_unmatched_exclusions()
+                    self._warn_about_selection()
                     self.hand_off(self.control)
                 finally:
                     self.result.token_requests = client.auth.token_requests
@@ -272,15 +273,20 @@ class Job:
             log.warning("plan.over_max_cancel", selected=selected,
                         max_cancel=self.settings.max_cancel)
 
-    def _warn_unmatched_exclusions(self) -> None:
-        """An exclusion that matched no listed run: a warning in the report and on the console
-        (only after a whole listing, and only when something was listed)."""
-        if not self.result.records:
+    def _warn_about_selection(self) -> None:
+        """After a whole listing, warnings in the report and on the console: an exclusion that
+        matched no listed run, and runs left alone because a field a filter or exclusion names
+        was unknown."""
+        records = self.result.records.values()
+        if not records:
             return
-        runs = (rec.run for rec in self.result.records.values())
+        runs = (rec.run for rec in records)
         for warning in unmatched_exclusions(self.settings.selection, runs):
             self.result.warnings.append(warning)
             log.warning("selection.exclusion_unmatched", warning=warning)
+        for warning in unknown_field_warnings(rec.reason for rec in records):
+            self.result.warnings.append(warning)
+            log.warning("selection.unknown_fields", warning=warning)
 
     def hand_off(self, control: JobControl) -> None:
         """Plan mode: write --plan-out (only after a complete, uninterrupted selection)."""

@@ -13,6 +13,7 @@ into the ``***es`` of the report's key ``passes``.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import logging
 import math
@@ -36,11 +37,11 @@ MIN_SECRET_LENGTH = 4  # shorter values would scrub ordinary words
 
 def secret_forms(secret: str) -> list[str]:
     """``secret`` as a server may echo it back: as sent, URL-encoded (path and form styles),
-    base64 (unpadded, so it is also found inside a longer encoding that starts with it), and
-    JSON-escaped."""
+    base64 (unpadded, so it is also found inside a longer encoding that starts with it),
+    JSON-escaped and HTML-escaped (an error page quoting a header)."""
     forms = [secret, quote(secret, safe=""), quote_plus(secret),
              base64.b64encode(secret.encode()).decode().rstrip("="),
-             json.dumps(secret)[1:-1]]
+             json.dumps(secret)[1:-1], html.escape(secret), html.escape(secret, quote=False)]
     return list(dict.fromkeys(f for f in forms if len(f) >= MIN_SECRET_LENGTH))
 
 

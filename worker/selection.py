@@ -15,6 +15,8 @@ the rules disagree, ``no_rule``.
 from __future__ import annotations
 
 import functools
+import string
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,46 +74,84 @@ def _rule_miss(reasons: set[str | None]) -> str:
     return "no_rule"
 
 
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def _narrow(value: str) -> str:
+    """An inclusion's fold: ASCII letters only (``Straße`` never selects ``STRASSE``'s runs,
+    nor the Kelvin sign ``k``'s: an inclusion that widens selects runs nobody named)."""
+    return value.translate(_ASCII_LOWER)
+
+
+def _broad(value: str) -> str:
+    """An exclusion's fold: Unicode case folding, so it protects every spelling that folds to
+    it (an exclusion that widens only protects more)."""
+    return value.casefold()
+
+
 @functools.lru_cache(maxsize=256)
-def folded(values: tuple[str, ...]) -> frozenset[str]:
-    """Owners and report types as they are compared: without regard to letter case."""
-    return frozenset(value.casefold() for value in values)
+def folded(values: tuple[str, ...], broad: bool) -> frozenset[str]:
+    fold = _broad if broad else _narrow
+    return frozenset(fold(value) for value in values)
 
 
-def matches(value: str | None, values: tuple[str, ...]) -> bool:
-    """Whether an owner or report type is one of ``values``, whatever its letter case."""
-    return value is not None and value.casefold() in folded(values)
+def matches(value: str, values: tuple[str, ...], *, broad: bool = False) -> bool:
+    """Whether an owner or report type is one of ``values`` without regard to letter case:
+    narrowly for inclusions, broadly for exclusions (``broad``)."""
+    return (_broad if broad else _narrow)(value) in folded(values, broad)
+
+
+UNKNOWN = {"report_type": "unknown_report_type", "created_by": "unknown_owner",
+           "report_id": "unknown_report_id"}
 
 
 def _excluded(run: ReportRun, selection: Selection) -> str | None:
+    """Why an exclusion keeps the run; also when an exclusion names a field the run's answer
+    did not carry (``unknown_*``): it cannot be shown not to be excluded, so it is not."""
     ex = selection.exclude
-    if run.report_id is not None and run.report_id in ex.report_ids:
+    if run.id in ex.report_ids or (run.report_id is not None and run.report_id in ex.report_ids):
         return "excluded_report_id"
-    if run.id in ex.report_ids:
-        return "excluded_report_id"
-    if matches(run.report_type, ex.report_types):
-        return "excluded_report_type"
-    if matches(run.created_by, ex.created_by):
-        return "excluded_created_by"
+    for name, values in (("report_type", ex.report_types), ("created_by", ex.created_by)):
+        value = getattr(run, name)
+        if values and value is None:
+            return UNKNOWN[name]
+        if values and matches(value, values, broad=True):
+            return f"excluded_{name}"
+    if ex.report_ids and run.report_id is None:
+        return UNKNOWN["report_id"]
     return None
 
 
+def unknown_field_warnings(reasons: Iterable[str]) -> list[str]:
+    """How many runs were left alone because a filter or exclusion names a field their answer
+    did not carry (``unknown_*``), as warnings."""
+    counted = Counter(reason for reason in reasons if reason in UNKNOWN.values())
+    words = {v: k.replace("_", " ").replace("created by", "owner") for k, v in UNKNOWN.items()}
+    return [f"{n} run(s) not selected: a filter or exclusion names the {words[reason]}, which "
+            "the API's answer did not carry for them (unknown values never pass)"
+            for reason, n in sorted(counted.items())]
+
+
 def unmatched_exclusions(selection: Selection, runs: Iterable[ReportRun]) -> list[str]:
-    """The exclusions no listed run matched (a typo there protects nothing), as warnings."""
+    """The exclusions no listed run matched (a typo there protects nothing), as warnings. A
+    field some run did not carry is left to ``unknown_field_warnings``: the exclusion may well
+    have named that run."""
     ex = selection.exclude
     if not (ex.report_ids or ex.report_types or ex.created_by):
         return []
-    ids: set[str] = set()
-    types: set[str] = set()
-    owners: set[str] = set()
+    ids: set[str | None] = set()
+    types: set[str | None] = set()
+    owners: set[str | None] = set()
     for run in runs:
-        ids.update(v for v in (run.id, run.report_id) if v is not None)
-        types.add((run.report_type or "").casefold())
-        owners.add((run.created_by or "").casefold())
-    missed = [("--exclude-report-id", v) for v in ex.report_ids if v not in ids]
+        ids.update((run.id, run.report_id))
+        types.add(None if run.report_type is None else _broad(run.report_type))
+        owners.add(None if run.created_by is None else _broad(run.created_by))
+    missed = [("--exclude-report-id", v) for v in ex.report_ids
+              if None not in ids and v not in ids]
     missed += [("--exclude-report-type", v) for v in ex.report_types
-               if v.casefold() not in types]
-    missed += [("--exclude-created-by", v) for v in ex.created_by if v.casefold() not in owners]
+               if None not in types and _broad(v) not in types]
+    missed += [("--exclude-created-by", v) for v in ex.created_by
+               if None not in owners and _broad(v) not in owners]
     return [f"exclusion {flag} {value!r} matched no listed run (a typo would protect "
             "nothing)" for flag, value in missed]
 
@@ -128,13 +168,18 @@ def filter_miss(run: ReportRun, filters: Filters, now: datetime) -> str | None:
     assert run.status is not None
     if run.status not in filters.statuses:
         return "status"
-    if filters.report_types and not matches(run.report_type, filters.report_types):
-        return "report_type"
-    if filters.created_by and not matches(run.created_by, filters.created_by):
-        return "created_by"
-    if filters.report_ids and run.report_id not in filters.report_ids \
-            and run.id not in filters.report_ids:
-        return "report_id"
+    for name, values in (("report_type", filters.report_types),
+                         ("created_by", filters.created_by)):
+        value = getattr(run, name)
+        if values and value is None:
+            return UNKNOWN[name]
+        if values and not matches(value, values):
+            return name
+    if filters.report_ids and run.id not in filters.report_ids:
+        if run.report_id is None:
+            return UNKNOWN["report_id"]
+        if run.report_id not in filters.report_ids:
+            return "report_id"
     if (now - run.started_on).total_seconds() < threshold(filters, run.status):
         return "too_young"
     if filters.idle_for is not None:

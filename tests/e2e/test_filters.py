@@ -110,3 +110,24 @@ def test_exclusions_ignore_letter_case_and_a_typo_is_a_warning(emu_thread, cli, 
     assert warnings == ["exclusion --exclude-created-by 'ceo@exmaple.com' matched no listed "
                         "run (a typo would protect nothing)"]
     assert "ceo@exmaple.com" in res.stderr
+
+
+def test_an_exclusion_fails_closed_when_the_owner_is_unknown(emu_thread, cli):
+    """A listing item without an owner (Zuora documents none on a run): the run that
+    --exclude-created-by protects is never cancelled, the report says why, and a warning
+    counts it; a run of a known other owner still goes."""
+    from worker.emulator.config import REMOVE
+
+    emu = emu_thread(runs=0)
+    emu.add_run(status="STARTED", age_s=7200, run_id="ceo-run", created_by="ceo@example.com")
+    emu.add_run(status="STARTED", age_s=7200, run_id="other", created_by="bob@example.com")
+    emu.config.item_patch = {"ceo-run": {"createdByUserProfile": REMOVE}}
+    res = cli(emu, "run", "--older-than", "1h", "--exclude-created-by", "ceo@example.com",
+              "--rate", "1000")
+    assert res.code == 0, res.stderr
+    assert set(emu.deletes_received()) == {"other"}
+    reasons = {r["id"]: r["reason"] for r in res.report["runs"]}
+    assert reasons["ceo-run"] == "unknown_owner"
+    assert len(res.report["warnings"]) == 1  # not also "matched no listed run": it may have
+    assert res.report["warnings"][0].startswith(
+        "1 run(s) not selected: a filter or exclusion names the owner")

@@ -6,6 +6,7 @@ did not send or for a run that must not be touched."""
 from __future__ import annotations
 
 import base64
+import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from staged import (
 
 SECRET = "hostile/secret+value&x=1 2"
 ENV = {"ZUORA_CLIENT_ID": "hostile-client-id", "ZUORA_CLIENT_SECRET": SECRET}
-FORMS = [SECRET, quote(SECRET, safe=""), quote_plus(SECRET),
+FORMS = [SECRET, quote(SECRET, safe=""), quote_plus(SECRET), html.escape(SECRET),
          base64.b64encode(SECRET.encode()).decode().rstrip("="), TOKEN]
 GATEWAY_504 = b"<html><head><title>504 Gateway Time-out</title></head><body>nginx</body></html>"
 
@@ -66,6 +67,12 @@ CASES: dict[str, Any] = {
         Script(runs=[run_item("e1")], replies={"delete": fixed(answer(
             {"success": False, "message": f"denied for {TOKEN} / {quote(SECRET, safe='')}"},
             400))}), code=1, deletes={"e1"}, outcomes={"e1": "failed"}),
+    # A gateway's HTML page quoting what it rejected, HTML-escaped: the snippet unescapes it,
+    # so the secret must be scrubbed again after that, not only in the raw text.
+    "secret HTML-escaped in a DELETE's error page": lambda: Case(
+        Script(runs=[run_item("e1")], replies={"delete": status_page(
+            400, f"<html><title>Rejected client_secret={html.escape(SECRET)}</title></html>"
+            .encode(), "text/html")}), code=1, deletes={"e1"}, outcomes={"e1": "failed"}),
     "100k-deep JSON on page 2": lambda: Case(
         Script(runs=[run_item("p1")], replies={"list2": deep_json()}), code=6),
     "lone surrogate in an id": lambda: Case(

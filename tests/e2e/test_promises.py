@@ -35,6 +35,7 @@ from worker.cli import flags_from
 from worker.config import load_settings, require_basis
 from worker.control import JobControl
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
+from worker.emulator.config import REMOVE
 from worker.emulator.runs import OTHER_USER
 from worker.errors import ConfigError
 from worker.job import JobDeps, run_job
@@ -69,6 +70,7 @@ def _settings(argv: list[str], config: str | None = None) -> Any:
 OWNERS = ("alice@example.com", "bob@example.com", "reporting-bot@example.com")
 TYPES = ("Detail", "Summary")
 REPORTS = ("rep-a", "rep-b")
+ITEM_FIELDS = {"owner": "createdByUserProfile", "rtype": "reportType", "report": "reportId"}
 MINUTES = (600, 120, 61, 60, 30, 10, 6, 5, 4, 0)  # around the floor and thresholds; simplest first
 
 
@@ -78,12 +80,13 @@ def cased(word: str) -> st.SearchStrategy[str]:
 
 @dataclass
 class Served:
-    """One run as the emulator holds it, and every (status, minutes since update) it held."""
+    """One run as the emulator lists it (None: a field its item does not carry), and every
+    (status, minutes since update) it held."""
 
     run_id: str
-    owner: str
-    rtype: str
-    report: str
+    owner: str | None
+    rtype: str | None
+    report: str | None
     age: int
     held: list[tuple[str, int]] = field(default_factory=list)
 
@@ -95,7 +98,10 @@ def a_run(draw: st.DrawFn) -> dict[str, Any]:
             "idle": draw(st.sampled_from([m for m in MINUTES if m <= age])),
             "owner": draw(st.sampled_from(OWNERS).flatmap(cased)),
             "rtype": draw(st.sampled_from(TYPES).flatmap(cased)),
-            "report": draw(st.sampled_from(REPORTS))}
+            "report": draw(st.sampled_from(REPORTS)),
+            # fields the listed item leaves out (the API's answer does not always carry them)
+            "missing": draw(rarely(st.sets(st.sampled_from(sorted(ITEM_FIELDS)), min_size=1),
+                                   set()))}
 
 
 def rarely(strategy: st.SearchStrategy[Any], empty: Any) -> st.SearchStrategy[Any]:
@@ -191,15 +197,21 @@ def _covers(f: dict[str, Any], status: str) -> bool:
         or status in f.get("by_status", {})
 
 
+def _one_of(value: str | None, names: list[str]) -> bool:
+    """A known value equal to one of ``names`` but for letter case (the data here is ASCII)."""
+    return value is not None and value.lower() in {n.lower() for n in names}
+
+
 def _passes(run: Served, status: str, idle: int, f: dict[str, Any], g: dict[str, Any]) -> bool:
     """One set of filters, as the README states them, in plain words."""
     if f.get("statuses") and status not in f["statuses"]:
         return False
-    if f.get("types") and run.rtype.lower() not in {t.lower() for t in f["types"]}:
+    if f.get("types") and not _one_of(run.rtype, f["types"]):
         return False
-    if f.get("owners") and run.owner.lower() not in {o.lower() for o in f["owners"]}:
+    if f.get("owners") and not _one_of(run.owner, f["owners"]):
         return False
-    if f.get("reports") and run.report not in f["reports"] and run.run_id not in f["reports"]:
+    if f.get("reports") and run.run_id not in f["reports"] \
+            and (run.report is None or run.report not in f["reports"]):
         return False
     by_status = f.get("by_status", {})
     if by_status and not _covers(f, status) and not _covers(g, status):
@@ -214,10 +226,12 @@ def eligible(run: Served, status: str, idle: int, sel: dict[str, Any]) -> bool:
     g = sel["global"]
     if status not in (g["statuses"] or IN_PROGRESS):
         return False
-    if run.owner.lower() in {o.lower() for o in sel["ex_owners"]} \
-            or run.rtype.lower() in {t.lower() for t in sel["ex_types"]} \
-            or run.report in sel["ex_reports"] or run.run_id in sel["ex_reports"]:
+    if run.run_id in sel["ex_reports"] or run.report in sel["ex_reports"]:
         return False
+    for value, excluded in ((run.owner, sel["ex_owners"]), (run.rtype, sel["ex_types"]),
+                            (run.report, sel["ex_reports"])):
+        if excluded and (value is None or _one_of(value, excluded)):
+            return False  # excluded, or not known not to be: unknown values never pass
     if not _passes(run, status, idle, g, {}):
         return False
     if sel["rules"] and not any(_passes(run, status, idle, r, g) for r in sel["rules"]):
@@ -236,7 +250,11 @@ class Stage:
                                updated_age_s=spec["idle"] * 60, report_type=spec["rtype"],
                                created_by=spec["owner"], run_id=run_id)
         run.report_id = spec["report"]
-        self.served[run_id] = Served(run_id, spec["owner"], spec["rtype"], spec["report"],
+        missing = spec.get("missing", set())
+        if missing:
+            self.emu.config.item_patch[run_id] = {ITEM_FIELDS[f]: REMOVE for f in missing}
+        known = {f: (None if f in missing else spec[f]) for f in ITEM_FIELDS}
+        self.served[run_id] = Served(run_id, known["owner"], known["rtype"], known["report"],
                                      spec["age"], [(spec["status"], spec["idle"])])
 
     def flip(self, action: str, index: int, spec: dict[str, Any]) -> None:
