@@ -82,3 +82,19 @@ def test_was_canceled_on_a_first_answer_is_someone_elses_cancel(emu_thread, cli)
     assert res.code == 0, res.stderr
     assert res.outcomes() == {"r1": "already_cancelled"}
     assert emu.cancelled_by == {"r1": "another user"}
+
+
+@pytest.mark.parametrize("then", ["refuse", "forbid"])
+def test_a_refusal_after_a_lost_answer_is_never_failed_on_a_guess(emu_thread, cli, then):
+    """The first DELETE was applied and its answer lost; the retry is refused (a 400, or a 403
+    from a gateway), and no GET can tell what happened (every GET hangs past the attempt
+    timeout). This job may well have cancelled the run, and did: unknown, never failed."""
+    emu = emu_thread(runs=0, stall={"get": 5.0})
+    emu.add_run(run_id="r0", status="STARTED", age_s=7200)
+    emu.config.cancel_script = {"r0": ["lost_504", then]}
+    res = cli(None, "run", "--base-url", emu.base_url, *FAST, "--max-attempts", "2",
+              "--attempt-timeout", "0.3s", "--max-passes", "1")
+    assert emu.cancelled_by["r0"].startswith(f"zr-{res.report['job_id']}-")  # this job did
+    assert res.outcomes() == {"r0": "unknown"}, res.report["runs"][0]["error"]
+    assert "may have cancelled it" in res.report["runs"][0]["error"] or then == "refuse"
+    assert res.code == 1

@@ -147,10 +147,10 @@ def _failed(client: ApiClient, rec: RunRecord, st: CallState, guard: SystemicGua
             exc: Exception) -> None:
     """Settle a cancel whose DELETE raised; stop the job when every other cancel would fail."""
     if isinstance(exc, AuthError):
-        rec.settle(Outcome.FAILED, str(exc))
+        _refused(rec, st, str(exc))
         guard.failure("401", str(exc), Kind.AUTH)
     elif isinstance(exc, RedirectRefused):  # not followed, so not done
-        rec.settle(Outcome.FAILED, f"{type(exc).__name__}: {exc}")
+        _refused(rec, st, f"{type(exc).__name__}: {exc}")
     elif isinstance(exc, Interrupted):
         _unanswered(rec, st, f"stopped before a definitive answer: {exc}")
     elif isinstance(exc, ApiUnreachable):
@@ -172,6 +172,16 @@ def _stop_if_systemic(client: ApiClient, exc: Exception) -> None:
     an answer we cannot use safely (a redirect, an answer over a hard limit)."""
     if isinstance(exc, AuthError | UnusableResponse):
         client.control.request_stop(str(exc), exc.kind)
+
+
+def _refused(rec: RunRecord, st: CallState, error: str) -> None:
+    """A refusal: ``failed``, unless an earlier attempt of this DELETE got no definitive answer
+    (it may have cancelled the run): then unknown until the read-back tells."""
+    if st.unanswered:
+        rec.settle(Outcome.UNKNOWN, f"{error}; an earlier attempt got no answer and may have "
+                                    "cancelled it", unsure=True)
+    else:
+        rec.settle(Outcome.FAILED, error)
 
 
 def _unanswered(rec: RunRecord, st: CallState, error: str) -> None:
@@ -267,11 +277,11 @@ async def _settle_answer(client: ApiClient, rec: RunRecord, path: str, resp: Res
         return
     if resp.status == 403:
         detail = f"403 Forbidden: {describe(resp)}; {PERMISSION_HINT}"
-        rec.settle(Outcome.FAILED, detail)
+        _refused(rec, st, detail)
         guard.failure("403", detail, Kind.AUTH)
         return
     refusal = f"HTTP {resp.status}: {describe(resp)}"
-    if not accepted:  # a definitive refusal: failed, whatever the GET that follows can tell
+    if not accepted and not st.unanswered:  # definitive, whatever the GET that follows tells
         rec.settle(Outcome.FAILED, f"cancel refused ({refusal})")
     await _follow_up(client, rec, path, refusal, guard, st, accepted=accepted)
 
@@ -282,14 +292,16 @@ async def _follow_up(client: ApiClient, rec: RunRecord, path: str, refusal: str,
 
     ``accepted``: the DELETE got a 2xx whose body could not be read (no ``success: true``);
     a run now cancelled was then cancelled by this call, as it was after an attempt without a
-    definitive answer. Nothing of ours is raised: when the GET cannot tell, a refusal stays
-    ``failed`` and an unreadable 2xx is ``unknown`` until the read-back.
+    definitive answer. Nothing of ours is raised: when the GET cannot tell, a definitive
+    refusal stays ``failed``; an unreadable 2xx, or a refusal after an attempt without an
+    answer (which may have cancelled the run), is ``unknown`` until the read-back.
     """
+    unsure = accepted or st.unanswered > 0
     try:
         resp = await client.request("GET", path)
     except (ApiError, Interrupted) as exc:
         _stop_if_systemic(client, exc)
-        _cannot_tell(rec, refusal, f"follow-up GET failed: {exc}", accepted)
+        _cannot_tell(rec, refusal, f"follow-up GET failed: {exc}", unsure)
         return
     state = run_state(rec, resp)
     if state == "running" and accepted:  # an unreadable 2xx, and the run goes on
@@ -301,18 +313,17 @@ async def _follow_up(client: ApiClient, rec: RunRecord, path: str, refusal: str,
                else f"follow-up GET answered HTTP {resp.status}: {describe(resp)}")
         if not accepted:
             guard.failure(refusal.split(":", 1)[0], refusal, Kind.FAILED)
-        _cannot_tell(rec, refusal, now, accepted)
+        _cannot_tell(rec, refusal, now, unsure and state is None)
         return
     guard.success()
-    ours = accepted or st.unanswered > 0
-    if state == "cancelled" and not ours:
+    if state == "cancelled" and not unsure:
         rec.settle(Outcome.ALREADY_CANCELLED)
     else:
         rec.settle(FOUND_OUTCOME[state], reconciled=state == "cancelled")
 
 
-def _cannot_tell(rec: RunRecord, refusal: str, detail: str, accepted: bool) -> None:
-    if accepted:
+def _cannot_tell(rec: RunRecord, refusal: str, detail: str, unsure: bool) -> None:
+    if unsure:
         rec.settle(Outcome.UNKNOWN, f"{refusal}; {detail}", unsure=True)
     else:
         rec.settle(Outcome.FAILED, f"cancel refused ({refusal}); {detail}")

@@ -315,9 +315,10 @@ def test_every_delete_satisfies_the_selection_predicate(runs, sel, flips):
 
 # ---------------------------------------------------------------- 2. the report is the server's
 
-STEPS_FIRST = ("ok", "other_cancel", "finish", "refuse", "503", "reset", "timeout",
+STEPS_FIRST = ("ok", "other_cancel", "finish", "refuse", "forbid", "503", "reset", "timeout",
                "lost_504", "lost_drop", "lost_stall")
-STEPS_LATER = ("ok", "refuse", "503", "reset", "timeout", "lost_504", "lost_drop", "lost_stall")
+STEPS_LATER = ("ok", "refuse", "forbid", "503", "reset", "timeout", "lost_504", "lost_drop",
+               "lost_stall")
 ATTEMPTS = 3
 SCHEDULE = st.tuples(st.sampled_from(STEPS_FIRST),
                      st.lists(st.sampled_from(STEPS_LATER), max_size=ATTEMPTS - 1)).map(
@@ -336,7 +337,7 @@ def expected_outcome(emu: Emulator, run_id: str, steps: list[str], job_id: str) 
     if emu.runs[run_id].status == "COMPLETED":
         return "already_finished"
     executed = (steps + ["ok"] * ATTEMPTS)[:received]
-    return "failed" if executed[-1] == "refuse" else "still_running"
+    return "failed" if executed[-1] in ("refuse", "forbid") else "still_running"
 
 
 async def _truth_scenario(schedules: list[list[str]]) -> None:

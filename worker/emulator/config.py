@@ -21,10 +21,10 @@ LIMITERS = ("window", "bucket")  # see worker.emulator.limits
 # What one DELETE of a run meets (cancel_script): "ok" as usual; "lost_504" / "lost_drop" /
 # "lost_stall" apply the cancel and lose its answer (a gateway's 504, a dropped connection, an
 # answer after cancel_stall_s); "503", "reset" and "timeout" (no answer within cancel_stall_s)
-# do not apply it; "refuse" answers 400 while the run goes on; "finish" and "other_cancel"
-# first finish the run, or cancel it as another user, then answer as usual.
+# do not apply it; "refuse" answers 400 while the run goes on, "forbid" 403; "finish" and
+# "other_cancel" first finish the run, or cancel it as another user, then answer as usual.
 CANCEL_STEPS = ("ok", "lost_504", "lost_drop", "lost_stall", "503", "reset", "timeout",
-                "refuse", "finish", "other_cancel")
+                "refuse", "forbid", "finish", "other_cancel")
 REQUEST_KINDS = ("token", "list", "get", "delete")
 REMOVE = "<remove>"  # in item_patch: drop this field from the listed item
 

@@ -135,6 +135,8 @@ async def before_cancel(state: State, config: EmulatorConfig, run_id: str,
         return Reply(504, raw=GATEWAY_TIMEOUT_PAGE, content_type="text/html")
     elif step == "refuse" and run is not None:
         return zan_error(400, f"The report run {run_id} cannot be canceled now")
+    elif step == "forbid":
+        return zan_error(403, "You do not have the permission to cancel this report run.")
     return None
 
 
