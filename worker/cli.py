@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 import sys
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +26,7 @@ import structlog
 from worker import __version__, signals
 from worker.commands import check, demo, explain
 from worker.config import BY_STATUS, Settings, load_settings, require_basis, split_by_status
-from worker.control import JobControl, new_job_id
+from worker.control import JobControl, new_job_id, run_loop
 from worker.emulator import cli as emulator_cli
 from worker.errors import ConfigError, Kind, WorkerError
 from worker.job import Job, JobDeps
@@ -136,14 +135,14 @@ def _execute(settings: Settings) -> int:
         print(explain.render_explain(settings))
         return 0
     if settings.command == "check":
-        return exit_code_of(asyncio.run(check.run_check(settings, exit_code_of)))
+        return exit_code_of(run_loop(check.run_check(settings, exit_code_of)))
     log.info("job.start", command=settings.command, identity=settings.identity.describe(),
              environment=settings.target.environment, auth=settings.target.auth,
              dry_run=settings.dry_run)
     with signals.restored():
         try:
             with job_lock(settings) if not settings.dry_run else contextlib.nullcontext():
-                result = asyncio.run(_run_with_signals(settings, job_id))
+                result = run_loop(_run_with_signals(settings, job_id))
         except WorkerError as exc:  # the lock is held by another job
             print(f"zuora-reaper: {exc}", file=sys.stderr)
             return exit_code_of(exc)
@@ -165,7 +164,7 @@ async def _run_with_signals(settings: Settings, job_id: str | None = None) -> Jo
     progress = progress_for(settings)
     job = Job(settings, JobDeps(control=control, on_selected=progress.selected,
                                 on_done=progress.finished, on_page=progress.page,
-                                confirm=_confirm_for(settings, progress)))
+                                confirm=_confirm_for(settings, progress, control)))
     loop = asyncio.get_running_loop()
     hooked = signals.install(loop, signals.stopper(control))
     try:
@@ -177,8 +176,8 @@ async def _run_with_signals(settings: Settings, job_id: str | None = None) -> Jo
     return job.result
 
 
-def _confirm_for(settings: Settings,
-                 progress: Progress) -> Callable[[list[RunRecord]], Awaitable[bool]] | None:
+def _confirm_for(settings: Settings, progress: Progress,
+                 control: JobControl) -> Callable[[list[RunRecord]], Awaitable[bool]] | None:
     """On a terminal, ``run`` asks before it cancels (unless --yes); off one it never asks."""
     asks = settings.command == "run" and not settings.run.yes
     if not (asks and is_terminal(sys.stdin) and is_terminal(sys.stderr)):
@@ -186,31 +185,21 @@ def _confirm_for(settings: Settings,
 
     async def confirm(records: list[RunRecord]) -> bool:
         progress.erase()  # the question gets the screen's last line
-        return await _answer(records)
+        return await _answer(records, control.clock.now())  # ages as the selection read them
 
     return confirm
 
 
-async def _answer(records: list[RunRecord]) -> bool:
-    """Ask on a daemon thread: a blocked read of the terminal must not keep the process alive
-    when a signal stops the job while the question waits (an executor thread would)."""
-    loop = asyncio.get_running_loop()
-    answered: asyncio.Future[bool] = loop.create_future()
-
-    def settle(ok: bool) -> None:
-        if not answered.done():
-            answered.set_result(ok)
-
-    def read() -> None:
+async def _answer(records: list[RunRecord], now: datetime) -> bool:
+    """Ask on the loop's executor, whose daemon threads (``control.run_loop``) do not keep the
+    process alive when a signal stops the job while the question waits."""
+    def read() -> bool:
         try:
-            ok = ask(records, datetime.now(UTC), sys.stdin, sys.stderr)
+            return ask(records, now, sys.stdin, sys.stderr)
         except (OSError, ValueError):  # the terminal went away: no answer is a no
-            ok = False
-        with contextlib.suppress(RuntimeError):  # the loop already ended (interrupted)
-            loop.call_soon_threadsafe(settle, ok)
+            return False
 
-    threading.Thread(target=read, name="confirm", daemon=True).start()
-    return await answered
+    return await asyncio.get_running_loop().run_in_executor(None, read)
 
 
 # ---------------------------------------------------------------- finishing
@@ -244,7 +233,7 @@ def _print_result(settings: Settings, result: JobResult, doc: dict[str, Any]) ->
         if settings.output.output == "json":
             sys.stdout.writelines(report_chunks(doc, run_lines(result), one_line=True))
         else:
-            render(result, datetime.now(UTC), sys.stdout, doc["selection"])
+            render(result, result.age_clock(datetime.now(UTC)), sys.stdout, doc["selection"])
         sys.stdout.flush()
     except BrokenPipeError:
         log.warning("output.stdout_closed")
@@ -311,7 +300,7 @@ def publish(settings: Settings, result: JobResult, code: int, doc: dict[str, Any
         push_metrics(out.pushgateway, sample, network=settings.network)
     if out.notify_webhook and notify:  # the first test narrows the type for mypy
         payload = build_payload(doc, failed_ids(result), out.job_name, sample.duration_s)
-        asyncio.run(post_webhook(out.notify_webhook, payload, network=settings.network))
+        run_loop(post_webhook(out.notify_webhook, payload, network=settings.network))
 
 
 if __name__ == "__main__":  # pragma: no cover

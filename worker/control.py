@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import uuid
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -30,6 +32,42 @@ SETTLE_SECONDS = 0.05  # after the last answer: let its caller record the outcom
 DEADLINE_REACHED = "deadline reached"
 
 T = TypeVar("T")
+
+
+class DaemonExecutor(ThreadPoolExecutor):
+    """An event loop's default executor whose work never keeps the process alive: each call on
+    a daemon thread of its own, and a shutdown that waits for none of them.
+
+    aiohttp resolves host names with ``getaddrinfo`` on the loop's executor, and a job reads
+    ``--ids-file`` (a pipe, a FIFO) there too; ``asyncio.run`` waits for the default executor's
+    threads when it ends, and the interpreter for every ThreadPoolExecutor thread. A stalled
+    lookup or read would then hold the process long after a stop cut the job (the deadline's
+    bound, signals) while the job's own work is over.
+    """
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+
+        def work() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # handed to whoever awaits the future
+                future.set_exception(exc)
+
+        threading.Thread(target=work, name="zuora-reaper-io", daemon=True).start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Wait for nothing: what is still running is abandoned with its daemon thread."""
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run``, with a ``DaemonExecutor`` as the loop's default executor."""
+    with asyncio.Runner() as runner:
+        runner.get_loop().set_default_executor(DaemonExecutor(max_workers=1))
+        return runner.run(main)
 
 
 def new_job_id() -> str:

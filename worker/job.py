@@ -8,6 +8,7 @@ writes the selection for a later ``run --plan`` (``worker.planfile``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -103,8 +104,9 @@ class Job:
         self.ended()
 
     async def _work(self) -> None:
-        try:
-            self.inputs = prepare(self.settings, self.deps)
+        try:  # on the loop's executor: --ids-file may be a pipe that never ends
+            loop = asyncio.get_running_loop()
+            self.inputs = await loop.run_in_executor(None, prepare, self.settings, self.deps)
             async with connect(self.settings, self.control, policy=self.deps.policy) as client:
                 try:
                     await self.passes(client)
@@ -128,6 +130,7 @@ class Job:
         if control.stop_reason and result.error is None:
             result.stop_reason, result.stop_kind = control.stop_reason, control.stop_kind
         result.clock = control.clock.summary()
+        result.age_skew_s = (control.clock.now() - self.deps.now()).total_seconds()
         skewed = control.clock.warning()
         if skewed and skewed not in result.warnings:
             result.warnings.append(skewed)
