@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -140,7 +140,7 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
     finally:
         rec.attempts = st.attempts
         rec.latency_s = loop.time() - start
-        _log_outcome(rec, logger)
+        _log_outcome(rec, logger, client.control.clock.now())
 
 
 def _failed(client: ApiClient, rec: RunRecord, st: CallState, guard: SystemicGuard,
@@ -329,8 +329,8 @@ def _cannot_tell(rec: RunRecord, refusal: str, detail: str, unsure: bool) -> Non
         rec.settle(Outcome.FAILED, f"cancel refused ({refusal}); {detail}")
 
 
-def _log_outcome(rec: RunRecord, logger: Any) -> None:
-    age = rec.age_s(datetime.now(UTC))
+def _log_outcome(rec: RunRecord, logger: Any, now: datetime) -> None:
+    age = rec.age_s(now)
     logger.info("cancel.finished", run_id=rec.run.id, report_type=rec.run.report_type,
              age_s=round(age) if age is not None else None, outcome=str(rec.outcome),
              attempts=rec.attempts, latency_ms=round((rec.latency_s or 0) * 1000, 1),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -138,12 +138,17 @@ class JobResult:
     warnings: list[str] = field(default_factory=list)
     pacing: dict[str, Any] = field(default_factory=dict)  # ``Pacer.summary()``, for the report
     clock: dict[str, Any] = field(default_factory=dict)  # ``ServerClock.summary()``
+    age_skew_s: float = 0.0  # added to this host's clock where ages are read (worker.clock)
     phase_seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(PHASES, 0.0))  # wall time per phase, all passes
 
     @property
     def listed_anything(self) -> bool:
         return bool(self.records)
+
+    def age_clock(self, moment: datetime) -> datetime:
+        """``moment`` (this host's clock) on the clock run ages were read on."""
+        return moment + timedelta(seconds=self.age_skew_s)
 
     def settle_unattempted(self) -> None:
         """Give every selected run without an outcome ``not_attempted`` (the job stopped)."""
