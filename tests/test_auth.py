@@ -9,7 +9,7 @@ from aioresponses import aioresponses
 
 from worker.auth import TOKEN_ATTEMPTS, LegacyAuth, OAuth
 from worker.config import Target
-from worker.errors import ApiUnreachable, AuthError
+from worker.errors import ApiUnreachable, AuthError, UnusableResponse
 from worker.http import Transport
 from worker.secrets import Credentials
 
@@ -69,3 +69,31 @@ async def test_legacy_headers_and_a_401_are_final():
                                     "entityId": "e1"}
     with pytest.raises(AuthError, match="ZUORA_USERNAME"):
         await auth.refresh({})
+
+
+@pytest.mark.parametrize(("status", "body", "error"), [
+    (401, {"message": "Authentication error"}, AuthError),
+    (403, {"message": "Forbidden"}, AuthError),
+    (400, {"error": "invalid_client", "error_description": "bad secret"}, AuthError),
+    (404, "<html><title>404 Not Found</title></html>", UnusableResponse),
+    (200, "<html><title>Captive portal: sign in</title></html>", UnusableResponse),
+    (400, "<html><title>400 Bad Request</title><body>proxy</body></html>", UnusableResponse),
+    (200, {"token": "not-the-field"}, UnusableResponse),
+])
+async def test_only_a_refusal_of_the_credentials_is_an_authentication_failure(status, body,
+                                                                              error):
+    """Exit 3 means credentials or permissions refused: a 401, a 403, or an OAuth error code.
+    A 404 page, a captive portal's 200, a proxy's 400 page, or a 200 without a token say
+    nothing of the credentials: an unusable answer (exit 6), naming what to check."""
+    async with Transport(limit=1, attempt_timeout=5) as transport:
+        auth = await _oauth(transport, [])
+        with aioresponses() as m:
+            if isinstance(body, str):
+                m.post(TARGET.token_url, status=status, body=body, content_type="text/html")
+            else:
+                m.post(TARGET.token_url, status=status, payload=body)
+            with pytest.raises(error) as caught:
+                await auth.headers()
+    assert type(caught.value) is error
+    if error is UnusableResponse:
+        assert "check --base-url" in str(caught.value)

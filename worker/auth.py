@@ -9,7 +9,7 @@ from typing import Protocol
 
 from worker.api_bodies import describe
 from worker.config import Settings, Target
-from worker.errors import ApiError, AuthError, TransientError
+from worker.errors import ApiError, AuthError, TransientError, UnusableResponse
 from worker.http import Response, Transport
 from worker.logs import REDACTOR, redact
 from worker.retry import few_times, gave_up
@@ -140,9 +140,14 @@ class OAuth:
         if status != 200 or not isinstance(body, dict) or not isinstance(
                 body.get("access_token"), str):
             detail = redact(describe(resp), self._creds.secrets())  # a server may echo it
-            raise AuthError(f"the token endpoint refused the client credentials ({status}: "
-                            f"{detail}); check ZUORA_CLIENT_ID and ZUORA_CLIENT_SECRET",
-                            status=status)
+            if refuses_credentials(resp):
+                raise AuthError(f"the token endpoint refused the client credentials ({status}: "
+                                f"{detail}); check ZUORA_CLIENT_ID and ZUORA_CLIENT_SECRET",
+                                status=status)
+            raise UnusableResponse(
+                f"the token endpoint answered HTTP {status} ({detail}), neither a token nor a "
+                "refusal of the credentials: check --base-url / --environment (and any proxy "
+                "or captive portal in between)", status=status)
         try:
             lifetime = float(body.get("expires_in", 3600))
         except (TypeError, ValueError):
@@ -151,6 +156,21 @@ class OAuth:
         REDACTOR.add(body["access_token"])  # from now on in no output, whatever echoes it
         self._token = body["access_token"]
         self._expires_at = self._clock() + max(lifetime - margin, 1.0)
+
+
+# OAuth 2.0 (RFC 6749 §5.2): what a token endpoint answers when it refuses the client
+OAUTH_REFUSALS = frozenset({"invalid_client", "unauthorized_client", "invalid_grant",
+                            "unsupported_grant_type", "invalid_scope", "invalid_request"})
+
+
+def refuses_credentials(resp: Response) -> bool:
+    """A 401 or 403, or a JSON 400 with an OAuth error code: the credentials were refused.
+    Anything else (a 404 page, a 200 without a token, a proxy's 400 page) is no word on the
+    credentials, so it is not an authentication failure (exit 3) but an unusable answer."""
+    if resp.status in (401, 403):
+        return True
+    body = resp.body
+    return resp.status == 400 and isinstance(body, dict) and body.get("error") in OAUTH_REFUSALS
 
 
 def make_auth(settings: Settings, transport: Transport,
