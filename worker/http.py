@@ -34,6 +34,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import aiohttp
 import orjson
 from aiohttp import http_exceptions
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from worker import __version__
 from worker.errors import (
@@ -159,7 +160,7 @@ class Transport:
                     raise _redirect(method, url, resp.status, resp.headers.get("Location"))
                 raw = await self._read(what, resp, min(max_body or self._max_body,
                                                         self._max_body))
-                status, answer_headers = resp.status, resp.headers
+                status, answer_headers = resp.status, text_headers(resp.headers)
         except NETWORK_ERRORS as exc:  # anything else is a bug: it is not retried as one
             raise translate(method, url, exc) from exc
         # the text kept for error messages: foreign text, scrubbed as it enters
@@ -189,6 +190,18 @@ class Transport:
 
 def _size(cap: int) -> str:
     return f"{cap // 2**20} MiB" if cap >= 2**20 and cap % 2**20 == 0 else f"{cap:,} bytes"
+
+
+def text_headers(headers: CIMultiDictProxy[str]) -> CIMultiDictProxy[str]:
+    """The answer's headers as valid text: aiohttp keeps a byte that is not UTF-8 as a lone
+    surrogate, which no JSON encoder (our log lines) accepts; it becomes U+FFFD here."""
+    if all(name.isascii() and value.isascii() for name, value in headers.items()):
+        return headers  # nearly every answer
+
+    def text(value: str) -> str:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+    return CIMultiDictProxy(CIMultiDict((text(k), text(v)) for k, v in headers.items()))
 
 
 def _encode_body(json_body: Any, form: Mapping[str, str] | None,

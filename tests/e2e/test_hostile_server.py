@@ -73,6 +73,12 @@ CASES: dict[str, Any] = {
         Script(runs=[run_item("e1")], replies={"delete": status_page(
             400, f"<html><title>Rejected client_secret={html.escape(SECRET)}</title></html>"
             .encode(), "text/html")}), code=1, deletes={"e1"}, outcomes={"e1": "failed"}),
+    # A byte that is not UTF-8 in a header the message quotes: aiohttp keeps it as a lone
+    # surrogate, which broke the JSON log line of the summary (a traceback, exit 1).
+    "a non-UTF-8 byte in a listing's Content-Type": lambda: Case(
+        Script(replies={"list": fixed(answer(b"<html>maintenance</html>",
+                                             headers=(("Content-Type", "text/h\xfftml"),)))}),
+        code=6, listed=False),
     "100k-deep JSON on page 2": lambda: Case(
         Script(runs=[run_item("p1")], replies={"list2": deep_json()}), code=6),
     "lone surrogate in an id": lambda: Case(
