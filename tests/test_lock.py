@@ -109,3 +109,23 @@ def test_lock_is_released_after_the_job(emu_thread, cli, tmp_path):
     emu.add_run(status="STARTED", age_s=7200)
     assert cli(emu, "run", "--older-than", "1h", "--lock-file", lock).code == 0
     assert len(emu.cancelled_ids()) == 2
+
+
+@pytest.mark.parametrize("spelling", ["https://REST.zuora.com", "https://rest.zuora.com:443",
+                                      "https://Rest.Zuora.COM:443/"])
+def test_one_target_has_one_identity_whatever_its_spelling(monkeypatch, tmp_path, spelling):
+    """Letter case of the host, a default port, a trailing slash: one target, one lock (a
+    second scheduled run is refused), one plan check, one metrics series."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    plain = load_settings("run", {"target.base_url": "https://rest.zuora.com"}, ENV)
+    other = load_settings("run", {"target.base_url": spelling}, ENV)
+    assert other.target.base_url == "https://rest.zuora.com"
+    assert other.identity.key == plain.identity.key
+    with job_lock(plain), pytest.raises(LockHeld), job_lock(other):
+        pass
+    upper = load_settings("run", {"target.base_url": spelling},
+                          {**ENV, "ZUORA_ENTITY_ID": "8A8AA0F0-ABCD"})
+    lower = load_settings("run", {"target.base_url": spelling},
+                          {**ENV, "ZUORA_ENTITY_ID": "8a8aa0f0-abcd"})
+    assert upper.identity.key == lower.identity.key

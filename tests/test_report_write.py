@@ -125,3 +125,19 @@ def test_a_failed_report_write_shows_one_exit_code_everywhere(emu_thread, cli, t
                if line.startswith("{") and '"job.summary"' in line]
     assert [(s["exit_code"], s["reason"]) for s in summary] == [(1, reason)]
     assert f"exit 1: {reason}" in res.stderr
+
+
+def test_a_job_that_listed_nothing_still_replaces_the_last_report(emu_thread, cli, tmp_path):
+    """A job stopped before it listed anything (here: credentials refused) writes its own
+    report; the previous job's report (exit 0) must not stand for it."""
+    emu = emu_thread(runs=0)
+    emu.add_run(status="STARTED", age_s=7200)
+    path = tmp_path / "last.json"
+    ok = cli(emu, "plan", "--older-than", "1h", "--report-file", str(path))
+    assert ok.code == 0
+    refused = cli(emu, "plan", "--older-than", "1h", "--report-file", str(path),
+                  env={"ZUORA_CLIENT_ID": "someone", "ZUORA_CLIENT_SECRET": "wrong-secret"})
+    assert refused.code == 3
+    assert refused.report is not None
+    assert refused.report["exit_code"] == 3
+    assert refused.report["counts"]["listed"] == 0

@@ -252,13 +252,14 @@ def _silence_stdout() -> None:
 
 
 def _report(settings: Settings, result: JobResult) -> tuple[Kind, dict[str, Any]]:
-    """How the job ended and its report document, written to ``--report-file`` when asked
-    (whenever anything was listed). A job that went well but whose report could not be
-    written ends FAILED, and the document says so."""
+    """How the job ended and its report document, written to ``--report-file`` when asked,
+    for every job that started (also one that listed nothing: the previous job's report must
+    not stand for this one). A job that went well but whose report could not be written ends
+    FAILED, and the document says so."""
     kind, reason = verdict(result)
     doc = _document(settings, result, kind, reason)
     path = settings.output.report_file
-    if not path or not (result.listed_anything or kind is Kind.OK):
+    if not path:
         return kind, doc
     if not _save_report(path, doc, result) and kind is Kind.OK:
         kind, reason = Kind.FAILED, "the report file could not be written"

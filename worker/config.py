@@ -104,7 +104,8 @@ class Identity:
     def of(cls, target: Target, credentials: Credentials) -> Identity:
         who = credentials.client_id if target.auth == "oauth" else credentials.username
         digest = hashlib.sha256((who or "").encode()).hexdigest()[:12]
-        return cls(target.base_url, target.auth, f"sha256:{digest}", credentials.entity_id)
+        entity = credentials.entity_id.lower() if credentials.entity_id else None  # a UUID
+        return cls(target.base_url, target.auth, f"sha256:{digest}", entity)
 
     @property
     def key(self) -> str:
@@ -591,7 +592,20 @@ def check_base_url(url: str) -> str:
         raise ConfigError("target.base_url", f"{url!r} must be a host root with no path, e.g. "
                                              "https://rest.zuora.com: the tool appends the API "
                                              "paths itself")
-    return f"{parts.scheme}://{parts.netloc}"
+    return canonical_origin(parts.scheme, parts.hostname or "", parts.port)
+
+
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def canonical_origin(scheme: str, host: str, port: int | None) -> str:
+    """One spelling per origin (the target's identity, its lock and its metrics depend on it):
+    the host in lower case, no default port. ``https://REST.zuora.com:443`` is
+    ``https://rest.zuora.com``."""
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != DEFAULT_PORTS.get(scheme):
+        netloc += f":{port}"
+    return f"{scheme}://{netloc}"
 
 
 def is_loopback(host: str) -> bool:
