@@ -179,7 +179,7 @@ def _refused(rec: RunRecord, st: CallState, error: str) -> None:
     (it may have cancelled the run): then unknown until the read-back tells."""
     if st.unanswered:
         rec.settle(Outcome.UNKNOWN, f"{error}; an earlier attempt got no answer and may have "
-                                    "cancelled it", unsure=True)
+                                    "cancelled it", unsure=True, refused=True)
     else:
         rec.settle(Outcome.FAILED, error)
 
@@ -219,9 +219,9 @@ async def _read_back(client: ApiClient, rec: RunRecord) -> None:
     if state is None:
         rec.error = f"{rec.error}; read-back GET answered HTTP {resp.status}: {describe(resp)}"
         return
-    if state == "running":
-        rec.settle(Outcome.STILL_RUNNING, f"{rec.error}; read back: still {state_of(resp)}",
-                   reconciled=True)
+    if state == "running":  # not cancelled: refused, if the last answer said so
+        rec.settle(Outcome.FAILED if rec.refused else Outcome.STILL_RUNNING,
+                   f"{rec.error}; read back: still {state_of(resp)}", reconciled=True)
         return
     rec.settle(FOUND_OUTCOME[state], None, reconciled=True)  # the server did it: confirmed
 
@@ -301,7 +301,7 @@ async def _follow_up(client: ApiClient, rec: RunRecord, path: str, refusal: str,
         resp = await client.request("GET", path)
     except (ApiError, Interrupted) as exc:
         _stop_if_systemic(client, exc)
-        _cannot_tell(rec, refusal, f"follow-up GET failed: {exc}", unsure)
+        _cannot_tell(rec, refusal, f"follow-up GET failed: {exc}", unsure, accepted)
         return
     state = run_state(rec, resp)
     if state == "running" and accepted:  # an unreadable 2xx, and the run goes on
@@ -313,7 +313,7 @@ async def _follow_up(client: ApiClient, rec: RunRecord, path: str, refusal: str,
                else f"follow-up GET answered HTTP {resp.status}: {describe(resp)}")
         if not accepted:
             guard.failure(refusal.split(":", 1)[0], refusal, Kind.FAILED)
-        _cannot_tell(rec, refusal, now, unsure and state is None)
+        _cannot_tell(rec, refusal, now, unsure and state is None, accepted)
         return
     guard.success()
     if state == "cancelled" and not unsure:
@@ -322,9 +322,10 @@ async def _follow_up(client: ApiClient, rec: RunRecord, path: str, refusal: str,
         rec.settle(FOUND_OUTCOME[state], reconciled=state == "cancelled")
 
 
-def _cannot_tell(rec: RunRecord, refusal: str, detail: str, unsure: bool) -> None:
+def _cannot_tell(rec: RunRecord, refusal: str, detail: str, unsure: bool,
+                 accepted: bool = False) -> None:
     if unsure:
-        rec.settle(Outcome.UNKNOWN, f"{refusal}; {detail}", unsure=True)
+        rec.settle(Outcome.UNKNOWN, f"{refusal}; {detail}", unsure=True, refused=not accepted)
     else:
         rec.settle(Outcome.FAILED, f"cancel refused ({refusal}); {detail}")
 

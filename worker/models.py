@@ -75,13 +75,14 @@ class RunRecord:
     latency_s: float | None = None
     unsure: bool = False  # a DELETE went out without a definitive answer: reconcile it
     reconciled: bool = False  # the outcome was read back with a GET after the cancels
+    refused: bool = False  # the last answer refused the cancel (an earlier one was lost)
 
     def settle(self, outcome: Outcome, error: str | None = None, *, unsure: bool = False,
-               reconciled: bool = False) -> None:
+               reconciled: bool = False, refused: bool = False) -> None:
         """Give the run its outcome (and the error that explains it)."""
         self.outcome, self.error = outcome, error
         self.unsure = self.unsure or unsure
-        self.reconciled = reconciled
+        self.reconciled, self.refused = reconciled, refused
 
     def withdraw(self, reason: str) -> None:
         """Unselect a run not yet acted on (e.g. listed in two statuses)."""

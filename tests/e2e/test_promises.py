@@ -366,6 +366,7 @@ async def _truth_scenario(schedules: list[list[str]]) -> None:
 @given(schedules=st.lists(SCHEDULE, min_size=1, max_size=6))
 @example(schedules=[["lost_504"], ["lost_drop", "503"], ["other_cancel"], ["finish"],
                     ["503", "refuse"], ["503", "503", "503"]])
+@example(schedules=[["503", "forbid"], ["lost_504", "forbid"], ["timeout", "refuse"]])
 def test_each_outcome_is_what_the_servers_journal_says(schedules):
     asyncio.run(_truth_scenario(schedules))
 
