@@ -152,7 +152,8 @@ class JobControl:
                     if self.in_flight == 0:
                         break
         except TimeoutError:
-            log.warning("job.grace_expired", in_flight=self.in_flight, grace_s=self.grace_s)
+            if self.in_flight:
+                log.warning("job.grace_expired", in_flight=self.in_flight, grace_s=self.grace_s)
         task.cancel()
 
     @property
