@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import signal
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
+from local import clean_env
+
+from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RUNS = 300
 
@@ -134,3 +145,36 @@ def test_a_signal_while_finishing_loses_nothing(emu_thread, popen_job, receiver,
     assert job.report()["exit_code"] == 0
     assert "zuora_reaper_last_run_exit_code" in prom.read_text()
     assert len(hook.requests) == 1
+
+
+@pytest.mark.slow
+def test_a_signal_while_a_log_line_is_blocked_does_not_hang_the_process(emu_thread, tmp_path):
+    """SIGTERM while the summary line waits on a full stderr pipe: the handler only notes the
+    signal (a handler that logged waited forever on the lock of the write it interrupted, and
+    only SIGKILL ended the process). Once the pipe drains, the job ends with its own code."""
+    emu = emu_thread(runs=0)
+    emu.add_run(status="STARTED", age_s=7200)
+    env = clean_env(ZUORA_CLIENT_ID=DEMO_CLIENT_ID, ZUORA_CLIENT_SECRET=DEMO_CLIENT_SECRET)
+    args = [sys.executable, "-m", "worker", "plan", "--base-url", emu.base_url,
+            "--log-format", "json", "--older-than", "1h"]
+    first = subprocess.run(args, env=env, capture_output=True, text=True, cwd=ROOT).stderr
+    before = len(first[:first.index('"job.summary"')].rsplit("\n", 1)[0].encode()) + 1
+    read_end, write_end = os.pipe()
+    size = fcntl.fcntl(write_end, 1031, 4096)  # F_SETPIPE_SZ: a 4 KiB pipe
+    os.write(write_end, b"f" * (size - before - 40))  # room for the lines before the summary
+    proc = subprocess.Popen(args, env=env, stderr=write_end, stdout=subprocess.DEVNULL,
+                            cwd=ROOT)
+    os.close(write_end)
+    try:
+        time.sleep(2.5)  # the job is done; the summary line is blocked on the full pipe
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        drained = threading.Thread(target=lambda: [None for _ in iter(
+            lambda: os.read(read_end, 65536), b"")], daemon=True)
+        drained.start()
+        code = proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(read_end)
+    assert code == 0

@@ -158,9 +158,9 @@ class OAuth:
         self._expires_at = self._clock() + max(lifetime - margin, 1.0)
 
 
-# OAuth 2.0 (RFC 6749 §5.2): what a token endpoint answers when it refuses the client
-OAUTH_REFUSALS = frozenset({"invalid_client", "unauthorized_client", "invalid_grant",
-                            "unsupported_grant_type", "invalid_scope", "invalid_request"})
+# OAuth 2.0 (RFC 6749 §5.2): what a token endpoint answers when it refuses the client itself
+# (a malformed request, an unsupported grant or scope is no word on the credentials)
+OAUTH_REFUSALS = frozenset({"invalid_client", "unauthorized_client", "invalid_grant"})
 
 
 def refuses_credentials(resp: Response) -> bool:

@@ -221,6 +221,7 @@ def finish(settings: Settings, result: JobResult) -> int:
             retries=result.counters.retries, token_requests=result.token_requests,
             **counts(result))
     publish(settings, result, code, doc)
+    signals.report_late()
     if code:
         print(f"zuora-reaper: exit {code}: {doc['exit_reason']}", file=sys.stderr)
     return code

@@ -77,9 +77,20 @@ def hand_over(loop: asyncio.AbstractEventLoop) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
+LATE: list[str] = []  # signals noted while finishing, logged by report_late()
+
+
 def _note(signum: int, _frame: FrameType | None) -> None:
-    log.warning("job.signal_while_finishing", signal=signal.Signals(signum).name,
-                note="the report, metrics and webhook are still sent; the exit code stays")
+    """Only remember it: a handler that logged could wait forever on the lock of a log write
+    it interrupted (a slow stderr), and nothing could stop the process but SIGKILL."""
+    LATE.append(signal.Signals(signum).name)
+
+
+def report_late() -> None:
+    """Log the signals noted while finishing (outside any handler)."""
+    while LATE:
+        log.warning("job.signal_while_finishing", signal=LATE.pop(0),
+                    note="the report, metrics and webhook were still sent; the exit code stays")
 
 
 @contextlib.contextmanager
