@@ -1,11 +1,13 @@
-"""The clock ages are read on: this host's, unless the server's ``Date`` says it is off.
+"""The clock ages are read on: this host's, unless the server's ``Date`` says it runs fast.
 
 A run's age is now minus its ``startedOn``, a time written by the server's clock. A host
 clock running fast makes every run look older (the 5-minute floor and every threshold then
 act early); one running slow, younger. Each answer's ``Date`` (whole seconds, RFC 9110) tells
-where the server's clock is; when the median of what the answers say differs from this host's
-clock by more than ``SKEW_TOLERANCE_S``, ages are computed on the server's clock, and the
-report and the console say so.
+where the server's clock is. Ages are read on the *earlier* of the two clocks: when the server's
+is more than ``SKEW_TOLERANCE_S`` behind this host's (the median of the answers), on the
+server's; when it is ahead, on this host's. So a wrong clock, this host's or a ``Date`` a proxy
+or an edge wrote, can make runs look younger, never older: it can delay a cancel, never cause
+one. The report and the console say which clock ages were read on, and why.
 """
 
 from __future__ import annotations
@@ -54,25 +56,31 @@ class ServerClock:
 
     @property
     def on_server(self) -> bool:
+        """True when ages are read on the server's clock: it is the earlier one, by more than
+        the tolerance (this host's clock runs fast)."""
         skew = self.skew_s
-        return skew is not None and abs(skew) > SKEW_TOLERANCE_S
+        return skew is not None and skew < -SKEW_TOLERANCE_S
 
     def now(self) -> datetime:
-        """The time ages are computed at."""
+        """The time ages are computed at: the earlier of the two clocks (see the module)."""
         local = self._local()
         skew = self.skew_s
-        if skew is not None and abs(skew) > SKEW_TOLERANCE_S:
+        if skew is not None and skew < -SKEW_TOLERANCE_S:
             return local + timedelta(seconds=skew)
         return local
 
     def warning(self) -> str | None:
-        """What the report and the console say when ages are on the server's clock."""
-        skew = self.skew_s
-        if skew is None or not self.on_server:
+        """What the report and the console say when the clocks differ past the tolerance."""
+        skew = self.skew_s  # the server's clock minus ours
+        if skew is None or abs(skew) <= SKEW_TOLERANCE_S:
             return None
-        way = "behind" if skew > 0 else "ahead of"  # skew: the server's clock minus ours
-        return (f"this host's clock is {abs(skew):.0f} s {way} the server's (its Date header): "
-                "run ages were computed on the server's clock; fix this host's time (NTP)")
+        if skew < 0:
+            return (f"this host's clock is {-skew:.0f} s ahead of the server's (its Date "
+                    "header): run ages were computed on the server's clock; fix this host's "
+                    "time (NTP)")
+        return (f"the server's Date is {skew:.0f} s ahead of this host's clock: run ages were "
+                "kept on this host's clock, which makes runs look younger (the safe way); "
+                "check this host's time (NTP), and any proxy that writes Date")
 
     def summary(self) -> dict[str, Any]:
         """For the report: the skew seen and which clock ages were read on."""

@@ -97,6 +97,7 @@ class EmulatorConfig:
     username: str = DEMO_USERNAME
     password: str = DEMO_PASSWORD
     clock: Callable[[], float] = field(default=time.time)
+    date_skew_s: float = 0.0  # added to the Date header only (a proxy or edge writing it)
 
     def validate(self) -> None:
         """Raise ValueError on an option value the emulator does not know."""

@@ -178,7 +178,8 @@ def response_headers(core: Core, route: Route, request: web.Request, reply: Repl
     headers = reply.headers
     headers.setdefault("Zuora-Request-Id", str(uuid.uuid4()))
     # the emulated server's own clock (config.clock writes startedOn too): a skewed one shows
-    headers.setdefault("Date", formatdate(core.config.clock(), usegmt=True))
+    headers.setdefault("Date", formatdate(core.config.clock() + core.config.date_skew_s,
+                                          usegmt=True))
     track = request.headers.get("Zuora-Track-Id")
     if track is not None:
         headers["Zuora-Track-Id"] = track
