@@ -97,3 +97,30 @@ async def test_only_a_refusal_of_the_credentials_is_an_authentication_failure(st
     assert type(caught.value) is error
     if error is UnusableResponse:
         assert "check --base-url" in str(caught.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("then", "code"), [("unreachable", 6), ("refused", 3)])
+def test_a_token_that_cannot_be_renewed_mid_job_stops_it(emu_thread, cli, then, code):
+    """The token expires after the listing and the token endpoint then hangs (or refuses a
+    rotated secret): every DELETE would fail before it is sent. The job stops with that kind
+    (exit 6, or 3), the runs never sent are not_attempted (attempts 0), none is failed, and no
+    ending says all went well (it said exit 0 with every run not_attempted)."""
+    emu = emu_thread(runs=0, token_ttl=1, stall={"list": 1.0})  # a token lives 0.9 s
+    ids = [emu.add_run(status="STARTED", age_s=7200).id for _ in range(3)]
+
+    def token_breaks(answered: int) -> None:
+        if answered == 2:  # the empty page that ends the listing: the token has expired
+            if then == "unreachable":
+                emu.config.stall = {"list": 1.0, "token": 30.0}
+            else:
+                emu.config.client_secret = "rotated-secret"
+
+    emu.config.after_list = token_breaks
+    res = cli(emu, "run", "--older-than", "1h", "--attempt-timeout", "1.5s",
+              "--max-passes", "1", "--rate", "1000")
+    assert res.code == code, res.stderr[-2000:]
+    assert emu.deletes_received() == {}
+    assert res.outcomes() == dict.fromkeys(ids, "not_attempted")
+    assert all(r["attempts"] == 0 for r in res.report["runs"])
+    assert "no access token" in res.report["exit_reason"]

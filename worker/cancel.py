@@ -146,7 +146,9 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
 def _failed(client: ApiClient, rec: RunRecord, st: CallState, guard: SystemicGuard,
             exc: Exception) -> None:
     """Settle a cancel whose DELETE raised; stop the job when every other cancel would fail."""
-    if isinstance(exc, AuthError):
+    if isinstance(exc, ApiError | Interrupted) and st.attempts == 0:
+        _unanswered(rec, st, str(exc))  # never sent (e.g. no token): not attempted
+    elif isinstance(exc, AuthError):
         _refused(rec, st, str(exc))
         guard.failure("401", str(exc), Kind.AUTH)
     elif isinstance(exc, RedirectRefused):  # not followed, so not done

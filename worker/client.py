@@ -22,7 +22,7 @@ from worker.api_bodies import describe, reason_codes
 from worker.auth import Auth, make_auth
 from worker.config import Settings
 from worker.control import JobControl
-from worker.errors import AuthError, Interrupted, RateLimited, TransientError
+from worker.errors import ApiError, AuthError, Interrupted, RateLimited, TransientError
 from worker.http import Response, Transport
 from worker.logs import REDACTOR, debug_enabled
 from worker.pacer import Pacer, PacerConfig
@@ -90,7 +90,7 @@ class ApiClient:
         resp, used = await self._send(call, st)
         if resp.status == 401 and not st.refreshed:
             st.refreshed = True
-            await self.auth.refresh(used)
+            await self._refresh(used)
             log.info("auth.refreshed", method=call.method, path=call.path)
             resp, used = await self._send(call, st)
         if resp.status == 401:
@@ -111,7 +111,7 @@ class ApiClient:
                 self._raise_if_stopping()  # stopped while we waited for a slot
                 # Take the token only now: one taken before a long wait for a slot (a rate
                 # pause) may have expired by the time the request goes out.
-                auth_headers = await self.auth.headers()
+                auth_headers = await self._auth_headers()
                 resp = await self._exchange(call, st, auth_headers)
         except TransientError as exc:
             self.control.counters.network_errors += 1
@@ -122,6 +122,22 @@ class ApiClient:
         self.control.clock.observe(resp.header("Date"))
         self.control.counters.count_status(resp.status, resp.elapsed)
         return resp, auth_headers
+
+    async def _auth_headers(self) -> dict[str, str]:
+        """The auth headers; a token that cannot be had (refused, unreachable, an unusable
+        answer) fails every call from now on, so it stops the job with that error's kind."""
+        try:
+            return await self.auth.headers()
+        except ApiError as exc:
+            self.control.request_stop(f"no access token: {exc}", exc.kind)
+            raise
+
+    async def _refresh(self, used: dict[str, str]) -> None:
+        try:
+            await self.auth.refresh(used)
+        except ApiError as exc:
+            self.control.request_stop(f"no access token: {exc}", exc.kind)
+            raise
 
     async def _exchange(self, call: _Call, st: CallState,
                         auth_headers: dict[str, str]) -> Response:

@@ -50,6 +50,9 @@ def verdict(result: JobResult) -> tuple[Kind, str | None]:
         return result.stop_kind, (f"stopped: {result.stop_reason} "
                                   f"({c['not_attempted']} selected runs not attempted)")
     failed = sum(c[o.value] for o in UNSUCCESSFUL)
+    if not failed and c[Outcome.NOT_ATTEMPTED.value]:  # left alone with no stop: never "all well"
+        return Kind.FAILED, (f"{c[Outcome.NOT_ATTEMPTED.value]} selected run(s) were not "
+                             "attempted; see the log for why")
     if failed:
         unsure = c[Outcome.STILL_RUNNING.value] + c[Outcome.UNKNOWN.value]
         detail = f" ({unsure} of them still running or unknown)" if unsure else ""
