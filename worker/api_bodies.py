@@ -202,7 +202,7 @@ def describe_error(body: Any) -> str:
     """A short description of an error body: Zuora's errorCode, message and reasons[], or
     problem+json's (RFC 9457) title and detail."""
     if not isinstance(body, Mapping):
-        return REDACTOR.scrub(str(body)[:200])
+        return REDACTOR.scrub_cut(str(body), 200)
     parts: list[str] = []
     for name in ("title", "detail"):  # problem+json, as gateways and mock servers answer
         if isinstance(body.get(name), str) and body[name] not in parts:
@@ -220,7 +220,7 @@ def describe_error(body: Any) -> str:
                 parts.append(f"{reason.get('code')}: {reason.get('message')}")
     if not parts and isinstance(body.get("response"), str):
         parts.append(str(body["response"]))
-    return REDACTOR.scrub("; ".join(parts)[:500]) or "no error details"  # may echo a secret
+    return REDACTOR.scrub_cut("; ".join(parts), 500) or "no error details"  # may echo one
 
 
 def reason_codes(body: Any) -> list[str]:

@@ -87,7 +87,7 @@ class InternalError(WorkerError):
         """``internal error: <Type>: <message>`` of the first exception of a group."""
         while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
             exc = exc.exceptions[0]
-        text = REDACTOR.scrub(" ".join(str(exc).split())[:300])
+        text = REDACTOR.scrub_cut(" ".join(str(exc).split()), 300)
         error = cls(f"internal error: {type(exc).__name__}: {text}")
         # no locals (they may hold secrets); the messages in it are scrubbed
         error.trace = REDACTOR.scrub("".join(traceback.format_exception(exc)))

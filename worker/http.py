@@ -164,7 +164,8 @@ class Transport:
         except NETWORK_ERRORS as exc:  # anything else is a bug: it is not retried as one
             raise translate(method, url, exc) from exc
         # the text kept for error messages: foreign text, scrubbed as it enters
-        text = REDACTOR.scrub(raw[:TEXT_CHARS * 2].decode("utf-8", errors="replace")[:TEXT_CHARS])
+        head = raw[:(TEXT_CHARS + REDACTOR.longest) * 4]  # at most 4 bytes a character
+        text = REDACTOR.scrub_cut(head.decode("utf-8", errors="replace"), TEXT_CHARS)
         return Response(status=status, headers=answer_headers,
                         body=parse_json(raw, f"{what} answer"),
                         text=text, elapsed=loop.time() - start)
@@ -321,7 +322,7 @@ def _over_limit(exc: BaseException) -> str | None:
 
 
 def _short(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
+    return REDACTOR.scrub_cut(" ".join(str(exc).split()), 300)
 
 
 # ---------------------------------------------------------------- JSON

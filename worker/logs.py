@@ -69,6 +69,16 @@ class Redactor:
         # the substring test skips the regex (the costly part) on nearly every value
         return _BEARER.sub(r"\1***", text) if "bearer" in text.lower() else text
 
+    def scrub_cut(self, text: str, limit: int) -> str:
+        """``text`` scrubbed, then cut to ``limit`` characters: scrubbed first, over enough of
+        it that a secret straddling the cut is still found whole (cut first, its head stays)."""
+        return self.scrub(text[:limit + self.longest])[:limit]
+
+    @property
+    def longest(self) -> int:
+        """The length of the longest secret form known (0 for none)."""
+        return len(self.secrets[0]) if self.secrets else 0
+
     def suspect(self, text: str) -> bool:
         """True when ``text`` may hold a known secret or a bearer token (scrub it then)."""
         return any(secret in text for secret in self.secrets) or "bearer" in text.lower()

@@ -95,3 +95,16 @@ def test_base_url_with_user_info_is_refused_without_echo(cli) -> None:
     assert "user:password@" in res.stderr
     assert "hunter2-pass" not in res.stderr
     assert "api-user" not in res.stderr
+
+
+@pytest.mark.parametrize("where", ["token", "delete"])
+def test_a_secret_straddling_a_cut_is_scrubbed_whole(cli, where) -> None:
+    """Error texts are cut (500 characters of a body's message, 300 of an error): a secret
+    echoed across the cut kept its head when texts were cut before they were scrubbed."""
+    body = {"success": False, "message": "x" * 485 + SECRET + " was sent"}
+    script = (Script(replies={"token": fixed(answer(body, 401))}) if where == "token"
+              else Script(runs=[run_item("r1")], replies={"delete": fixed(answer(body, 400))}))
+    with ScriptedZuora(script) as server:
+        res = cli(None, "run", "--base-url", server.origin, *FAST, env=ENV)  # type: ignore[attr-defined]
+    texts = [res.stdout, res.stderr, json.dumps(res.report)]
+    assert not any(SECRET[:8] in text for text in texts)
