@@ -28,7 +28,9 @@ from worker.models import TERMINAL_STATUSES, JobResult, Outcome, ReportRun, RunR
 from worker.planfile import Plan, check_options, load_plan, write_plan
 from worker.retry import RetryPolicy
 from worker.selection import (
+    CHANGED,
     CONFLICTING,
+    Sighting,
     Verdict,
     guard_max_cancel,
     judge,
@@ -95,6 +97,9 @@ class Job:
         self.inputs = JobInputs()
         self.terminal: set[str] = set()  # ids listed in a terminal status
         self.live: set[str] = set()  # ids listed in another status
+        # (id, report id, report type, owner) of every sighting; an id seen with two is changed
+        self.sightings: dict[str, Sighting] = {}
+        self.changed: dict[str, set[Sighting]] = {}
 
     async def run(self) -> None:
         """Run to the end; a WorkerError (or a bug) ends up in ``result.error``. A stop
@@ -206,7 +211,7 @@ class Job:
             anonymous += run.id is None
             key = run.id if run.id is not None else f"#unparseable-{anonymous}"
             if run.id is not None:
-                self._note_status(run, fresh)
+                self._note_sighting(run, fresh)
             known = records.get(key)
             if known is not None and (known.selected or key in fresh):
                 continue  # already handled by this job (or seen twice in this pass)
@@ -230,24 +235,33 @@ class Job:
                  selected=sum(1 for r in self.result.records.values() if r.selected))
         return [r for r in self.result.records.values() if r.selected]
 
-    def _note_status(self, run: ReportRun, fresh: dict[str, RunRecord]) -> None:
-        """A run listed both in a terminal status and in another one, on any page of any pass,
-        is never cancelled in this job: a selection not yet acted on is withdrawn."""
+    def _note_sighting(self, run: ReportRun, fresh: dict[str, RunRecord]) -> None:
+        """A run listed both in a terminal status and in another one, or with another report,
+        report type or owner, on any page of any pass, is never cancelled in this job (an
+        exclusion judged on one sighting could be passed on the other): a selection not yet
+        acted on is withdrawn."""
         assert run.id is not None
         (self.terminal if run.status in TERMINAL_STATUSES else self.live).add(run.id)
-        if self._conflicting(run.id):
+        seen = (run.id, run.report_id, run.report_type, run.created_by)
+        if self.sightings.setdefault(run.id, seen) != seen:
+            self.changed.setdefault(run.id, set()).add(seen)
+        reason = self._conflict(run.id)
+        if reason is not None:
             rec = fresh.pop(run.id, None)
             if rec is not None and rec.outcome is None:
-                rec.withdraw(CONFLICTING)
+                rec.withdraw(reason)
 
-    def _conflicting(self, run_id: str) -> bool:
-        return run_id in self.terminal and run_id in self.live
+    def _conflict(self, run_id: str) -> str | None:
+        if run_id in self.terminal and run_id in self.live:
+            return CONFLICTING
+        return CHANGED if run_id in self.changed else None
 
     def _judge(self, run: ReportRun, key: str, pass_no: int, now: datetime) -> RunRecord:
         verdict = judge(run, self.settings.selection, now)
         plan = self.inputs.plan
-        if run.id is not None and self._conflicting(run.id):
-            verdict = Verdict.no(CONFLICTING)
+        conflict = self._conflict(run.id) if run.id is not None else None
+        if conflict is not None:
+            verdict = Verdict.no(conflict)
         if verdict.selected and plan is not None and run.id not in plan.run_ids:
             verdict = Verdict.no("not_in_plan")
         return RunRecord(run, key, pass_no, verdict.selected, verdict.reason, verdict.rule)
@@ -283,8 +297,9 @@ class Job:
         records = self.result.records.values()
         if not records:
             return
-        runs = (rec.run for rec in records)
-        for warning in unmatched_exclusions(self.settings.selection, runs):
+        seen = {*(_fields(rec.run) for rec in records), *self.sightings.values(),
+                *(s for variants in self.changed.values() for s in variants)}
+        for warning in unmatched_exclusions(self.settings.selection, seen):
             self.result.warnings.append(warning)
             log.warning("selection.exclusion_unmatched", warning=warning)
         for warning in unknown_field_warnings(rec.reason for rec in records):
@@ -307,3 +322,7 @@ class Job:
             return
         count = write_plan(self.settings, self.result.records.values(), self.deps.now())
         log.info("plan.written", path=self.settings.run.plan_out, runs=count)
+
+
+def _fields(run: ReportRun) -> Sighting:
+    return (run.id, run.report_id, run.report_type, run.created_by)

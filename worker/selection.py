@@ -26,6 +26,9 @@ from worker.errors import GuardRefused
 from worker.models import IN_PROGRESS, ReportRun
 
 CONFLICTING = "conflicting_status"  # listed in progress and in a terminal status by one job
+CHANGED = "conflicting_fields"  # listed with two report ids, report types or owners by one job
+Sighting = tuple[str | None, str | None, str | None, str | None]
+"""What one listing said of a run: (id, report id, report type, owner)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +135,7 @@ def unknown_field_warnings(reasons: Iterable[str]) -> list[str]:
             for reason, n in sorted(counted.items())]
 
 
-def unmatched_exclusions(selection: Selection, runs: Iterable[ReportRun]) -> list[str]:
+def unmatched_exclusions(selection: Selection, seen: Iterable[Sighting]) -> list[str]:
     """The exclusions no listed run matched (a typo there protects nothing), as warnings. A
     field some run did not carry is left to ``unknown_field_warnings``: the exclusion may well
     have named that run."""
@@ -142,10 +145,10 @@ def unmatched_exclusions(selection: Selection, runs: Iterable[ReportRun]) -> lis
     ids: set[str | None] = set()
     types: set[str | None] = set()
     owners: set[str | None] = set()
-    for run in runs:
-        ids.update((run.id, run.report_id))
-        types.add(None if run.report_type is None else _broad(run.report_type))
-        owners.add(None if run.created_by is None else _broad(run.created_by))
+    for run_id, report_id, report_type, owner in seen:
+        ids.update((run_id, report_id))
+        types.add(None if report_type is None else _broad(report_type))
+        owners.add(None if owner is None else _broad(owner))
     missed = [("--exclude-report-id", v) for v in ex.report_ids
               if None not in ids and v not in ids]
     missed += [("--exclude-report-type", v) for v in ex.report_types

@@ -79,6 +79,18 @@ CASES: dict[str, Any] = {
         Script(replies={"list": fixed(answer(b"<html>maintenance</html>",
                                              headers=(("Content-Type", "text/h\xfftml"),)))}),
         code=6, listed=False),
+    # One run listed twice with two owners: an exclusion judged on one sighting must not be
+    # passed on the other (in either order); such a run is never cancelled in this job.
+    "an excluded run listed again with another owner": lambda: Case(
+        Script(runs=[{**run_item("r1"), "createdByUserProfile": {"username": "ceo@x.test"}},
+                     run_item("ok")],
+               later_pages=[[run_item("r1")]]), command="run-excluding-ceo",
+        deletes={"ok"}, outcomes={"ok": "cancelled"}),
+    "a selected run listed again with the excluded owner": lambda: Case(
+        Script(runs=[run_item("r1"), run_item("ok")],
+               later_pages=[[{**run_item("r1"), "createdByUserProfile": {
+                   "username": "ceo@x.test"}}]]), command="run-excluding-ceo",
+        deletes={"ok"}, outcomes={"ok": "cancelled"}),
     "100k-deep JSON on page 2": lambda: Case(
         Script(runs=[run_item("p1")], replies={"list2": deep_json()}), code=6),
     "lone surrogate in an id": lambda: Case(
@@ -122,7 +134,10 @@ def test_hostile_case(name: str, cli, tmp_path: Path) -> None:
     case: Case = CASES[name]()
     prom, plan = tmp_path / "m.prom", tmp_path / "plan.json"
     with ScriptedZuora(case.script) as server:
-        res = cli(None, case.command, "--base-url", server.origin, "--rate", "1000",
+        command, *extra = case.command.split("-excluding-")
+        if extra:  # one page a run (so a later page can list it again), an owner excluded
+            extra = ["--page-size", "2", "--exclude-created-by", f"{extra[0]}@x.test"]
+        res = cli(None, command, *extra, "--base-url", server.origin, "--rate", "1000",
                   "--concurrency", "2", "--older-than", "1h", "--max-attempts", "2",
                   "--metrics-file", str(prom),
                   "--notify-webhook", server.origin + "/hook", "--log-level", "debug",
