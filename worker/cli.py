@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -285,9 +286,14 @@ def _save_report(path: str, doc: dict[str, Any], result: JobResult) -> bool:
     return True
 
 
+PUBLISH_SECONDS = 10.0  # the Pushgateway and the webhook together, after the job's work
+
+
 def publish(settings: Settings, result: JobResult, code: int, doc: dict[str, Any]) -> None:
     """Metrics file, Pushgateway, webhook, as the output settings ask; failures are only
-    logged and never change the exit code."""
+    logged and never change the exit code. The two network calls share ``PUBLISH_SECONDS``,
+    so a job ends by its deadline + the grace period + that (well inside a Kubernetes pod's
+    30 s termination grace), however the gateway and the webhook hang."""
     out = settings.output
     notify = bool(out.notify_webhook) and should_notify(doc)
     if not (out.metrics_file or out.pushgateway or notify):
@@ -298,11 +304,17 @@ def publish(settings: Settings, result: JobResult, code: int, doc: dict[str, Any
             write_metrics_file(out.metrics_file, sample)
         except OSError as exc:
             log.warning("metrics.write_failed", path=out.metrics_file, error=str(exc))
+    until = time.monotonic() + PUBLISH_SECONDS
     if out.pushgateway:
-        push_metrics(out.pushgateway, sample, network=settings.network)
-    if out.notify_webhook and notify:  # the first test narrows the type for mypy
+        push_metrics(out.pushgateway, sample, timeout=PUBLISH_SECONDS / 2 - 1.0,
+                     network=settings.network)
+    left = until - time.monotonic()
+    if out.notify_webhook and notify and left > 1.0:  # the first test narrows the type
         payload = build_payload(doc, failed_ids(result), out.job_name, sample.duration_s)
-        run_loop(post_webhook(out.notify_webhook, payload, network=settings.network))
+        run_loop(post_webhook(out.notify_webhook, payload, attempt_timeout=(left - 0.5) / 2,
+                              network=settings.network))
+    elif out.notify_webhook and notify:
+        log.warning("notify.skipped", reason="the time to publish was spent")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,10 +7,13 @@ ends by deadline + grace with exit 5, and the report accounts for every selected
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -139,3 +142,31 @@ def test_a_stalled_name_lookup_does_not_hold_the_process_past_the_stop(tmp_path)
     code, err = _ended(proc, timeout=25)
     assert code == 5, err[-2000:]
     assert time.monotonic() - started < 1 + GRACE_DEFAULT + 4
+
+
+@pytest.mark.slow
+def test_a_stop_plus_publishing_stays_bounded_when_gateway_and_webhook_hang(emu_thread, cli):
+    """A hung listing with --deadline 1s, and a Pushgateway and a webhook that accept and never
+    answer: deadline + grace + the 10 s the two share (it took 28 s: 10 s + 2 x 5 s more)."""
+    sink = socket.socket()
+    sink.bind(("127.0.0.1", 0))
+    sink.listen(50)
+    accepted: list[object] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(sink.accept())
+
+    threading.Thread(target=accept, daemon=True).start()
+    port = sink.getsockname()[1]
+    emu = emu_thread(runs=0, stall={"list": 30.0})
+    emu.add_run(status="STARTED", age_s=7200)
+    started = time.monotonic()
+    try:
+        res = cli(emu, "run", *FAST, "--deadline", "1s", "--pushgateway",
+                  f"http://127.0.0.1:{port}", "--notify-webhook", f"http://127.0.0.1:{port}/h")
+    finally:
+        sink.close()
+    assert res.code == 5, res.stderr[-2000:]
+    assert time.monotonic() - started < 1 + GRACE + 10 + 3
