@@ -111,7 +111,7 @@ def test_owners_and_report_types_match_without_regard_to_case(run, selection, re
 
 
 def test_an_exclusion_that_matched_nothing_listed_is_named():
-    runs = [_run(created_by="alice@example.com", report_type="Detail", report_id="rep-1")]
+    runs = [("r1", "rep-1", "Detail", "alice@example.com")]  # (id, report, type, owner)
     selection = Selection(exclude=Exclusions(created_by=("ALICE@example.com", "ceo@corp"),
                                              report_types=("Summary",),
                                              report_ids=("rep-1", "rep-9")))
