@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,3 +204,11 @@ def test_the_checks_see_what_they_look_for(tmp_path: Path) -> None:
     assert long_functions(pkg) == ["worker.b.long: 42 lines"]
     assert [f.split()[-1] for f in knob_defaults(pkg)] == ["rate", "concurrency"]
     assert len(exit_code_literals(pkg)) == 4  # request_stop, return 6, the dict, exit_code
+
+
+def test_importing_the_cli_loads_neither_the_emulator_nor_aiohttp_web() -> None:
+    """Only ``demo`` and ``emulator`` need the server side; a scheduled job never pays for it."""
+    probe = ("import sys, worker.cli; print(sorted(m for m in sys.modules "
+             "if m.startswith(('worker.emulator', 'aiohttp.web'))))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -6,9 +6,9 @@ This is the only module that sends a DELETE, and it is never called in plan mode
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
-from typing import Any
 
 import structlog
 
@@ -64,24 +64,20 @@ class SystemicGuard:
         """True once a cancel succeeded and no failure streak runs: cancels go concurrently."""
         return self._proven and self._streak == 0
 
-    def admit(self) -> _Admission:
-        """Hold one cancel (``async with guard.admit()``): concurrent once cancels are known to
-        work, else one at a time."""
-        return _Admission(self)
-
-    async def acquire(self) -> bool:
-        """Wait until this cancel may go; True when it holds the one-at-a-time slot (then
-        ``release`` it), False when cancels go concurrently."""
-        if self._trusted():
-            return False
-        await self._probe.acquire()
-        if self._trusted():  # a cancel succeeded while we waited: go concurrently
-            self._probe.release()
-            return False
-        return True
-
-    def release(self) -> None:
-        self._probe.release()
+    @contextlib.asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        """Hold one cancel: concurrently once cancels are known to work (a cancel succeeded
+        and no failure streak runs), else one at a time."""
+        if not self._trusted():
+            await self._probe.acquire()
+            if not self._trusted():
+                try:
+                    yield
+                finally:
+                    self._probe.release()
+                return
+            self._probe.release()  # a cancel succeeded while we waited: go concurrently
+        yield
 
     def success(self) -> None:
         self._streak, self._signature, self._proven = 0, None, True
@@ -96,31 +92,8 @@ class SystemicGuard:
                 f"{self._streak} cancels in a row failed with {signature}: {message}", kind)
 
 
-class _Admission:
-    """One cancel's pass through the guard: a plain class, since this runs once per cancel and
-    a generator-based context manager costs several times as much."""
-
-    __slots__ = ("_guard", "_held")
-
-    def __init__(self, guard: SystemicGuard) -> None:
-        self._guard, self._held = guard, False
-
-    async def __aenter__(self) -> None:
-        self._held = await self._guard.acquire()
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._held:
-            self._held = False
-            self._guard.release()
-
-
-async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
-                     logger: Any) -> None:
-    """Cancel one run and set its outcome, attempts and error. Never raises WorkerError.
-
-    ``logger`` receives ``cancel.finished``; ``cancel_all`` binds one per job, so the hottest
-    log line skips structlog's lazy proxy, which builds a new bound logger on every event.
-    """
+async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard) -> None:
+    """Cancel one run and set its outcome, attempts and error. Never raises WorkerError."""
     assert rec.run.id is not None
     st = CallState()
     loop = asyncio.get_running_loop()
@@ -140,7 +113,7 @@ async def cancel_one(client: ApiClient, rec: RunRecord, guard: SystemicGuard,
     finally:
         rec.attempts = st.attempts
         rec.latency_s = loop.time() - start
-        _log_outcome(rec, logger, client.control.clock.now())
+        _log_outcome(rec, client.control.clock.now())
 
 
 def _failed(client: ApiClient, rec: RunRecord, st: CallState, guard: SystemicGuard,
@@ -332,9 +305,9 @@ def _cannot_tell(rec: RunRecord, refusal: str, detail: str, unsure: bool,
         rec.settle(Outcome.FAILED, f"cancel refused ({refusal}); {detail}")
 
 
-def _log_outcome(rec: RunRecord, logger: Any, now: datetime) -> None:
+def _log_outcome(rec: RunRecord, now: datetime) -> None:
     age = rec.age_s(now)
-    logger.info("cancel.finished", run_id=rec.run.id, report_type=rec.run.report_type,
+    log.info("cancel.finished", run_id=rec.run.id, report_type=rec.run.report_type,
              age_s=round(age) if age is not None else None, outcome=str(rec.outcome),
              attempts=rec.attempts, latency_ms=round((rec.latency_s or 0) * 1000, 1),
              error=rec.error)
@@ -347,11 +320,10 @@ async def cancel_all(client: ApiClient, records: list[RunRecord], workers: int,
     Runs never dispatched end ``not_attempted``.
     """
     guard = SystemicGuard(client.control)
-    logger = log.bind()  # the configuration of this job, resolved once
 
     async def handle(rec: RunRecord) -> None:
         async with guard.admit():
-            await cancel_one(client, rec, guard, logger)
+            await cancel_one(client, rec, guard)
         if on_done is not None:
             on_done(rec)
 

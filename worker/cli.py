@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import sys
@@ -25,10 +26,9 @@ from typing import Any
 import structlog
 
 from worker import __version__, signals
-from worker.commands import check, demo, explain
+from worker.commands import check, explain
 from worker.config import BY_STATUS, Settings, load_settings, require_basis, split_by_status
 from worker.control import JobControl, new_job_id, run_loop
-from worker.emulator import cli as emulator_cli
 from worker.errors import ConfigError, Kind, WorkerError
 from worker.job import Job, JobDeps
 from worker.lock import job_lock
@@ -68,6 +68,14 @@ SUMMARY_LEVELS: dict[Kind, int] = {
 }  # every other kind: error
 
 
+def _on_demand(module: str) -> Callable[..., Kind]:
+    """The ``main`` of a command that brings the emulator (and aiohttp's server) in: ``demo``
+    and ``emulator`` load it when asked for, so no job pays for it at start-up (the one module
+    loaded on demand; tests/test_layout.py checks ``import worker.cli`` stays free of it)."""
+    main: Callable[..., Kind] = importlib.import_module(module).main
+    return main
+
+
 def exit_code_of(ended: Kind | WorkerError | None) -> int:
     """The exit code of a kind, or of an error by its kind; None is success."""
     if ended is None:
@@ -98,9 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code_of(Kind.CONFIG)
     try:
         if args[0] == "emulator":
-            return exit_code_of(emulator_cli.main(args[1:]))
+            return exit_code_of(_on_demand("worker.emulator.cli")(args[1:]))
         if args[0] == "demo":
-            return exit_code_of(demo.main(args[1:], exit_code_of))
+            return exit_code_of(_on_demand("worker.commands.demo")(args[1:], exit_code_of))
         ns = parse(args)
     except SystemExit as exc:  # argparse: usage errors exit 2, --help exits 0
         return int(exc.code or 0)

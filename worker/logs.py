@@ -16,13 +16,10 @@ import base64
 import html
 import json
 import logging
-import math
 import os
 import re
 import sys
-import time
 from collections.abc import Iterable, MutableMapping
-from datetime import UTC, datetime
 from typing import Any, TextIO
 from urllib.parse import quote, quote_plus, urlsplit
 
@@ -83,31 +80,6 @@ class Redactor:
         """True when ``text`` may hold a known secret or a bearer token (scrub it then)."""
         return any(secret in text for secret in self.secrets) or "bearer" in text.lower()
 
-
-
-class IsoStamper:
-    """``timestamp`` as ISO-8601 UTC with microseconds and a ``Z``, as structlog's
-    ``TimeStamper(fmt="iso", utc=True)`` writes it, with the date and time of day formatted once
-    per second instead of once per event (one event per cancel makes this a hot path)."""
-
-    def __init__(self, clock: Any = time.time) -> None:
-        self._clock = clock
-        self._second = -1
-        self._prefix = ""
-
-    def __call__(self, _logger: Any, _name: str,
-                 event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        frac, whole = math.modf(self._clock())
-        micros = round(frac * 1e6)  # rounded as datetime.fromtimestamp rounds
-        if micros >= 1_000_000:
-            whole, micros = whole + 1, micros - 1_000_000
-        second = int(whole)
-        if second != self._second:
-            moment = datetime.fromtimestamp(second, UTC)
-            self._second, self._prefix = second, moment.strftime("%Y-%m-%dT%H:%M:%S")
-        # isoformat() leaves the fraction out when it is zero: so does this
-        event["timestamp"] = f"{self._prefix}.{micros:06d}Z" if micros else f"{self._prefix}Z"
-        return event
 
 
 REDACTOR = Redactor()
@@ -197,7 +169,7 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,  # job_id, target, mode, version (bind_job)
         structlog.processors.add_log_level,
-        IsoStamper(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     min_level = _LEVELS.get(level, logging.INFO)
     colors = console and is_terminal(stream) and not os.environ.get("NO_COLOR")
