@@ -42,6 +42,15 @@ class Window:
             self.seconds, f"{self.seconds:g}-second")
 
 
+# Zuora's documented API quotas by tenant type (developer.zuora.com, "Rate limits"): what
+# `explain` shows a job would do with each, and the emulator's presets (`--tenant`).
+TENANTS: dict[str, tuple[Window, ...]] = {
+    "production": (Window(60, 50_000), Window(3600, 2_250_000), Window(86400, 27_000_000)),
+    "developer-sandbox": (Window(60, 12_500), Window(3600, 25_000), Window(86400, 50_000)),
+    "api-sandbox": (Window(60, 2_500), Window(3600, 5_000), Window(86400, 10_000)),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """The RateLimit fields of one answer.

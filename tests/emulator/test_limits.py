@@ -9,6 +9,7 @@ import pytest
 from local import ManualClock
 
 from worker.emulator import EmulatorConfig
+from worker.emulator.cli import build_parser, config_from_args, describe_limit
 from worker.emulator.limits import RateLimiter
 from worker.emulator.replies import Reply
 
@@ -198,3 +199,57 @@ def test_bad_limiter_settings_are_refused() -> None:
         EmulatorConfig(limiter="token").validate()
     with pytest.raises(ValueError, match="burst"):
         EmulatorConfig(burst=-1).validate()
+
+
+# -- Zuora's tenant types: several windows at once ------------------------------------------
+
+
+def test_zuora_counts_every_window_and_names_the_nearest_exhaustion() -> None:
+    """An API Sandbox: 2,500 a minute, 5,000 an hour, 10,000 a day; the headers carry every
+    window, the first item and Remaining/Reset for the one nearest exhaustion."""
+    clock = ManualClock(100.0)
+    limiter, config = RateLimiter(clock), EmulatorConfig(limiter="zuora", tenant="api-sandbox")
+    assert statuses(limiter, config, 10) == [200] * 10
+    headers = limiter.headers(config)
+    assert headers == {"ratelimit-limit": "2500, 2500;w=60, 5000;w=3600, 10000;w=86400",
+                       "ratelimit-remaining": "2490", "ratelimit-reset": "60"}
+    busy = EmulatorConfig(limiter="zuora", tenant="api-sandbox", windows_used={3600: 4990})
+    hour = RateLimiter(ManualClock(100.0))
+    assert statuses(hour, busy, 1) == [200]
+    assert hour.headers(busy) == {
+        "ratelimit-limit": "5000, 2500;w=60, 5000;w=3600, 10000;w=86400",
+        "ratelimit-remaining": "9", "ratelimit-reset": "3600"}
+
+
+def test_zuora_refuses_past_any_window_and_failed_requests_count() -> None:
+    clock = ManualClock(100.0)
+    config = EmulatorConfig(limiter="zuora", tenant="api-sandbox", windows_used={3600: 4998})
+    limiter = RateLimiter(clock)
+    assert statuses(limiter, config, 4) == [200, 200, 429, 429]
+    refused = limiter.consume(config)
+    assert refused is not None
+    assert refused.limited == "rate"
+    assert refused.headers == {"Retry-After": "3600"}
+    assert b"for the hour" in refused.payload()
+    assert limiter.headers(config)["ratelimit-remaining"] == "0"  # refusals were counted too
+    clock.now += 60  # a new minute: the hour is still spent
+    assert statuses(limiter, config, 1) == [429]
+    clock.now += 3540  # a new hour
+    assert statuses(limiter, config, 1) == [200]
+
+
+def test_zuora_tenant_presets_and_the_cli() -> None:
+    clock = ManualClock(100.0)
+    for tenant, first in (("production", "50000"), ("developer-sandbox", "12500")):
+        limiter, config = RateLimiter(clock), EmulatorConfig(limiter="zuora", tenant=tenant)
+        assert limiter.headers(config)["ratelimit-limit"].startswith(f"{first}, {first};w=60")
+    with pytest.raises(ValueError, match="tenant must be one of"):
+        EmulatorConfig(limiter="zuora", tenant="trial").validate()
+    args = build_parser().parse_args(["--tenant", "developer-sandbox", "--window-used",
+                                      "3600=24000", "--window-used", "86400=1"])
+    config = config_from_args(args)
+    assert (config.limiter, config.tenant) == ("zuora", "developer-sandbox")
+    assert config.windows_used == {3600.0: 24000, 86400.0: 1}
+    assert "Zuora developer-sandbox: 12,500 per 60s" in describe_limit(config)
+    with pytest.raises(ValueError, match="SECONDS=N"):
+        config_from_args(build_parser().parse_args(["--window-used", "3600"]))

@@ -9,9 +9,33 @@ import signal
 import sys
 
 from worker.errors import ConfigError, Kind
+from worker.ratelimit import TENANTS
 
 from .config import CANCEL_THEN, LIMITERS, LIST_SHAPES, TIME_FORMATS, EmulatorConfig
 from .server import Emulator
+
+
+def _add_limits(p: argparse.ArgumentParser) -> None:
+    """The quota the emulator enforces and the headers it announces it with."""
+    p.add_argument("--rate", type=float, default=None, help="requests/second quota")
+    p.add_argument("--rate-window", type=float, default=60.0, help="quota window, seconds")
+    p.add_argument("--limiter", choices=LIMITERS, default="window",
+                   help="window: fixed windows of --rate-window (Zuora); bucket: a leaky "
+                        "bucket with --burst refusing with a bare 429 (nginx limit_req)")
+    p.add_argument("--burst", type=int, default=5, help="bucket: requests admitted over the rate")
+    p.add_argument("--tenant", choices=tuple(TENANTS), default=None,
+                   help="Zuora's quota windows of this tenant type, counted at once, with its "
+                        "multi-window headers (the zuora limiter)")
+    p.add_argument("--window-used", action="append", default=[], metavar="SECONDS=N",
+                   help="zuora: N requests of another client already counted in that window, "
+                        "e.g. 3600=4900 (repeatable)")
+    p.add_argument("--no-rate-headers", dest="rate_headers", action="store_false",
+                   help="window: send no RateLimit-* headers")
+    p.add_argument("--no-retry-after", dest="rate_retry_after", action="store_false",
+                   help="window: a refusal carries no Retry-After")
+    p.add_argument("--placeholder-headers", action="store_true",
+                   help="send RateLimit-Limit: unlimited, -Remaining: 0, -Reset: 0 (as mock "
+                        "servers and some gateways do)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,19 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=200, help="size of the seeded population")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--runs-file", default=None, help="JSON list of runs replacing the seed")
-    p.add_argument("--rate", type=float, default=None, help="requests/second quota")
-    p.add_argument("--rate-window", type=float, default=60.0, help="quota window, seconds")
-    p.add_argument("--limiter", choices=LIMITERS, default="window",
-                   help="window: fixed windows of --rate-window (Zuora); bucket: a leaky "
-                        "bucket with --burst refusing with a bare 429 (nginx limit_req)")
-    p.add_argument("--burst", type=int, default=5, help="bucket: requests admitted over the rate")
-    p.add_argument("--no-rate-headers", dest="rate_headers", action="store_false",
-                   help="window: send no RateLimit-* headers")
-    p.add_argument("--no-retry-after", dest="rate_retry_after", action="store_false",
-                   help="window: a refusal carries no Retry-After")
-    p.add_argument("--placeholder-headers", action="store_true",
-                   help="send RateLimit-Limit: unlimited, -Remaining: 0, -Reset: 0 (as mock "
-                        "servers and some gateways do)")
+    _add_limits(p)
     p.add_argument("--concurrency", type=int, default=None, help="max requests in flight")
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--jitter-ms", type=float, default=0.0)
@@ -61,7 +73,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         runs_file=args.runs_file,
         rate=args.rate,
         rate_window=args.rate_window,
-        limiter=args.limiter,
+        limiter="zuora" if args.tenant else args.limiter,
+        tenant=args.tenant or "api-sandbox",
+        windows_used=dict(_used(item) for item in args.window_used),
         burst=args.burst,
         rate_headers=args.rate_headers,
         rate_retry_after=args.rate_retry_after,
@@ -82,6 +96,13 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     )
 
 
+def _used(item: str) -> tuple[float, int]:
+    seconds, sep, count = item.partition("=")
+    if not sep:
+        raise ValueError(f"--window-used {item!r} is not SECONDS=N, e.g. 3600=4900")
+    return float(seconds), int(count)
+
+
 def banner(base_url: str, config: EmulatorConfig) -> str:
     return "\n".join(
         [
@@ -97,6 +118,9 @@ def banner(base_url: str, config: EmulatorConfig) -> str:
 def describe_limit(config: EmulatorConfig) -> str:
     """The rate limiter this emulator enforces, in a line (the last of the banner)."""
     placeholder = "; placeholder RateLimit headers" if config.placeholder_headers else ""
+    if config.limiter == "zuora":
+        windows = ", ".join(f"{w.quota:,} per {w.seconds:g}s" for w in TENANTS[config.tenant])
+        return f"Zuora {config.tenant}: {windows}, multi-window ratelimit-* headers"
     if config.rate is None:
         return f"none{placeholder}"
     if config.limiter == "bucket":

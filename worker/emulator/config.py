@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from worker.ratelimit import TENANTS
+
 DEMO_CLIENT_ID = "demo-client-id-0000-0000-0000-000000"
 DEMO_CLIENT_SECRET = "demo-secret"  # noqa: S105 - public demo credential
 DEMO_USERNAME = "demo-user"
@@ -17,7 +19,7 @@ USER_FIELDS = ("nested", "dotted")
 LIST_FAULTS = ("html", "text", "no_list", "truncated", "huge", "tiny_items")
 CANCEL_THEN = ("stall", "drop", "504")  # what follows an applied DELETE (see cancel_then)
 GARBLED_ANSWERS = ("html", "truncated", "empty", "list", "no_success", "success_text")
-LIMITERS = ("window", "bucket")  # see worker.emulator.limits
+LIMITERS = ("window", "bucket", "zuora")  # see worker.emulator.limits
 # What one DELETE of a run meets (cancel_script): "ok" as usual; "lost_504" / "lost_drop" /
 # "lost_stall" apply the cancel and lose its answer (a gateway's 504, a dropped connection, an
 # answer after cancel_stall_s); "503", "reset" and "timeout" (no answer within cancel_stall_s)
@@ -53,6 +55,11 @@ class EmulatorConfig:
     rate_window: float = 60.0
     limiter: str = "window"
     burst: int = 5
+    # zuora: every window of a tenant type (worker.ratelimit.TENANTS) counted at once, with
+    # Zuora's lower-case multi-window headers; ``windows_used`` pre-spends a window (seconds ->
+    # requests already counted in it, by other clients).
+    tenant: str = "api-sandbox"
+    windows_used: dict[float, int] = field(default_factory=dict)
     rate_headers: bool = True  # window: RateLimit-* on every API answer
     rate_retry_after: bool = True  # window: Retry-After on a refusal
     placeholder_headers: bool = False  # RateLimit-Limit: unlimited, -Remaining: 0, -Reset: 0
@@ -107,6 +114,7 @@ class EmulatorConfig:
         _choice("status_case", self.status_case, ("upper", "lower"))
         _choice("report_id_field", self.report_id_field, ("reportId", "reportID"))
         _choice("limiter", self.limiter, LIMITERS)
+        _choice("tenant", self.tenant, tuple(TENANTS))
         if self.list_fault is not None:
             _choice("list_fault", self.list_fault, LIST_FAULTS)
         if self.cancel_then is not None:

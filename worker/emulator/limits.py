@@ -22,6 +22,8 @@ import math
 import time
 from collections.abc import Callable
 
+from worker.ratelimit import TENANTS, Window
+
 from .config import EmulatorConfig
 from .replies import CONCURRENCY_MESSAGE, Reply, reasons
 
@@ -53,9 +55,12 @@ class RateLimiter:
         self._used = 0
         self._excess = 0  # the leaky bucket's level, in thousandths of a request
         self._drained_ms: int | None = None
+        self._counts: dict[tuple[float, int], int] = {}  # zuora: (window, index) -> requests
 
     def consume(self, config: EmulatorConfig) -> Reply | None:
         """Spend one request; the refusal Reply when the model refuses it."""
+        if config.limiter == "zuora":
+            return self._consume_zuora(config)
         if config.rate is None:
             return None
         if config.limiter == "bucket":
@@ -66,6 +71,8 @@ class RateLimiter:
         """The RateLimit fields of an API answer (none for the bucket model)."""
         if config.placeholder_headers:
             return dict(PLACEHOLDER_HEADERS)
+        if config.limiter == "zuora":
+            return self._zuora_headers(config)
         if config.rate is None or config.limiter != "window" or not config.rate_headers:
             return {}
         window = config.rate_window
@@ -103,6 +110,54 @@ class RateLimiter:
             reply.headers["RateLimit-Remaining"] = "0"
         reply.limited = "rate"
         return reply
+
+    # -- Zuora: several fixed windows at once ------------------------------------------------
+
+    def _zuora_state(self, config: EmulatorConfig) -> list[tuple[Window, int, float]]:
+        """Each window of the tenant: (window, requests counted in it, seconds until it
+        resets); windows are aligned to the limiter's start, pre-spent by windows_used."""
+        elapsed = self._clock() - self._t0
+        out = []
+        for window in TENANTS[config.tenant]:
+            index = math.floor(elapsed / window.seconds)
+            used = self._counts.get((window.seconds, index))
+            if used is None:
+                used = config.windows_used.get(window.seconds, 0) if index == 0 else 0
+            out.append((window, used, (index + 1) * window.seconds - elapsed))
+        return out
+
+    def _nearest(self, config: EmulatorConfig) -> tuple[Window, int, float]:
+        """The window nearest exhaustion (the least share left), as Zuora's headers name it."""
+        return min(self._zuora_state(config), key=lambda s: (s[0].quota - s[1]) / s[0].quota)
+
+    def _consume_zuora(self, config: EmulatorConfig) -> Reply | None:
+        """Count the request in every window (failed requests count too, as Zuora says)."""
+        elapsed = self._clock() - self._t0
+        spent = None
+        for window, used, reset in self._zuora_state(config):
+            key = (window.seconds, math.floor(elapsed / window.seconds))
+            self._counts[key] = used + 1
+            if used + 1 > window.quota and spent is None:
+                spent = (window, reset)
+        if spent is None:
+            return None
+        window, reset = spent
+        wait = max(1, math.ceil(reset))
+        name = {60.0: "minute", 3600.0: "hour", 86400.0: "day"}.get(window.seconds, "window")
+        reply = reasons(429, 70, f"API Rate limit exceeded for the {name}, retry after {wait} "
+                                 "seconds")
+        reply.headers["Retry-After"] = str(wait)
+        reply.limited = "rate"
+        return reply
+
+    def _zuora_headers(self, config: EmulatorConfig) -> dict[str, str]:
+        """``ratelimit-limit: 2500, 2500;w=60, 5000;w=3600, ...`` (its first item the quota of
+        the window nearest exhaustion), with that window's remaining and reset."""
+        window, used, reset = self._nearest(config)
+        items = ", ".join(f"{w.quota};w={w.seconds:g}" for w in TENANTS[config.tenant])
+        return {"ratelimit-limit": f"{window.quota}, {items}",
+                "ratelimit-remaining": str(max(0, window.quota - used)),
+                "ratelimit-reset": str(max(1, math.ceil(reset)))}
 
     def _consume_bucket(self, rate: float, burst: int) -> Reply | None:
         """nginx ``limit_req`` (ngx_http_limit_req_lookup), in its integer units: milliseconds
