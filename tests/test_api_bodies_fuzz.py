@@ -17,12 +17,6 @@ from worker.errors import ConfigError, UnusableResponse
 from worker.keys import KEYS, Key
 from worker.listing import extract_items
 from worker.models import ReportRun
-from worker.ratelimit_headers import (
-    parse_concurrency,
-    parse_limits,
-    parse_ratelimit,
-    parse_retry_after,
-)
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -73,36 +67,6 @@ def test_extract_items_returns_a_list_or_refuses(body: Any, field: str | None) -
     except UnusableResponse as exc:
         items = exc
     assert isinstance(items, list) or str(items)
-
-
-header_values = (st.text(max_size=40)
-                 | st.from_regex(r"[0-9, ;=wq\"a-z.-]{0,40}", fullmatch=True))
-header_maps = st.dictionaries(
-    st.sampled_from(["RateLimit-Limit", "ratelimit-remaining", "RateLimit-Reset", "RateLimit",
-                     "RateLimit-Policy", "Concurrency-Limit-Type", "Concurrency-Limit-Limit",
-                     "Concurrency-Limit-Remaining", "Retry-After", "X-Other"]),
-    header_values, max_size=6)
-
-
-@SETTINGS
-@given(header_maps)
-def test_ratelimit_parsers_never_raise(headers: dict[str, str]) -> None:
-    """The RateLimit-* and Concurrency-Limit-* parsers accept any header values."""
-    info = parse_ratelimit(headers)
-    conc = parse_concurrency(headers)
-    assert parse_limits(headers) == (info, conc)
-    if info is not None:
-        for value in (info.limit, info.remaining, info.reset, info.window):
-            assert value is None or math.isfinite(value)
-        assert info.sustained_rate is None or math.isfinite(info.sustained_rate)
-
-
-@SETTINGS
-@given(st.none() | header_values, st.floats(min_value=0, max_value=4e9))
-def test_retry_after_never_raises(value: str | None, now: float) -> None:
-    """Retry-After parsing gives a finite, non-negative delay or None."""
-    delay = parse_retry_after(value, now)
-    assert delay is None or (math.isfinite(delay) and delay >= 0)
 
 
 # ---------------------------------------------------------------- the config loader

@@ -49,11 +49,11 @@ async def test_a_stalled_call_is_cut_after_the_grace_period():
     loop = asyncio.get_running_loop()
 
     async def stalled() -> None:
-        control.begin_send()
+        control.flights.begin()
         try:
             await asyncio.sleep(30)
         finally:
-            control.end_send()
+            control.flights.end()
 
     started = loop.time()
     with pytest.raises(Interrupted, match="deadline reached"):
@@ -79,7 +79,7 @@ async def test_abort_cuts_at_once_and_a_finished_job_returns_its_result():
     assert await control.bounded(asyncio.sleep(0, result="done")) == "done"
 
     async def in_flight_forever() -> None:
-        control.begin_send()
+        control.flights.begin()
         await asyncio.sleep(30)
 
     loop = asyncio.get_running_loop()

@@ -1,26 +1,28 @@
-"""Tests for the tenant pacer, the retry budget and the backoff helpers.
+"""The tenant pacer: evenly spaced turns, the concurrency limit, one gate, the quota windows
+(the shortest sets the pace, each longer one is a budget), and what a bare 429 teaches.
 
 Timing tests run the event loop on virtual time (the ``vclock`` fixture): the loop's clock only
-moves when every task is asleep, and then jumps straight to the next timer, so a minute of pacing
-takes milliseconds and the timestamps are exact.
+moves when every task is asleep, and then jumps straight to the next timer, so a minute of
+pacing takes milliseconds and the timestamps are exact, whatever else the machine is doing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import random
+import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from local import ManualClock, max_in_window
 
-from worker.pacer import Pacer, PacerConfig, Sent
+from worker.errors import QuotaSpent
+from worker.pacer import PROBE_AFTER, Pacer, PacerConfig, Sent, plan_for
+from worker.ratelimit import TENANTS, Window
 
 Clock = Callable[[], float]
-EPS = 1e-9
+SANDBOX = {"ratelimit-limit": "2500, 2500;w=60, 5000;w=3600, 10000;w=86400",
+           "ratelimit-remaining": "2400", "ratelimit-reset": "50"}
 
 
 @pytest.fixture
@@ -47,584 +49,219 @@ async def vclock() -> AsyncIterator[Clock]:
 
 
 def zero() -> float:
-    """A rand() that never jitters."""
     return 0.0
 
 
-async def run_clients(
-    pacer: Pacer, clock: Clock, count: int, latency: float, *, seed: int = 7
-) -> tuple[list[float], int]:
-    """Run ``count`` one-request clients; return entry times and the most seen in flight."""
-    rng = random.Random(seed)
-    entries: list[float] = []
-    peak = 0
+def pacer_of(clock: Clock, **config: Any) -> Pacer:
+    return Pacer(PacerConfig(**config), clock=clock, rand=zero)
 
-    async def client() -> None:
-        nonlocal peak
-        async with pacer.slot():
-            entries.append(clock())
-            peak = max(peak, pacer.in_flight)
-            await asyncio.sleep(latency * (0.5 + rng.random()))
 
-    async with asyncio.TaskGroup() as tg:
+async def send(pacer: Pacer, count: int, *, latency: float = 0.0, status: int = 200,
+               headers: dict[str, str] | None = None) -> list[Sent]:
+    """``count`` requests through the pacer at once, each answered after ``latency``."""
+    turns: list[Sent] = []
+
+    async def one() -> None:
+        async with pacer.slot() as sent:
+            turns.append(sent)
+            await asyncio.sleep(latency)
+        pacer.observe(status, headers or {}, sent)
+
+    async with asyncio.TaskGroup() as group:
         for _ in range(count):
-            tg.create_task(client())
-    return entries, peak
+            group.create_task(one())
+    return sorted(turns, key=lambda s: s.seq)
 
 
-async def traffic(pacer: Pacer, clock: Clock, seconds: float, *, latency: float = 0.01,
-                  headers: dict[str, str] | None = None) -> list[Sent]:
-    """Fifty clients send through the pacer, as fast as it lets, for ``seconds``; every answer
-    a 200 (with ``headers``). Returns the entries."""
-    sent: list[Sent] = []
+async def traffic(pacer: Pacer, clock: Clock, seconds: float, *, clients: int = 20,
+                  latency: float = 0.05) -> None:
+    """``clients`` loops sending for ``seconds``, every answer a 200."""
     end = clock() + seconds
 
-    async def client() -> None:
+    async def loop() -> None:
         while clock() < end:
-            async with pacer.slot() as entry:
-                sent.append(entry)
+            async with pacer.slot() as sent:
                 await asyncio.sleep(latency)
-            pacer.observe(200, headers or {}, entry)
+            pacer.observe(200, {}, sent)
 
-    async with asyncio.TaskGroup() as tg:
-        for _ in range(50):
-            tg.create_task(client())
-    return sent
+    async with asyncio.TaskGroup() as group:
+        for _ in range(clients):
+            group.create_task(loop())
 
 
-# -- both caps -----------------------------------------------------------------------------
+# -- turns, concurrency ----------------------------------------------------------------------
 
 
-async def test_never_more_than_concurrency_in_flight(vclock: Clock) -> None:
-    """Many clients with long requests never exceed the concurrency limit, and reach it."""
-    pacer = Pacer(PacerConfig(rate=1000, concurrency=5), clock=vclock)
-    _, peak = await run_clients(pacer, vclock, 60, latency=0.5)
-    assert peak == 5
-    assert pacer.stats.max_in_flight == 5
-    assert pacer.in_flight == 0
-    assert pacer.stats.requests == 60
+async def test_turns_are_evenly_spaced_at_the_rate(vclock: Clock) -> None:
+    pacer = pacer_of(vclock, rate=10, concurrency=50)
+    turns = await send(pacer, 20)
+    gaps = [b.at - a.at for a, b in itertools.pairwise(turns)]
+    assert gaps == pytest.approx([0.1] * 19)
+    assert [t.seq for t in turns] == list(range(1, 21))
 
 
-@pytest.mark.parametrize(("rate", "burst"), [(10.0, 0.1), (200.0, 0.1), (3.0, 1.0)])
-async def test_rate_never_exceeded_over_sliding_windows(
-    vclock: Clock, rate: float, burst: float
-) -> None:
-    """Entries in any window W >= 1 s stay within rate*W + capacity, at close to full rate."""
-    pacer = Pacer(PacerConfig(rate=rate, concurrency=500, burst_seconds=burst), clock=vclock)
-    count = int(rate * 10)
-    entries, _ = await run_clients(pacer, vclock, count, latency=0.05)
-    capacity = max(1.0, rate * burst)
-    for width in (1.0, 2.5, 7.0):
-        assert max_in_window(entries, width, EPS) <= rate * width + capacity
-    assert max(entries) - min(entries) <= (count - 1) / rate + 0.3  # no needless slowness
+async def test_never_more_than_the_concurrency_limit_in_flight(vclock: Clock) -> None:
+    pacer = pacer_of(vclock, rate=1000, concurrency=3)
+    await send(pacer, 12, latency=1.0)
+    assert pacer.flights.peak == 3
+    assert pacer.flights.count == 0
 
 
-async def test_rate_bound_clients_are_admitted_in_batches(vclock: Clock) -> None:
-    """When the rate binds, a freed slot admits nobody early: the timer admits a batch per wake.
-
-    The bucket holds 10 ms of rate (issue 13: a bigger burst is what a fixed window's edge
-    refuses), so at 500/s a wake-up admits about 3, not 1; the rate and the total time are
-    unchanged.
-    """
-    pacer = Pacer(PacerConfig(rate=500, concurrency=40), clock=vclock)
-    entries, peak = await run_clients(pacer, vclock, 2000, latency=0.05)
-    wakeups = len(set(entries))
-    assert wakeups <= 2000 / 2.5
-    assert peak <= 40
-    assert max_in_window(entries, 1.0, EPS) <= 500 + 5
-    assert max(entries) - min(entries) <= 2000 / 500 + 0.3  # full rate, no needless slowness
-
-
-async def test_both_caps_hold_at_once(vclock: Clock) -> None:
-    """Concurrency-bound and rate-bound phases both respect their cap."""
-    pacer = Pacer(PacerConfig(rate=50, concurrency=4), clock=vclock)
-    entries, peak = await run_clients(pacer, vclock, 200, latency=0.2)
-    assert peak <= 4
-    for width in (1.0, 3.0):
-        assert max_in_window(entries, width, EPS) <= 50 * width + 5
-
-
-async def test_bucket_starts_with_one_token_and_banks_nothing_while_idle(vclock: Clock) -> None:
-    """A fresh pacer lets one request through at once; after a long idle only `capacity` do."""
-    pacer = Pacer(PacerConfig(rate=100, concurrency=100, burst_seconds=0.1), clock=vclock)
-    start = vclock()
-    entries, _ = await run_clients(pacer, vclock, 5, latency=0.01)
-    assert sum(t == start for t in entries) == 1
-    await asyncio.sleep(3600)
-    restart = vclock()
-    entries, _ = await run_clients(pacer, vclock, 50, latency=0.01)
-    assert sum(t == restart for t in entries) == 10  # capacity = 100 * 0.1
-    assert max_in_window(entries, 1.0, EPS) <= 100 + 10
-
-
-async def test_waiters_are_served_fifo(vclock: Clock) -> None:
-    """Both the permit queue and the token queue serve callers in arrival order."""
-    for config in (PacerConfig(rate=1000, concurrency=1), PacerConfig(rate=5, concurrency=50)):
-        pacer = Pacer(config, clock=vclock)
-        order: list[int] = []
-
-        async def client(i: int, pacer: Pacer = pacer, order: list[int] = order) -> None:
-            async with pacer.slot():
-                order.append(i)
-                await asyncio.sleep(0.01)
-
-        async with asyncio.TaskGroup() as tg:
-            for i in range(30):
-                tg.create_task(client(i))
-        assert order == list(range(30))
-
-
-async def test_lower_rate_applies_to_waiting_clients(vclock: Clock) -> None:
-    """A slow-down from the headers binds clients that were already queued."""
-    pacer = Pacer(PacerConfig(rate=10, concurrency=100), clock=vclock)
-    tight = {"RateLimit-Limit": "50000;w=60", "RateLimit-Remaining": "20", "RateLimit-Reset": "10"}
-
-    async def slow_down() -> None:
-        await asyncio.sleep(2.0)
-        pacer.observe(200, tight)
-
-    task = asyncio.create_task(slow_down())
-    entries, _ = await run_clients(pacer, vclock, 40, latency=0.01)
-    await task
-    assert pacer.rate == pytest.approx(0.9 * 20 / 9.5)  # the window ends 9-10 s on: 9.5 s
-    late = [t for t in entries if t > min(entries) + 2.0]
-    assert max_in_window(late, 5.0, EPS) <= 1.8 * 5 + 1
-
-
-# -- learning from headers -----------------------------------------------------------------
-
-
-def test_header_guard_holds_until_the_window_ends_then_the_plan_returns() -> None:
-    """A budget below safety x plan slows at once; the guard lasts as long as its window."""
-    clock = ManualClock(1000.0)
-    pacer = Pacer(PacerConfig(rate=10), clock=clock, rand=zero)
-    pacer.observe(
-        200, {"RateLimit-Limit": "50000;w=60", "RateLimit-Remaining": "20", "RateLimit-Reset": "10"}
-    )
-    assert pacer.rate == pytest.approx(0.9 * 20 / 9.5)  # the window ends 9-10 s from now
-    for _ in range(18):
-        clock.now += 0.5
-        pacer.observe(200, {})
-        assert pacer.rate == pytest.approx(0.9 * 20 / 9.5)
-    clock.now += 1.1  # past the latest end: a new window, the plan again
-    pacer.observe(200, {})
-    assert pacer.rate == pytest.approx(10.0)
-
-
-def test_budget_floor_and_no_recovery_on_errors() -> None:
-    """A near-empty window slows to min_rate, not below; 429s and 5xx never recover the rate."""
-    clock = ManualClock(1000.0)
-    pacer = Pacer(PacerConfig(rate=10, min_rate=0.5), clock=clock, rand=zero)
-    pacer.observe(200, {"RateLimit-Remaining": "1", "RateLimit-Reset": "60"})
-    assert pacer.rate == pytest.approx(0.5)
-    for status in (429, 500, 503):
-        clock.now += 1
-        pacer.observe(status, {})
-        assert pacer.rate == pytest.approx(0.5)
-
-
-@pytest.mark.parametrize(
-    ("rate", "share", "limit", "planned"),
-    [
-        (1000.0, 0.3, "100;w=10", 3.0),
-        (1000.0, 0.5, "2250000, 50000;w=60, 2250000;w=3600, 27000000;w=86400", 156.25),
-        (1000.0, 0.5, "50000;w=60", 50_000 / 60 * 0.5),
-        (10.0, 0.5, "50000;w=60", 10.0),  # never above --rate
-    ],
-)
-def test_quota_share_plans_the_rate(rate: float, share: float, limit: str, planned: float) -> None:
-    """planned = min(rate, quota_share * the lowest quota/window announced); applied at once."""
-    clock = ManualClock(1000.0)
-    pacer = Pacer(PacerConfig(rate=rate, quota_share=share), clock=clock)
-    pacer.observe(200, {"RateLimit-Limit": limit})
-    assert pacer.planned_rate == pytest.approx(planned)
-    assert pacer.rate == pytest.approx(planned)
-    for _ in range(100):
-        clock.now += 1
-        pacer.observe(200, {})
-    assert pacer.rate == pytest.approx(planned)
-
-
-def test_remaining_zero_closes_the_gate_until_reset() -> None:
-    """RateLimit-Remaining 0 pauses everyone until the reset (clamped to max_pause); the rate
-    itself is left alone, since the window, not the pace, is spent."""
-    clock = ManualClock(1000.0)
-    pacer = Pacer(PacerConfig(max_pause=900), clock=clock, rand=zero)
-    pacer.observe(200, {"RateLimit-Remaining": "0", "RateLimit-Reset": "30"})
-    assert pacer.paused_until == pytest.approx(clock.now + 30)
-    assert pacer.rate == pytest.approx(10.0)
-    pacer.observe(200, {"RateLimit-Remaining": "0", "RateLimit-Reset": "3600"})
-    assert pacer.paused_until == pytest.approx(clock.now + 900)
-
-
-@pytest.mark.parametrize(
-    ("configured", "header", "expected"),
-    [(100, "40", 36), (8, "40", 8), (100, "4", 3), (100, "1", 1), (8, "8", 8), (9, "8", 7)],
-)
-def test_concurrency_header_caps_the_limit_with_margin(
-    configured: int, header: str, expected: int
-) -> None:
-    """Asked for more than Concurrency-Limit-Limit: max(1, floor(limit x 0.9)), leaving a margin
-    to the tenant's other clients; asked for no more: --concurrency stands."""
-    clock = ManualClock(1000.0)
-    pacer = Pacer(PacerConfig(concurrency=configured), clock=clock)
-    pacer.observe(200, {"Concurrency-Limit-Limit": header})
-    assert pacer.concurrency_limit == expected
-    for _ in range(50):
-        clock.now += 1
-        pacer.observe(200, {})
-    assert pacer.concurrency_limit == expected
-
-
-# -- 429s ------------------------------------------------------------------------------------
-
-
-async def test_concurrency_429_shrinks_the_limit_but_keeps_the_gate_open(vclock: Clock) -> None:
-    """Each concurrency 429 cuts the limit by 0.7 down to 1; other slots go on at once."""
-    pacer = Pacer(PacerConfig(concurrency=8), clock=vclock)
-    gate = pacer.paused_until
-    limits = []
-    for _ in range(5):
-        pacer.on_concurrency_limited()
-        limits.append(pacer.concurrency_limit)
-    assert limits == [5, 3, 2, 1, 1]
-    assert pacer.paused_until == gate
-    assert pacer.stats.concurrency_limited == 5
-    before = vclock()
-    async with pacer.slot():
-        assert vclock() == before
-
-
-async def test_shrinking_below_in_flight_blocks_until_enough_leave(vclock: Clock) -> None:
-    """With 5 in flight and the limit cut to 2, a newcomer waits until only 1 is left."""
-    pacer = Pacer(PacerConfig(rate=1000, concurrency=5), clock=vclock)
-    releases = [asyncio.Event() for _ in range(5)]
-
-    async def holder(done: asyncio.Event) -> None:
-        async with pacer.slot():
-            await done.wait()
-
-    holders = [asyncio.create_task(holder(e)) for e in releases]
-    await asyncio.sleep(1)
-    assert pacer.in_flight == 5
-    pacer.on_concurrency_limited()
-    pacer.on_concurrency_limited()
-    assert pacer.concurrency_limit == 2
-    entered = asyncio.Event()
-
-    async def newcomer() -> None:
-        async with pacer.slot():
-            entered.set()
-
-    late = asyncio.create_task(newcomer())
-    for i in range(4):
-        releases[i].set()
-        await asyncio.sleep(0.1)
-        assert entered.is_set() == (i == 3)
-    releases[4].set()
-    await asyncio.gather(late, *holders)
-    assert pacer.in_flight == 0
-
-
-def test_concurrency_recovers_gradually_up_to_the_ceiling() -> None:
-    """Successes grow a cut limit back, never above min(--concurrency, header cap)."""
-    clock = ManualClock(1000.0)
-    pacer = Pacer(PacerConfig(concurrency=20, recovery_seconds=10), clock=clock)
-    pacer.observe(200, {"Concurrency-Limit-Limit": "10"})
-    assert pacer.concurrency_limit == 9
-    for _ in range(6):
-        pacer.on_concurrency_limited()
-    assert pacer.concurrency_limit == 1
-    clock.now += 1
-    pacer.observe(200, {"Concurrency-Limit-Limit": "10", "Concurrency-Limit-Remaining": "0"})
-    assert pacer.concurrency_limit == 1  # tenant saturated: hold
-    seen = []
-    for _ in range(30):
-        clock.now += 0.5
-        pacer.observe(200, {})
-        seen.append(pacer.concurrency_limit)
-    assert seen == sorted(seen)
-    assert seen[2] < 9
-    assert max(seen) == 9
-
-
-async def test_rate_429_closes_the_gate_for_everyone(vclock: Clock) -> None:
-    """After on_rate_limited no slot is entered before the pause ends, queued ones included."""
-    pacer = Pacer(PacerConfig(rate=2, concurrency=50), clock=vclock, rand=lambda: 0.5)
-    entries: list[float] = []
-    paused: list[tuple[float, float]] = []
-
-    async def client() -> None:
-        async with pacer.slot():
-            entries.append(vclock())
-
-    async def throttle() -> None:
-        await asyncio.sleep(1.2)
-        paused.append((vclock(), pacer.on_rate_limited(30.0, None)))
-
-    async with asyncio.TaskGroup() as tg:
-        for _ in range(10):
-            tg.create_task(client())
-        tg.create_task(throttle())
-    ((t0, pause),) = paused
-    assert pause == pytest.approx(30 + 0.5 * 3.0)
-    assert pacer.paused_until == pytest.approx(t0 + pause)
-    assert all(t <= t0 or t >= t0 + pause - EPS for t in entries)
-    assert sum(t <= t0 for t in entries) == 3  # 0.0, 0.5, 1.0 s before the 429
-    assert len(entries) == 10
-
-
-@pytest.mark.parametrize(
-    ("retry_after", "pause"),
-    [
-        (10.0, 10 + 0.5 * 1.0),
-        (100.0, 100 + 0.5 * 5.0),  # jitter is capped at 5 s
-        (-4.0, 0.0),
-        (None, 0.0),  # a bare 429 leaves the gate open
-    ],
-)
-def test_rate_429_pause_length(retry_after: float | None, pause: float) -> None:
-    """The pause is Retry-After plus uniform(0, min(5, 10 %)); none without it."""
-    clock = ManualClock(1000.0)
-    pacer = Pacer(PacerConfig(), clock=clock, rand=lambda: 0.5)
-    assert pacer.on_rate_limited(retry_after) == pytest.approx(pause)
-    assert pacer.paused_until == pytest.approx(clock.now + pause)
-
-
-async def test_bare_429_does_not_close_the_gate_for_everyone(vclock: Clock) -> None:
-    """A 429 without Retry-After or a spent window: other requests go on at the (cut) rate."""
-    pacer = Pacer(PacerConfig(rate=20, concurrency=50), clock=vclock, rand=zero)
-    entries: list[float] = []
-
-    async def client() -> None:
-        async with pacer.slot() as sent:
-            entries.append(sent.at)
-            await asyncio.sleep(0.01)
-        pacer.observe(200, {}, sent)
-
-    async def throttle() -> None:
-        await asyncio.sleep(0.5)
-        refused = Sent(vclock() - 0.01, pacer.stats.requests)
-        pacer.observe(429, {}, refused)
-        assert pacer.on_rate_limited(None, refused) == 0.0
-
-    async with asyncio.TaskGroup() as tg:
-        for _ in range(30):
-            tg.create_task(client())
-        tg.create_task(throttle())
-    gaps = [b - a for a, b in itertools.pairwise(sorted(entries))]
-    assert max(gaps) < 0.2  # nobody waited a second behind a closed gate
-    assert pacer.stats.pauses == 0
-    assert pacer.rate < 20  # but it was a congestion event
-
-
-async def test_rate_429_cut_is_relative_to_the_measured_rate(vclock: Clock) -> None:
-    """Told 1000/s but held to ~40/s by the concurrency limit: a 429 cuts to 0.7 x ~40, not to
-    0.7 x 1000, and recovery climbs back toward ~40 (the rate that worked)."""
-    pacer = Pacer(PacerConfig(rate=1000, concurrency=2), clock=vclock, rand=zero)
-    await traffic(pacer, vclock, 2.0, latency=0.05)  # 2 in flight x 20/s each = 40/s
-    meter, now = pacer._congestion.meter, vclock()
-    # the measure the cut reads: the second's count or the last 8 sends', at least the accepted
-    measured = max(meter.sent_rate(now), meter.recent_rate(now), meter.accepted_rate(now))
-    assert 30 <= measured <= 50
-    pacer.on_rate_limited(None, Sent(vclock(), pacer.stats.requests))
-    assert pacer.rate == pytest.approx(0.7 * measured, rel=0.1)
-    await traffic(pacer, vclock, 5.0, latency=0.05)
-    assert pacer.rate <= 2 * pacer._congestion.meter.sent_rate(vclock()) + EPS
-
-
-async def test_rate_429_burst_cuts_once(vclock: Clock) -> None:
-    """429s for requests sent before the cut are one event; one sent after cuts again."""
-    pacer = Pacer(PacerConfig(rate=10, concurrency=50), clock=vclock, rand=zero)
-    sent = await traffic(pacer, vclock, 2.0)
-    for refused in sent[-8:]:  # eight in a row refused, all sent at 10/s
-        pacer.observe(429, {}, refused)
-        pacer.on_rate_limited(None, refused)
-    assert pacer.rate == pytest.approx(7.0, rel=0.05)  # cut once, relative to ~10/s sent
-    assert pacer.summary()["throttle_events"] == 1
-    assert pacer.summary()["throttles_coalesced"] == 7
-    sent = await traffic(pacer, vclock, 0.3)
-    pacer.on_rate_limited(None, sent[-1])  # sent after the cut: a new event
-    assert pacer.summary()["throttle_events"] == 2
-    assert pacer.stats.rate_limited == 9
-
-
-def test_pause_until_only_extends() -> None:
-    """pause_until never shortens an existing pause."""
-    clock = ManualClock(1000.0)
-    pacer = Pacer(PacerConfig(), clock=clock)
-    pacer.pause_until(clock.now + 50)
-    pacer.pause_until(clock.now + 10)
-    assert pacer.paused_until == clock.now + 50
-
-
-# -- cancellation ----------------------------------------------------------------------------
-
-
-async def test_cancelled_permit_waiters_leak_nothing(vclock: Clock) -> None:
-    """Waiters cancelled in the permit queue free their place; the others enter in order."""
-    pacer = Pacer(PacerConfig(rate=1000, concurrency=1), clock=vclock)
-    release = asyncio.Event()
-    order: list[int] = []
-
-    async def client(i: int) -> None:
-        async with pacer.slot():
-            order.append(i)
-            if i == 0:
-                await release.wait()
-
-    tasks = [asyncio.create_task(client(i)) for i in range(6)]
-    await asyncio.sleep(1)
-    tasks[2].cancel()
-    tasks[4].cancel()
-    await asyncio.sleep(1)
-    release.set()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    assert [isinstance(r, asyncio.CancelledError) for r in results] == [
-        False, False, True, False, True, False,
-    ]  # fmt: skip
-    assert order == [0, 1, 3, 5]
-    assert pacer.in_flight == 0
-
-
-async def test_permit_granted_then_cancelled_is_handed_back(vclock: Clock) -> None:
-    """A waiter cancelled after being handed a permit, before it ran, returns the permit."""
-    pacer = Pacer(PacerConfig(rate=1000, concurrency=1), clock=vclock)
-    holder = pacer.slot()
-    await holder.__aenter__()
-
-    async def waiter() -> None:
-        async with pacer.slot():
-            pytest.fail("a cancelled waiter must not enter")
-
-    task = asyncio.create_task(waiter())
-    await asyncio.sleep(0.1)
-    await holder.__aexit__(None, None, None)  # hands the permit to `task` ...
-    task.cancel()  # ... which is cancelled before it can run
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    assert pacer.in_flight == 0
-    async with asyncio.timeout(1), pacer.slot():
-        assert pacer.in_flight == 1
-
-
-async def test_cancel_while_waiting_for_a_token_spends_no_token(vclock: Clock) -> None:
-    """A client cancelled while waiting for a token leaves that token to the next client."""
-    pacer = Pacer(PacerConfig(rate=1, min_rate=0.5, concurrency=10), clock=vclock)
-    start = vclock()
-    async with pacer.slot():  # spends the one initial token
-        pass
-
-    async def client() -> float:
-        async with pacer.slot():
-            return vclock()
-
-    doomed = asyncio.create_task(client())
-    await asyncio.sleep(0.5)
-    assert pacer.in_flight == 0  # waiting for a token holds no permit
-    doomed.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await doomed
-    assert pacer.in_flight == 0
-    assert await client() == pytest.approx(start + 1.0)
-    with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.3):
-            await client()
-    assert pacer.in_flight == 0
-
-
-# -- a noisy tenant ----------------------------------------------------------------------------
-
-
-async def test_invariants_hold_under_random_throttling(vclock: Clock) -> None:
-    """Random headers and 429s never break the caps: in flight <= limit, rate <= --rate."""
-    config = PacerConfig(rate=20, concurrency=6, recovery_seconds=2)
-    rng = random.Random(3)
-    pacer = Pacer(config, clock=vclock, rand=rng.random)
-    entries: list[float] = []
-
-    async def client() -> None:
-        async with pacer.slot():
-            entries.append(vclock())
-            assert pacer.in_flight <= pacer.concurrency_limit
-            await asyncio.sleep(rng.uniform(0.05, 0.4))
-        roll = rng.random()
-        remaining = str(rng.randrange(0, 400))
-        pacer.observe(
-            429 if roll < 0.05 else 200,
-            {
-                "RateLimit-Remaining": remaining,
-                "RateLimit-Reset": "20",
-                "Concurrency-Limit-Limit": "9",
-            },
-        )
-        if roll < 0.03:
-            pacer.on_rate_limited(rng.choice([None, 0.5, 2.0]), Sent(vclock() - 0.2, 0))
-        elif roll < 0.05:
-            pacer.on_concurrency_limited()
-
-    async with asyncio.TaskGroup() as tg:
-        for _ in range(400):
-            tg.create_task(client())
-    assert len(entries) == 400
-    assert pacer.stats.max_in_flight <= 6
-    for width in (1.0, 4.0):
-        assert max_in_window(entries, width, EPS) <= 20 * width + 2
-    assert pacer.stats.peak_rate <= 20
-    assert pacer.in_flight == 0
-
-
-# -- configuration ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [
-        {"rate": 0},
-        {"concurrency": 0},
-        {"quota_share": 1.5},
-        {"rate_cut": 1.0},
-        {"min_rate": -1},
-        {"max_pause": -1},
-    ],
-)
-def test_config_rejects_out_of_range_values(bad: dict[str, float]) -> None:
-    """Out-of-range settings raise ValueError naming the field."""
-    with pytest.raises(ValueError, match=next(iter(bad))):
-        PacerConfig(**bad)  # type: ignore[arg-type]
-
-
-def test_budget_within_the_safety_margin_does_not_bind() -> None:
-    """A job told the whole quota keeps its plan while the window can sustain safety x plan."""
-    clock = ManualClock(1000.0)
-    pacer = Pacer(PacerConfig(rate=500, quota_share=1.0), clock=clock, rand=zero)
-    # 500/s in 10 s windows; Reset rounded up to whole seconds: 4850 left with 9-10 s to go
-    pacer.observe(200, {"RateLimit-Limit": "5000;w=10", "RateLimit-Remaining": "4850",
-                        "RateLimit-Reset": "10"})
-    assert pacer.rate == pytest.approx(500)
-    clock.now += 8.0  # 1-2 s left, midpoint 1.5 s: 600/1.5 = 400/s < 0.9 x 500
-    pacer.observe(200, {"RateLimit-Remaining": "600", "RateLimit-Reset": "2"})
-    assert pacer.rate == pytest.approx(400 * 0.9)
-
-
-async def test_header_slowdown_lifts_when_the_headers_show_room_but_a_429_cut_climbs(
+async def test_a_concurrency_429_shrinks_the_limit_and_answers_let_it_recover(
         vclock: Clock) -> None:
-    """Rates lowered by the headers return to the plan at once; a 429 cut climbs back by
-    CUBIC, concave: most of the way within seconds, then never past the plan."""
-    pacer = Pacer(PacerConfig(rate=100, concurrency=50), clock=vclock, rand=zero)
-    pacer.observe(200, {"RateLimit-Remaining": "105", "RateLimit-Reset": "11"})
-    assert pacer.rate == pytest.approx(9.0)  # 105 left over 10-11 s (10.5), x 0.9
-    pacer.observe(200, {"RateLimit-Remaining": "1000", "RateLimit-Reset": "5"})
-    assert pacer.rate == pytest.approx(100)
-    await traffic(pacer, vclock, 2.0)
-    pacer.on_rate_limited(None, Sent(vclock(), pacer.stats.requests))
+    pacer = pacer_of(vclock, rate=1000, concurrency=10)
+    pacer.on_concurrency_limited()
+    assert pacer.concurrency_limit == 7
+    await traffic(pacer, vclock, 12.0, clients=12, latency=0.05)
+    assert pacer.concurrency_limit == 10  # back to the ceiling within RECOVERY_S
+
+
+@pytest.mark.parametrize(("asked", "tenant", "limit"), [(8, 40, 8), (60, 40, 36)])
+def test_the_tenants_concurrency_limit_caps_ours(vclock: Clock, asked: int, tenant: int,
+                                                 limit: int) -> None:
+    """Asked for no more than the tenant allows, the number stands; for more, 90 % of it."""
+    pacer = pacer_of(vclock, concurrency=asked)
+    pacer.observe(200, {"Concurrency-Limit-Limit": str(tenant)})
+    assert pacer.concurrency_limit == limit
+
+
+# -- quota windows -----------------------------------------------------------------------------
+
+
+def test_the_shortest_window_sets_the_pace(vclock: Clock) -> None:
+    """An API Sandbox: 2,500 a minute, 5,000 an hour, 10,000 a day. Paced by the minute
+    (half of 2,499/60 s = 20.8/s, under --rate 1000), never by the day's average (0.058/s)."""
+    pacer = pacer_of(vclock, rate=1000, quota_share=0.5)
+    pacer.observe(200, SANDBOX, Sent(vclock(), 1))
+    assert pacer.rate == pytest.approx(0.5 * 2499 / 60)
+    assert {b.window.name: b.allowed for b in pacer.budgets.values()} == {
+        "hourly": 2500, "daily": 5000}  # requests in all, from the job's start
+
+
+def test_plan_for_says_what_a_job_does_with_each_tenant_type() -> None:
+    rate, budgets = plan_for(PacerConfig(rate=10, quota_share=0.5), TENANTS["api-sandbox"])
+    assert rate == 10  # --rate is lower than the minute's share
+    assert budgets == {Window(3600, 5000): 2500, Window(86400, 10000): 5000}
+
+
+async def test_a_spent_budget_stops_the_job_and_counts_failed_requests(vclock: Clock) -> None:
+    """A minute window of 40 with share 0.5: 20 requests for this job, failed ones counted
+    too; the 21st is never sent (QuotaSpent), so the window is never run dry."""
+    pacer = pacer_of(vclock, rate=1000, quota_share=0.5)
+    headers = {"RateLimit-Limit": "100, 100;w=1, 40;w=60"}
+    async with pacer.slot() as first:
+        pass
+    pacer.observe(503, headers, first)  # a failed request, counted like any other
+    await send(pacer, 19, status=503, headers=headers)
+    with pytest.raises(QuotaSpent, match="the minute quota share is spent"):
+        async with pacer.slot():
+            pass
+    assert pacer.sent == 20  # the 21st had no turn
+
+
+def test_what_the_nearest_longer_window_has_left_lowers_its_budget(vclock: Clock) -> None:
+    """Another client used the hour up to 10 left: this job may send half of that, counted
+    from the answer's request on."""
+    pacer = pacer_of(vclock, rate=1000, quota_share=0.5)
+    pacer.observe(200, {**SANDBOX, "ratelimit-limit": "5000, " + SANDBOX["ratelimit-limit"][6:],
+                        "ratelimit-remaining": "10", "ratelimit-reset": "1200"}, Sent(0.0, 7))
+    hour = pacer.budgets[3600.0]
+    assert hour.allowed == 7 + 5
+    assert hour.resets_at == pytest.approx(vclock() + 1200)
+
+
+async def test_a_spent_shortest_window_closes_the_gate_until_its_reset(vclock: Clock) -> None:
+    pacer = pacer_of(vclock, rate=1000)
+    async with pacer.slot() as sent:
+        pass
+    pacer.observe(200, {"RateLimit-Limit": "10, 10;w=1", "RateLimit-Remaining": "0",
+                        "RateLimit-Reset": "2"}, sent)
+    started = vclock()
+    async with pacer.slot():
+        assert vclock() - started == pytest.approx(2.0, abs=0.01)
+
+
+async def test_placeholder_values_are_ignored_and_counted(vclock: Clock) -> None:
+    """Remaining 0 with Reset 0 on every answer (mock servers, some gateways) is no spent
+    window: nothing waits, and the report counts what was not believed."""
+    pacer = pacer_of(vclock, rate=100)
+    placeholder = {"RateLimit-Limit": "unlimited", "RateLimit-Remaining": "0",
+                   "RateLimit-Reset": "0"}
+    turns = await send(pacer, 10, headers=placeholder)
+    assert turns[-1].at - turns[0].at == pytest.approx(0.09)
+    assert pacer.ignored == {"RateLimit-Limit malformed": 10,
+                             "Remaining 0 with Reset 0 (window ending)": 10}
+
+
+# -- limiters that do not announce themselves -----------------------------------------------
+
+
+async def test_a_bare_429_cuts_to_a_share_of_the_rate_really_sent(vclock: Clock) -> None:
+    """Told 1000/s but held to ~40/s by two in flight: the cut is 0.7 x ~40, not 0.7 x 1000."""
+    pacer = pacer_of(vclock, rate=1000, concurrency=2)
+    await traffic(pacer, vclock, 2.0, clients=2, latency=0.05)
+    pacer.on_rate_limited(None, Sent(vclock(), pacer.sent))
+    assert 0.6 * 40 <= pacer.rate <= 0.9 * 40  # pairs in flight read a little fast; never 700
+    assert pacer.stats["throttle_events"] == 1
+
+
+async def test_429s_for_requests_sent_before_the_cut_are_one_event(vclock: Clock) -> None:
+    pacer = pacer_of(vclock, rate=50, concurrency=50)
+    turns = await send(pacer, 40)
+    for refused in turns[-8:]:
+        pacer.on_rate_limited(None, refused)
+    assert pacer.stats["throttle_events"] == 1
+    assert pacer.stats["throttles_coalesced"] == 7
     cut = pacer.rate
-    assert cut == pytest.approx(70, rel=0.05)
-    seen = []
-    for _ in range(8):
-        await traffic(pacer, vclock, 0.5)
-        seen.append(pacer.rate)
-    assert seen == sorted(seen)
-    assert seen[0] > cut
-    assert seen[3] > 90  # concave: most of the way back within 2 s
-    assert seen[-1] == pytest.approx(100)  # the plan, never more
+    residue = await send(pacer, 1)  # within the second: the limiter's bucket still drains
+    pacer.on_rate_limited(None, residue[0])
+    assert pacer.stats["throttle_events"] == 1
+    await asyncio.sleep(1.5)
+    later = await send(pacer, 1)
+    pacer.on_rate_limited(None, later[0])  # sent after the cut, once it drained: a new event
+    assert pacer.stats["throttle_events"] == 2
+    assert pacer.rate < cut
+
+
+async def test_after_a_cut_the_rate_climbs_back_to_what_worked_then_slowly(
+        vclock: Clock) -> None:
+    """The limiter accepted ~50/s: cut to 0.7 of it, back near 49/s within a few seconds,
+    then slowly above (probing), never past --rate."""
+    pacer = pacer_of(vclock, rate=50, concurrency=50)
+    await traffic(pacer, vclock, 2.0, clients=10, latency=0.01)
+    pacer.on_rate_limited(None, Sent(vclock(), pacer.sent))
+    assert pacer.rate == pytest.approx(0.7 * 50, rel=0.05)
+    await traffic(pacer, vclock, 3.0, clients=10, latency=0.01)
+    assert 47 <= pacer.rate <= 50
+    await traffic(pacer, vclock, 30.0, clients=10, latency=0.01)
+    assert pacer.rate == 50  # the slow climb reaches --rate, and stops there
+
+
+async def test_refusals_with_nothing_accepted_pause_everyone_briefly(vclock: Clock) -> None:
+    """A spent window nobody announces: after PROBE_AFTER refusals in a row, a short pause for
+    all, doubling while refusals go on; an accepted answer starts it over."""
+    pacer = pacer_of(vclock, rate=100)
+    pauses = [pacer.on_rate_limited(None, Sent(vclock(), 1)) for _ in range(PROBE_AFTER)]
+    assert pauses[:-1] == [0.0] * (PROBE_AFTER - 1)
+    assert pauses[-1] > 0
+    await asyncio.sleep(pauses[-1])
+    assert pacer.on_rate_limited(None, Sent(vclock(), 1)) == pytest.approx(2 * pauses[-1])
+    await asyncio.sleep(1.0)
+    pacer.observe(200, {})
+    again = [pacer.on_rate_limited(None, Sent(vclock(), 1)) for _ in range(PROBE_AFTER)]
+    assert again[-1] == pytest.approx(pauses[-1])
+
+
+async def test_retry_after_closes_the_gate_for_everyone(vclock: Clock) -> None:
+    pacer = pacer_of(vclock, rate=1000)
+    assert pacer.on_rate_limited(3.0, Sent(vclock(), 0)) == pytest.approx(3.0)
+    started = vclock()
+    turns = await send(pacer, 3)
+    assert all(t.at - started >= 3.0 for t in turns)
+    assert pacer.stats["gate_pauses"] == 1
+
+
+def test_the_config_is_checked() -> None:
+    with pytest.raises(ValueError, match="invalid pacer settings"):
+        PacerConfig(rate=0)
+    assert math.isfinite(PacerConfig().rate)

@@ -9,19 +9,21 @@ def _stage(emu, n):
 
 
 def test_report_shows_the_rate_learned_from_a_tighter_quota(emu_thread, cli):
-    """A quota of 40/s under --rate 1000 with share 0.5: the report plans 20/s and says so."""
+    """A quota of 40/s under --rate 1000 with share 0.5: the report plans 19.5/s (half of 39 a
+    second: one request of slack per window, so evenly spaced requests never put 41 into one
+    fixed window) and says so."""
     emu = emu_thread(runs=0, rate=40, rate_window=1)
     _stage(emu, 30)
     res = cli(emu, "run", "--older-than", "1h", "--rate", "1000", "--concurrency", "4",
               "--max-cancel", "100")
     assert res.code == 0, res.stderr
     pacing = res.report["pacing"]
-    assert pacing["planned_rate"] == 20.0  # quota_share 0.5 of 40/s
-    assert pacing["min_rate"] <= 20.0
+    assert pacing["planned_rate"] == 19.5  # quota_share 0.5 of (40 - 1)/s
+    assert pacing["min_rate"] <= 19.5
     assert 1 <= pacing["max_in_flight"] <= 4
     assert set(pacing) == {"planned_rate", "final_rate", "min_rate", "final_concurrency",
                            "max_in_flight", "gate_pauses", "wait_s", "throttle_events",
-                           "throttles_coalesced", "header_values_ignored"}
+                           "throttles_coalesced", "header_values_ignored", "budgets"}
     assert pacing["header_values_ignored"] == {}
 
 

@@ -111,7 +111,7 @@ async def test_each_failed_attempt_is_decided_once(client: ApiClient) -> None:
         m.delete(RUN, payload={"success": True})
         resp = await client.request("DELETE", "/reportruns/r1")
     assert resp.status == 200
-    assert client.pacer.stats.rate_limited == 2
+    assert client.pacer.stats["rate_limited"] == 2
     assert client._budget.available == 100 - 2 * 2
     assert client.control.counters.retries == 2
 
@@ -163,7 +163,7 @@ async def test_a_bare_rate_429_backs_off_that_request_alone() -> None:
             resp = await api.request("DELETE", "/reportruns/r1")
         assert resp.status == 200
         assert api.pacer.paused_until <= asyncio.get_running_loop().time()
-        assert api.pacer.stats.pauses == 0
+        assert api.pacer.stats["gate_pauses"] == 0
     assert waits == [0.25, 0.5, 1.0]  # 0.5 x 0.5 s, x 1 s, x 2 s
 
 
@@ -180,5 +180,5 @@ async def test_a_rate_429_with_retry_after_waits_at_the_gate() -> None:
             m.delete(RUN, payload={"success": True})
             resp = await api.request("DELETE", "/reportruns/r1")
         assert resp.status == 200
-        assert api.pacer.stats.pauses == 1
+        assert api.pacer.stats["gate_pauses"] == 1
     assert waits == [0.0]

@@ -22,12 +22,19 @@ from worker.api_bodies import describe, reason_codes
 from worker.auth import Auth, make_auth
 from worker.config import Settings
 from worker.control import JobControl
-from worker.errors import ApiError, AuthError, Interrupted, RateLimited, TransientError
+from worker.errors import (
+    ApiError,
+    AuthError,
+    Interrupted,
+    QuotaSpent,
+    RateLimited,
+    TransientError,
+)
 from worker.http import Response, Transport
 from worker.logs import REDACTOR, debug_enabled
-from worker.pacer import Pacer, PacerConfig
-from worker.ratelimit_headers import parse_retry_after
-from worker.retry import ApiRetry, CallState, RetryBudget, RetryPolicy, gave_up
+from worker.pacer import Pacer, PacerConfig, Sent
+from worker.ratelimit import parse_retry_after
+from worker.retry import ApiRetry, CallState, RetryBudget, RetryPolicy
 
 log = structlog.get_logger("worker.client")
 
@@ -72,18 +79,8 @@ class ApiClient:
         (a redirect, an answer over a hard limit) at once.
         """
         st = state or CallState()
-        st.started = asyncio.get_running_loop().time()
         call = _Call(method, path, self.api_root + path, json_body, params, max_body)
-        try:
-            async for attempt in self._retry.retrying(st, method, path):
-                with attempt:
-                    resp = await self._attempt(call, st)
-        except TransientError as exc:
-            if self.control.is_stopping():  # the stop ended the retries: it is the reason
-                raise Interrupted(self.control.stop_reason or "stopping") from exc
-            raise gave_up(f"{method} {path}", st.attempts, exc) from exc
-        self._budget.on_success(first_try=st.attempts == 1)
-        return resp
+        return await self._retry.call(lambda: self._attempt(call, st), st, f"{method} {path}")
 
     async def _attempt(self, call: _Call, st: CallState) -> Response:
         """One attempt: send; on a first 401 refresh the token and send once more; classify."""
@@ -106,7 +103,7 @@ class ApiClient:
         """
         self._raise_if_stopping()
         try:
-            async with self.pacer.slot() as sent:
+            async with self._pacer_slot() as sent:
                 st.sent = sent
                 self._raise_if_stopping()  # stopped while we waited for a slot
                 # Take the token only now: one taken before a long wait for a slot (a rate
@@ -122,6 +119,16 @@ class ApiClient:
         self.control.clock.observe(resp.header("Date"))
         self.control.counters.count_status(resp.status, resp.elapsed)
         return resp, auth_headers
+
+    @contextlib.asynccontextmanager
+    async def _pacer_slot(self) -> AsyncIterator[Sent]:
+        """The pacer's slot; a quota window's share spent stops the job (nothing is sent)."""
+        try:
+            async with self.pacer.slot() as sent:
+                yield sent
+        except QuotaSpent as exc:
+            self.control.request_stop(str(exc), exc.kind)
+            raise Interrupted(str(exc)) from None
 
     async def _auth_headers(self) -> dict[str, str]:
         """The auth headers; a token that cannot be had (refused, unreachable, an unusable
@@ -144,13 +151,9 @@ class ApiClient:
         """The HTTP exchange itself, counted in flight (for the grace period of a stop)."""
         headers = {**auth_headers, "Zuora-Track-Id": self.control.track_id()}
         st.attempts += 1
-        self.control.begin_send()
-        try:
-            resp = await self._transport.send(call.method, call.url, headers=headers,
-                                              json_body=call.json_body, params=call.params,
-                                              max_body=call.max_body)
-        finally:
-            self.control.end_send()
+        resp = await self._transport.send(call.method, call.url, headers=headers,
+                                          json_body=call.json_body, params=call.params,
+                                          max_body=call.max_body)
         if debug_enabled():
             log.debug("http.response", method=call.method, url=call.url, status=resp.status,
                       track_id=headers["Zuora-Track-Id"],
@@ -165,7 +168,7 @@ class ApiClient:
     def _classify(self, resp: Response, st: CallState) -> Response:
         """Raise for a 429 or a retryable failure; return every other answer."""
         if resp.status == 429:
-            raise self._throttled(resp)
+            raise self._throttled(resp, st)
         if resp.status in RETRYABLE_STATUSES or _retryable_failure(resp):
             st.transient += 1
             st.unanswered += resp.status >= 500  # a gateway's 5xx says nothing of the server
@@ -175,7 +178,8 @@ class ApiClient:
                                                                time.time()))
         return resp
 
-    def _throttled(self, resp: Response) -> RateLimited:
+    def _throttled(self, resp: Response, st: CallState) -> RateLimited:
+        """Which limit refused the request (the pacer hears of it here), as a RateLimited."""
         codes = reason_codes(resp.body)
         retry_after = parse_retry_after(resp.header("Retry-After"), time.time())
         is_conc = CONCURRENCY_CODE in codes or (
@@ -183,6 +187,10 @@ class ApiClient:
             and resp.header("RateLimit-Remaining") != "0" and "70" not in codes)
         limit = "concurrency" if is_conc else "rate"
         self.control.counters.limited[limit] += 1
+        if is_conc:
+            self.pacer.on_concurrency_limited()
+        else:
+            self.pacer.on_rate_limited(retry_after, st.sent)
         return RateLimited(f"HTTP 429 ({limit} limit): {describe(resp)}", limit=limit,
                            retry_after=retry_after)
 
@@ -198,7 +206,7 @@ async def connect(settings: Settings, control: JobControl, *, policy: RetryPolic
                          network=settings.network) as transport:
         auth = make_auth(settings, transport, control.track_id)
         pacer = Pacer(PacerConfig(rate=pacing.rate, concurrency=concurrency,
-                                  quota_share=pacing.quota_share))
+                                  quota_share=pacing.quota_share), flights=control.flights)
         yield ApiClient(settings.target.api_root, transport, auth, pacer,
                         RetryBudget(capacity=pacing.retry_budget), control,
                         policy or RetryPolicy(max_attempts=pacing.max_attempts))

@@ -70,6 +70,29 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
+class InFlight:
+    """The one count of requests in flight (a pacer's slot held): the pacer's concurrency
+    limit bounds it, and a stop's grace period waits for it to fall to zero."""
+
+    def __init__(self) -> None:
+        self.count = self.peak = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def begin(self) -> None:
+        self.count += 1
+        self.peak = max(self.peak, self.count)
+        self._idle.clear()
+
+    def end(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
 def new_job_id() -> str:
     """A job id: 16 hex digits, on every log line, in the report and in every Zuora-Track-Id."""
     return uuid.uuid4().hex[:16]
@@ -96,9 +119,7 @@ class JobControl:
         self._timer = (loop.call_at(self.deadline, self.request_stop, DEADLINE_REACHED,
                                     Kind.INTERRUPTED) if self.deadline is not None else None)
         self.counters = Counters()
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self.flights = InFlight()
         self._work: asyncio.Task[Any] | None = None
 
     def track_id(self) -> str:
@@ -147,7 +168,7 @@ class JobControl:
         try:
             async with asyncio.timeout(self.grace_s):
                 while True:
-                    await self.wait_idle()
+                    await self.flights.wait_idle()
                     await asyncio.sleep(SETTLE_SECONDS)  # let answered calls record outcomes
                     if self.in_flight == 0:
                         break
@@ -158,21 +179,5 @@ class JobControl:
 
     @property
     def in_flight(self) -> int:
-        """Requests sent and not yet answered (or failed)."""
-        return self._in_flight
-
-    def begin_send(self) -> None:
-        """One HTTP attempt starts (pair with :meth:`end_send` in a ``finally``)."""
-        self._in_flight += 1
-        if self._in_flight == 1:
-            self._idle.clear()
-
-    def end_send(self) -> None:
-        """One HTTP attempt ended, answered or not."""
-        self._in_flight -= 1
-        if self._in_flight == 0:
-            self._idle.set()
-
-    async def wait_idle(self) -> None:
-        """Return when no request is in flight."""
-        await self._idle.wait()
+        """Requests in flight (``flights.count``)."""
+        return self.flights.count

@@ -11,6 +11,7 @@ kind into an exit code.
     ├── GuardRefused                a safety guard refused to act     guard
     ├── LockHeld                    another job holds the lock        guard
     ├── Interrupted                 SIGTERM/SIGINT, deadline, budget  interrupted
+    │   └── QuotaSpent              a quota window's share is spent   interrupted
     ├── InternalError               an unexpected exception (a bug)   unusable
     └── ApiError                    what the API answered or failed to answer
         ├── AuthError               credentials refused, 401, 403     auth
@@ -27,6 +28,7 @@ import traceback
 from enum import StrEnum
 from typing import ClassVar
 
+from worker.durations import format_duration
 from worker.logs import REDACTOR
 
 
@@ -74,6 +76,17 @@ class Interrupted(WorkerError):
     """The job was stopped by a signal or by its deadline before it finished."""
 
     kind = Kind.INTERRUPTED
+
+
+class QuotaSpent(Interrupted):
+    """A quota window's share for this job is spent: the job stops (nothing more is sent) and
+    leaves the rest for the next job, so the tenant's window is never run dry."""
+
+    def __init__(self, window: str, allowed: int, resets_in: float | None) -> None:
+        when = (f", the window resets in {format_duration(max(1.0, resets_in))}"
+                if resets_in is not None else "")
+        super().__init__(f"the {window} quota share is spent ({allowed:,} requests for this "
+                         f"job){when}")
 
 
 class InternalError(WorkerError):

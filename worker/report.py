@@ -47,8 +47,8 @@ def verdict(result: JobResult) -> tuple[Kind, str | None]:
         return result.error.kind, f"{type(result.error).__name__}: {result.error}"
     c = counts(result)
     if result.stop_reason and result.stop_kind is not None:
-        return result.stop_kind, (f"stopped: {result.stop_reason} "
-                                  f"({c['not_attempted']} selected runs not attempted)")
+        return result.stop_kind, (f"stopped: {result.stop_reason}; {c['not_attempted']} "
+                                  "selected runs not attempted, left for the next job")
     failed = sum(c[o.value] for o in UNSUCCESSFUL)
     if not failed and c[Outcome.NOT_ATTEMPTED.value]:  # left alone with no stop: never "all well"
         return Kind.FAILED, (f"{c[Outcome.NOT_ATTEMPTED.value]} selected run(s) were not "

@@ -106,3 +106,25 @@ def test_check_requests_carry_one_job_track_id(emu_thread, cli):
     assert [r.kind for r in emu.records] == ["token", "list"]
     assert all(tracks), tracks
     assert len({t.rsplit("-", 1)[0] for t in tracks}) == 1
+
+
+def test_check_shows_each_quota_window_and_what_a_job_may_send(emu_thread, cli):
+    """An API Sandbox's multi-window headers, its hour mostly spent by another client: check
+    shows each window, the pace from the shortest, and each longer window's budget for one
+    job (its share of what the window has left, when the answer says)."""
+    emu = emu_thread(runs=0, limiter="zuora", tenant="api-sandbox", windows_used={3600: 4000})
+    res = cli(emu, "check", "--output", "json", "--rate", "100")
+    assert res.code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    windows = {row["window"]: row for row in doc["quota_windows"]}
+    assert list(windows) == ["minute", "hourly", "daily"]
+    assert windows["minute"]["pace_per_s"] == 20.825  # 0.5 x 2,499 / 60
+    assert windows["minute"]["job_budget"] is None
+    hour = windows["hourly"]
+    assert (hour["quota"], hour["remaining"], hour["job_budget"]) == (5000, 999, 499)
+    assert "(999 left): a job may send 499 (about 493 cancels)" in hour["text"]
+    assert windows["daily"]["job_budget"] == 5000
+    assert doc["reported_rate_limit"] == 2500
+    assert doc["reported_rate_window_s"] == 60
+    text = cli(emu, "check", "--rate", "100").stdout
+    assert "2,500 requests per 60s: paced at 20.8/s; 5,000 requests per 3600s" in text

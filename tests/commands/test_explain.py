@@ -95,3 +95,22 @@ def test_explain_fits_100_columns(cli, write_file):
     assert max(len(line) for line in res.stdout.splitlines()) <= 100
     assert _table(res.stdout)["filters.older_than_by_status"] == (
         "PROCESSINGDATA=6h, STARTED=20m", "flag")
+
+
+def test_explain_shows_what_a_job_does_with_each_tenant_types_windows(cli):
+    """Zuora's documented windows per tenant type: the shortest paces (at most its share of the
+    quota per second), each longer one is a budget of requests for one job, with the cancels
+    it buys; --quota-share moves both."""
+    res = cli(None, "explain", "--base-url", "https://rest.zuora.com", "--rate", "100")
+    assert res.code == 0, res.stderr
+    rows = _table(res.stdout)
+    assert rows["quota.api-sandbox.60s"] == ("2,500: paced at 20.8/s", "derived")
+    assert rows["quota.api-sandbox.3600s"] == ("5,000: 2,500 a job (~2,474 cancels)", "derived")
+    assert rows["quota.api-sandbox.86400s"] == ("10,000: 5,000 a job (~4,949 cancels)",
+                                                "derived")
+    assert rows["quota.production.60s"] == ("50,000: paced at 100/s", "derived")  # --rate caps
+    assert rows["quota.developer-sandbox.3600s"][0].startswith("25,000: 12,500 a job")
+    shared = _table(cli(None, "explain", "--base-url", "https://rest.zuora.com", "--rate", "100",
+                        "--quota-share", "0.1").stdout)
+    assert shared["quota.api-sandbox.60s"] == ("2,500: paced at 4.17/s", "derived")
+    assert shared["quota.api-sandbox.3600s"][0].startswith("5,000: 500 a job")

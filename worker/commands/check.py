@@ -9,6 +9,7 @@ It fails with the errors of ``run`` (AuthError for refused credentials, ApiUnrea
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,8 @@ from worker.control import JobControl
 from worker.errors import WorkerError
 from worker.http import Response
 from worker.listing import fetch_page, page_items
-from worker.ratelimit_headers import RateLimitInfo, parse_concurrency, parse_ratelimit
+from worker.pacer import PacerConfig, cancels_with, plan_for
+from worker.ratelimit import Limits, Window, parse_concurrency_limit, parse_limits
 from worker.retry import RetryPolicy
 
 PROBE_ATTEMPTS = 3  # a check answers quickly: fewer attempts than a job
@@ -89,28 +91,44 @@ async def _ask(settings: Settings, control: JobControl) -> dict[str, Any]:
                        + (f" ({bad} unparseable)" if bad else ""),
         "in_progress_count": len(runs),
         "in_progress_more": full,
-        **_limits(resp),
+        **_limits(settings, resp),
     }
 
 
-def _limits(resp: Response) -> dict[str, Any]:
-    rate, conc = parse_ratelimit(resp.headers), parse_concurrency(resp.headers)
-    conc_text = "not reported"
-    if conc is not None and conc.limit is not None:
-        free = f" ({conc.remaining} free)" if conc.remaining is not None else ""
-        conc_text = f"{conc.limit} requests in flight{free}"
-    return {"rate_limit": _rate_text(rate), "concurrency_limit": conc_text,
-            "reported_rate_limit": rate.limit if rate else None,
-            "reported_rate_window_s": rate.window if rate else None,
-            "reported_concurrency_limit": conc.limit if conc else None}
+def _limits(settings: Settings, resp: Response) -> dict[str, Any]:
+    """The limits the first answer announced, and what a job does with each quota window."""
+    limits, conc = parse_limits(resp.headers), parse_concurrency_limit(resp.headers)
+    facts: dict[str, Any] = {
+        "concurrency_limit": f"{conc} requests in flight" if conc else "not reported",
+        "reported_concurrency_limit": conc}
+    if limits is None or not limits.windows:
+        return {**facts, "rate_limit": "not reported (the job paces at --rate and learns from "
+                                       "429s)", "quota_windows": [],
+                "reported_rate_limit": None, "reported_rate_window_s": None}
+    rows = [_window_row(settings, limits, window) for window in limits.windows]
+    shortest = limits.windows[0]
+    return {**facts, "rate_limit": "; ".join(row["text"] for row in rows), "quota_windows": rows,
+            "reported_rate_limit": shortest.quota, "reported_rate_window_s": shortest.seconds}
 
 
-def _rate_text(info: RateLimitInfo | None) -> str:
-    if info is None or info.limit is None:
-        return "not reported"
-    span = f" per {info.window:g}s" if info.window else ""
-    left = f", {info.remaining} remaining" if info.remaining is not None else ""
-    return f"{info.limit} requests{span}{left}"
+def _window_row(settings: Settings, limits: Limits, window: Window) -> dict[str, Any]:
+    """One window: its quota, what it has left (when the answer says), and what a job does
+    with it: the shortest sets the pace, a longer one is a budget of requests for the job."""
+    pacing = settings.pacing
+    rate, budgets = plan_for(PacerConfig(rate=pacing.rate, concurrency=pacing.concurrency,
+                                         quota_share=pacing.quota_share), limits.windows)
+    budget = budgets.get(window)
+    left = limits.remaining if limits.nearest == window else None
+    if left is not None and budget is not None:
+        budget = min(budget, math.floor(pacing.quota_share * left))
+    text = f"{window.quota:,} requests per {window.seconds:g}s"
+    text += f" ({left:,} left)" if left is not None else ""
+    text += (f": paced at {rate:.3g}/s" if budget is None else
+             f": a job may send {budget:,} (about "
+             f"{cancels_with(budget, settings.listing.page_size):,} cancels)")
+    return {"window": window.name, "seconds": window.seconds, "quota": window.quota,
+            "remaining": left, "pace_per_s": None if budget is not None else round(rate, 3),
+            "job_budget": budget, "text": text}
 
 
 def _emit(settings: Settings, facts: dict[str, Any]) -> None:

@@ -16,6 +16,8 @@ from worker.durations import format_duration
 from worker.keys import KEYS
 from worker.logs import Redactor, hide_url
 from worker.models import IN_PROGRESS
+from worker.pacer import PacerConfig, cancels_with, plan_for
+from worker.ratelimit import TENANTS
 from worker.selection import threshold
 
 # Keys whose value is a URL that may hold a secret in its user info, path or query.
@@ -78,6 +80,24 @@ def _rows(settings: Settings) -> list[tuple[str, str, str, str, str]]:
                  "HTTPS_PROXY/HTTP_PROXY/NO_PROXY"))
     rows.append(("network.trust", settings.network.describe_trust(), "derived", "-",
                  "SSL_CERT_FILE"))
+    return rows + _quota_rows(settings)
+
+
+def _quota_rows(settings: Settings) -> list[tuple[str, str, str, str, str]]:
+    """What a job would do with each tenant type's documented quota windows (the real ones are
+    read from the answers: ``check`` shows them): the pace, and each longer window's budget."""
+    pacing = settings.pacing
+    config = PacerConfig(rate=pacing.rate, concurrency=pacing.concurrency,
+                         quota_share=pacing.quota_share)
+    rows = []
+    for tenant, windows in TENANTS.items():
+        rate, budgets = plan_for(config, windows)
+        for w in windows:
+            what = (f"paced at {rate:.3g}/s" if w not in budgets else
+                    f"{budgets[w]:,} a job (~"
+                    f"{cancels_with(budgets[w], settings.listing.page_size):,} cancels)")
+            rows.append((f"quota.{tenant}.{w.seconds:g}s", f"{w.quota:,}: {what}", "derived",
+                         "-", "-"))
     return rows
 
 
