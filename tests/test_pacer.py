@@ -11,14 +11,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from worker.errors import QuotaSpent
+from worker.control import JobControl
+from worker.emulator import EmulatorConfig
+from worker.emulator.limits import RateLimiter
+from worker.errors import QuotaSpent, RateLimited
 from worker.pacer import PROBE_AFTER, Pacer, PacerConfig, Sent, plan_for
-from worker.ratelimit import TENANTS, Window
+from worker.ratelimit import TENANTS, Window, parse_retry_after
+from worker.retry import ApiRetry, CallState, RetryBudget, RetryPolicy
 
 Clock = Callable[[], float]
 SANDBOX = {"ratelimit-limit": "2500, 2500;w=60, 5000;w=3600, 10000;w=86400",
@@ -39,12 +44,19 @@ async def vclock() -> AsyncIterator[Clock]:
             timeout = 0
         return real_select(timeout)
 
+    def stall(seconds: float) -> None:
+        """The loop is blocked this long (a GC pause, a busy machine): time passes, nothing
+        runs."""
+        now[0] += seconds
+
     loop.time = lambda: now[0]  # type: ignore[method-assign]
+    loop.stall = stall  # type: ignore[attr-defined]
     selector.select = select
     try:
         yield loop.time
     finally:
         del loop.time
+        del loop.stall  # type: ignore[attr-defined]
         del selector.select
 
 
@@ -98,6 +110,19 @@ async def test_turns_are_evenly_spaced_at_the_rate(vclock: Clock) -> None:
     gaps = [b.at - a.at for a, b in itertools.pairwise(turns)]
     assert gaps == pytest.approx([0.1] * 19)
     assert [t.seq for t in turns] == list(range(1, 21))
+
+
+async def test_a_stalled_loop_sends_no_burst_after_it(vclock: Clock) -> None:
+    """Eight requests hold turns 0.1 s apart when the loop blocks for a second: after it they
+    go 0.1 s apart again, not all at once (a burst is what nginx's limit_req refuses)."""
+    pacer = pacer_of(vclock, rate=10, concurrency=8)
+    loop = asyncio.get_running_loop()
+    start = vclock()
+    loop.call_later(0.05, loop.stall, 1.0)  # type: ignore[attr-defined]
+    turns = await send(pacer, 12)
+    after = [t.at for t in turns if t.at > start + 1.0]
+    assert len(after) >= 10
+    assert min(b - a for a, b in itertools.pairwise(after)) >= 0.1 - 1e-9
 
 
 async def test_never_more_than_the_concurrency_limit_in_flight(vclock: Clock) -> None:
@@ -265,3 +290,82 @@ def test_the_config_is_checked() -> None:
     with pytest.raises(ValueError, match="invalid pacer settings"):
         PacerConfig(rate=0)
     assert math.isfinite(PacerConfig().rate)
+
+
+# -- against the emulator's limiter models, on virtual time ---------------------------------
+#
+# The claims bench/limiters.py measures over real HTTP, here exact and repeatable: the pacer
+# and the real retry loop (ApiRetry) against the emulator's own limiter models, on the loop's
+# virtual clock, so a busy machine cannot move a figure.
+
+LIMIT = 100.0
+MODELS: dict[str, dict[str, Any]] = {
+    "window 1 s, RateLimit headers": {"rate": LIMIT, "rate_window": 1},
+    "window 10 s, RateLimit headers": {"rate": LIMIT, "rate_window": 10},
+    "window 1 s, Retry-After only": {"rate": LIMIT, "rate_window": 1, "rate_headers": False},
+    "window 1 s, bare 429": {"rate": LIMIT, "rate_window": 1, "rate_headers": False,
+                             "rate_retry_after": False},
+    "window 10 s, bare 429": {"rate": LIMIT, "rate_window": 10, "rate_headers": False,
+                              "rate_retry_after": False},
+    "leaky bucket burst 5, bare 429 (nginx limit_req)": {"rate": LIMIT, "limiter": "bucket",
+                                                         "burst": 5},
+}
+
+
+async def against(model: dict[str, Any], told: float, clock: Clock, *, clients: int = 8,
+                  latency: float = 0.02) -> tuple[float, float]:
+    """``requests`` answered through the pacer and the retry loop against a limiter model, the
+    first alone (a job's first listing page), then ``clients`` at once (its cancels); returns
+    (time taken / the time the limit needs for them, share of requests refused)."""
+    config = EmulatorConfig(**model)
+    limiter = RateLimiter(clock)
+    pacer = Pacer(PacerConfig(rate=told, concurrency=clients, quota_share=1.0), clock=clock,
+                  rand=random.Random(1).random)
+    retry = ApiRetry(RetryPolicy(), RetryBudget(10**6), pacer, JobControl(),
+                     rand=random.Random(2).random)
+    requests = round(3 * LIMIT * max(10.0, model.get("rate_window", 1.0)))  # 3 windows or more
+    refused, queue, start = 0, list(range(requests)), clock()
+
+    async def attempt() -> None:
+        nonlocal refused
+        async with pacer.slot() as sent:
+            await asyncio.sleep(latency / 2)
+            reply = limiter.consume(config)
+            headers = {**limiter.headers(config), **(reply.headers if reply else {})}
+            await asyncio.sleep(latency / 2)
+        pacer.observe(reply.status if reply else 200, headers, sent)
+        if reply is not None:
+            refused += 1
+            after = parse_retry_after(headers.get("Retry-After"), 0)
+            pacer.on_rate_limited(after, sent)
+            raise RateLimited("429", limit="rate", retry_after=after)
+
+    async def client() -> None:
+        while queue:
+            queue.pop()
+            await retry.call(attempt, CallState(), "DELETE")  # type: ignore[arg-type]
+
+    queue.pop()
+    await retry.call(attempt, CallState(), "GET")  # type: ignore[arg-type]  # a job lists first
+    async with asyncio.TaskGroup() as group:
+        for _ in range(clients):
+            group.create_task(client())
+    return (clock() - start) / (requests / LIMIT), refused / (requests + refused)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+async def test_told_the_limit_any_model_runs_at_it_and_is_never_refused(
+        vclock: Clock, model: str) -> None:
+    ratio, refused = await against(MODELS[model], LIMIT, vclock)
+    assert ratio <= 1.05, f"{model}: {ratio:.3f}"
+    assert refused == 0, f"{model}: {refused:.1%} refused"
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+async def test_told_five_times_the_limit_converges(vclock: Clock, model: str) -> None:
+    """With RateLimit headers the plan comes from the first answer (<= 1.05, none refused);
+    without, the throttles teach it (<= 1.25, <= 5 % refused: the targets of issue 22)."""
+    ratio, refused = await against(MODELS[model], 5 * LIMIT, vclock)
+    headers = "RateLimit headers" in model
+    assert ratio <= (1.05 if headers else 1.25), f"{model}: {ratio:.3f}"
+    assert refused <= (0.0 if headers else 0.05), f"{model}: {refused:.1%} refused"

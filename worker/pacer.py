@@ -5,7 +5,8 @@ One :class:`Pacer` per tenant is shared by every coroutine that talks to it (lis
 GETs, retries), so every request counts against the same quota. Each attempt runs inside
 ``async with pacer.slot() as sent:``: it takes a concurrency permit, then waits for the gate
 and for its turn, ``1 / rate`` after the previous one (evenly spaced: a burst is what a fixed
-window's edge refuses first). After every answer the caller calls :meth:`Pacer.observe`; on a
+window's edge refuses first; turns missed while the loop was stalled are taken anew, not all at
+once). After every answer the caller calls :meth:`Pacer.observe`; on a
 429 also :meth:`Pacer.on_rate_limited` or :meth:`Pacer.on_concurrency_limited`.
 
 **Quota windows** (``worker.ratelimit``). Zuora announces several at once (an API Sandbox:
@@ -47,15 +48,20 @@ from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
+import structlog
+
 from worker.control import InFlight
 from worker.errors import QuotaSpent
 from worker.keys import default_of
 from worker.ratelimit import Limits, Window, parse_concurrency_limit, parse_limits
 
+log = structlog.get_logger("worker.pacer")
+
 Clock = Callable[[], float]
 Rand = Callable[[], float]
 
 NAP_S = 0.25  # longest single wait, so a raised rate or an opened gate takes effect promptly
+LATE_S = 0.02  # a turn taken this much later than its time (a stalled loop) is taken anew
 MAX_PAUSE_S = 900.0  # a pause (Retry-After, Reset) longer than this is not waited: the job stops
 PROBE_AFTER = 4  # refusals in a row, none accepted: a spent window nobody announces
 PROBE_S = (0.25, 2.0)  # the pause for a probe: the first, doubling up to the second
@@ -195,8 +201,8 @@ class Pacer:
             if at > now:
                 await asyncio.sleep(at - now)
                 now = self._clock()
-                if self._gate(now) > now:
-                    continue  # the gate closed meanwhile: wait for it, then a new turn
+                if self._gate(now) > now or now - at > max(1.0 / self.rate, LATE_S):
+                    continue  # the gate closed, or the loop stalled: a new turn, no burst
             self._check_budgets(now)
             self.sent += 1
             self._first_send = min(self._first_send, now)
@@ -293,9 +299,12 @@ class Pacer:
         self._refusals += 1
         if retry_after is not None:
             self._pause(now + retry_after + jitter(retry_after, self._rand))
-        accepted = self._measured(self._accepts, now)
-        if (sent.at if sent else now) <= self._cut_at or self.rate < RESIDUE * accepted:
-            self.stats["throttles_coalesced"] += 1  # the same event, or a bucket still draining
+        accepted = self._measured(self._accepts, now, recent=True)
+        if ((sent.at if sent else now) <= self._cut_at or self.rate < RESIDUE * accepted
+                or self._refusals > PROBE_AFTER):
+            # the same event, a bucket still draining, or a spent window being probed (its
+            # refusals say when it reopens, not how fast to go then)
+            self.stats["throttles_coalesced"] += 1
         else:
             self._cut(now, accepted, costly=retry_after is not None)
         if self.paused_until <= now and self._refusals >= PROBE_AFTER:
@@ -319,6 +328,8 @@ class Pacer:
         self._fast = (self._target - self.rate) / FAST_CLIMB_S
         self._probing = self._unsure  # else set when the climb reaches the target
         self._costly = costly
+        log.debug("pacer.throttled", rate=round(self.rate, 2), sending=round(sending, 2),
+                  accepted=round(accepted, 2), target=round(self._target, 2), costly=costly)
 
     def _accepted(self, now: float) -> None:
         """An accepted answer: refusals end, and rate and concurrency climb (nothing is banked
