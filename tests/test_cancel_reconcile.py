@@ -9,6 +9,7 @@ import pytest
 FAST = ("--rate", "1000", "--concurrency", "8", "--older-than", "1h", "--max-attempts", "2")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lost", ["stall", "drop", "504"])
 def test_applied_deletes_with_lost_answers_are_reported_cancelled(emu_thread, cli, lost):
     emu = emu_thread(runs=0, cancel_then=lost, cancel_stall_s=2.0)
@@ -53,6 +54,7 @@ def test_deadline_leaves_unsure_runs_unknown_not_failed(emu_thread, cli):
     assert emu.cancelled_ids() == {"r1"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lost", ["lost_504", "lost_drop", "lost_stall"])
 def test_was_canceled_after_a_lost_answer_is_this_jobs_cancel(emu_thread, cli, lost):
     """The first DELETE was applied and its answer lost; the retry hears "was canceled". This
@@ -84,6 +86,7 @@ def test_was_canceled_on_a_first_answer_is_someone_elses_cancel(emu_thread, cli)
     assert emu.cancelled_by == {"r1": "another user"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("then", ["refuse", "forbid"])
 def test_a_refusal_after_a_lost_answer_is_never_failed_on_a_guess(emu_thread, cli, then):
     """The first DELETE was applied and its answer lost; the retry is refused (a 400, or a 403

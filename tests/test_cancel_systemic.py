@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import pytest
+
 from worker.cancel import SystemicGuard
 from worker.cli import exit_code_of
 from worker.control import JobControl
@@ -98,6 +100,7 @@ async def test_guard_admits_one_at_a_time_until_proven():
     assert peak == 5
 
 
+@pytest.mark.slow
 def test_poison_runs_fail_after_bounded_attempts(emu_thread, cli):
     """A run that always answers 500 is tried --max-attempts times, then unknown (no definitive
     answer, and the read-back GET fails too); others complete."""
@@ -116,6 +119,7 @@ def test_poison_runs_fail_after_bounded_attempts(emu_thread, cli):
     assert emu.cancelled_ids() == set(ids) - poison
 
 
+@pytest.mark.slow
 def test_dropped_connections_and_503_storm(emu_thread, cli):
     """With a fifth of calls dropped and a fifth answered 503, every selected run is cancelled."""
     emu = emu_thread(runs=0, drop_ratio=0.2, fail_503_ratio=0.2, fault_retry_after=0, seed=3)

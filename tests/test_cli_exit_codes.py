@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.emulator import DEMO_USERNAME
+from worker.emulator import DEMO_CLIENT_ID, DEMO_USERNAME
 
 FAST = ("--rate", "1000", "--concurrency", "16")
 LEGACY_BAD = {"ZUORA_USERNAME": DEMO_USERNAME, "ZUORA_PASSWORD": "wrong-password-123"}
@@ -83,6 +83,20 @@ def test_exit_2_missing_credentials(emu_thread, cli):
     assert emu.records == []
 
 
+def test_exit_3_bad_secret_subprocess_never_echoes_it(emu_thread, cli_subprocess):
+    """A wrong OAuth client secret: exit 3, nothing cancelled, the secret in no output."""
+    emu = emu_thread(runs=0)
+    _old_runs(emu, 3)
+    secret = "wrong-secret-3f9c1d"
+    res = cli_subprocess(emu, "run", *FAST,
+                         env={"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": secret})
+    assert res.code == 3, res.stderr
+    assert emu.count("token") >= 1
+    assert emu.deletes() == []
+    assert secret not in res.stdout + res.stderr
+    assert res.report is None or secret not in str(res.report)
+
+
 def test_exit_3_bad_legacy_password_subprocess(emu_thread, cli_subprocess):
     """Legacy credentials refused: exit 3 and no DELETE."""
     emu = emu_thread(runs=0)
@@ -100,7 +114,9 @@ def test_exit_3_systemic_permission_failure(emu_thread, cli):
     res = cli(emu, "run", "--rate", "1000", "--concurrency", "1")
     assert res.code == 3
     assert len(emu.deletes()) == 5
+    assert emu.cancelled_ids() == set()
     assert "403" in res.stderr
+    assert res.report["counts"]["failed"] == 5
     assert res.report["counts"]["not_attempted"] == 5
 
 
@@ -114,16 +130,18 @@ def test_exit_4_max_cancel_subprocess(emu_thread, cli_subprocess):
     assert "3 runs matched" in res.stderr
 
 
+@pytest.mark.slow
 def test_exit_5_deadline(emu_thread, cli):
     """A deadline reached mid-job stops it: exit 5, the rest not attempted."""
     emu = emu_thread(runs=0, latency_ms=250)
-    _old_runs(emu, 12)
-    res = cli(emu, "run", "--rate", "1000", "--concurrency", "1", "--deadline", "1s")
+    _old_runs(emu, 12)  # 3 s of cancels, one at a time
+    res = cli(emu, "run", "--rate", "1000", "--concurrency", "1", "--deadline", "2s")
     assert res.code == 5, res.stderr
-    assert len(emu.cancelled_ids()) < 12
     assert "deadline" in res.stderr
-    if res.report is not None:  # listing finished before the deadline
-        assert res.report["counts"]["not_attempted"] > 0
+    outcomes = res.outcomes()
+    assert set(outcomes) == {f"r{i:02d}" for i in range(12)}  # every selected run reported
+    assert emu.cancelled_ids() == {k for k, v in outcomes.items() if v == "cancelled"}
+    assert "not_attempted" in outcomes.values()
 
 
 def test_exit_5_retry_budget(emu_thread, cli):
@@ -159,6 +177,7 @@ def test_exit_6_unreachable_legacy_subprocess(cli_subprocess):
     assert "ApiUnreachable" in res.stderr
 
 
+@pytest.mark.slow
 def test_exit_6_unreachable_oauth(cli):
     """OAuth against a closed port: the token endpoint cannot be reached, exit 6 (not 3)."""
     res = cli(None, "run", "--base-url", "http://127.0.0.1:1")

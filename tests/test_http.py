@@ -267,7 +267,7 @@ async def test_close_before_answer_is_connection_error(server: RawServer) -> Non
         with pytest.raises(TransientError) as caught:
             await transport.send("GET", server.url(), headers={})
     assert caught.value.code == "connection"
-    assert time.monotonic() - started < 2  # noticed, not waited out
+    assert time.monotonic() - started < 4  # noticed, not waited out (the timeout is 5 s)
     # one request on the wire: aiohttp's own silent resend of idempotent requests is off
     assert len(server.requests) == 1
 

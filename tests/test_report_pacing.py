@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def _stage(emu, n):
     for _ in range(n):
         emu.add_run(status="STARTED", age_s=7200)
 
 
+@pytest.mark.slow
 def test_report_shows_the_rate_learned_from_a_tighter_quota(emu_thread, cli):
     """A quota of 40/s under --rate 1000 with share 0.5: the report plans 19.5/s (half of 39 a
     second: one request of slack per window, so evenly spaced requests never put 41 into one

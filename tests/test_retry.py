@@ -167,6 +167,7 @@ async def test_a_bare_rate_429_backs_off_that_request_alone() -> None:
     assert waits == [0.25, 0.5, 1.0]  # 0.5 x 0.5 s, x 1 s, x 2 s
 
 
+@pytest.mark.slow
 async def test_a_rate_429_with_retry_after_waits_at_the_gate() -> None:
     """Retry-After closes the gate for everyone; the retry's own wait is 0 (the gate is it)."""
     waits: list[float] = []

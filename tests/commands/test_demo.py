@@ -21,6 +21,7 @@ def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[st
                           timeout=timeout, check=False)
 
 
+@pytest.mark.slow
 def test_demo_console_script_prints_table():
     """`zuora-reaper demo` (the installed console script) exits 0 and prints the plan/run table."""
     if not CONSOLE_SCRIPT.exists():
@@ -41,6 +42,7 @@ def test_demo_console_script_prints_table():
     assert "zuora-reaper plan --environment" in proc.stdout
 
 
+@pytest.mark.slow
 def test_demo_json_module_entry():
     """`python -m worker demo --json --runs 120` reports a clean plan and a successful run."""
     proc = _run([sys.executable, "-m", "worker", "demo", "--json", "--runs", "120",

@@ -1,8 +1,9 @@
-"""Pacing converges behind each of the emulator's limiter models (issue 13), over real HTTP.
+"""Pacing converges behind the emulator's limiter models, over real HTTP, end to end.
 
-Each run is short (400-800 cancels at a limit of 100/s, 4-8 s), so the bounds are the
-benchmark's targets (bench/README.md) with a little room for a short run on a shared CI
-machine; bench/limiters.py measures the same models over longer runs, and against real nginx.
+The figures are claimed elsewhere: exactly, on virtual time, in tests/test_pacer.py (the same
+models, the targets of issue 22), and measured over real HTTP in bench/limiters.py. Here the
+whole job runs on a shared, perhaps busy machine, so the bounds are wide: it finishes, every
+run is cancelled, it is refused rarely, and it takes at most twice the limit's time.
 """
 
 from __future__ import annotations
@@ -20,18 +21,12 @@ RUNS = 400
 
 MODELS: dict[str, dict[str, Any]] = {
     "window 1 s with RateLimit headers": {"rate": LIMIT, "rate_window": 1},
-    "window 10 s with RateLimit headers": {"rate": LIMIT, "rate_window": 10},
-    "window 1 s, Retry-After only": {"rate": LIMIT, "rate_window": 1, "rate_headers": False},
     "window 1 s, bare 429": {"rate": LIMIT, "rate_window": 1, "rate_headers": False,
                              "rate_retry_after": False},
     "leaky bucket, bare 429 (nginx limit_req)": {"rate": LIMIT, "limiter": "bucket",
                                                  "burst": 5},
 }
-# (wall / limit, refused share) bounds when told 5x the limit: the table's targets (1.10 and
-# 1 % with RateLimit headers, 1.25 and 5 % without), the latter + 0.05 for a run of 8 s on a
-# shared 2-core CI machine (measured here: 1.01-1.02 with headers, 1.08-1.17 without)
-HEADERS, HEADERLESS = (1.10, 0.01), (1.30, 0.05)
-TOLD_5X = {model: HEADERS if "RateLimit headers" in model else HEADERLESS for model in MODELS}
+WIDE_RATIO, WIDE_REFUSED = 2.0, 0.10  # the targets are 1.25 and 5 %: room for a busy machine
 
 
 def run_against(emu: Emulator, cli: Callable[..., Any], rate: float,
@@ -49,30 +44,30 @@ def run_against(emu: Emulator, cli: Callable[..., Any], rate: float,
     return wall / ((len(api) - refused) / LIMIT), refused / len(api)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", list(MODELS))
 def test_told_five_times_the_limit_converges(model: str, emu_thread: Callable[..., Emulator],
                                              cli: Callable[..., Any]) -> None:
-    # without RateLimit headers the opening cuts take a second or two (and with Retry-After each
-    # costs a pause rounded up to a whole second): too much of a 4 s job to judge it by
-    runs = RUNS if "RateLimit headers" in model else 2 * RUNS
-    ratio, refused = run_against(emu_thread(runs=0, **MODELS[model]), cli, 5 * LIMIT, runs)
-    max_ratio, max_refused = TOLD_5X[model]
-    assert ratio <= max_ratio, f"{model}: {ratio:.3f} of the limit's time"
-    assert refused <= max_refused, f"{model}: {refused:.1%} refused"
+    ratio, refused = run_against(emu_thread(runs=0, **MODELS[model]), cli, 5 * LIMIT)
+    assert ratio <= WIDE_RATIO, f"{model}: {ratio:.3f} of the limit's time"
+    assert refused <= WIDE_REFUSED, f"{model}: {refused:.1%} refused"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["window 1 s with RateLimit headers",
                                    "leaky bucket, bare 429 (nginx limit_req)"])
-def test_told_the_limit_runs_at_it_and_is_never_refused(
+def test_told_the_limit_runs_near_it_and_is_hardly_refused(
         model: str, emu_thread: Callable[..., Emulator], cli: Callable[..., Any]) -> None:
+    """Never refused on virtual time; here a stalled machine may bunch a few requests."""
     ratio, refused = run_against(emu_thread(runs=0, **MODELS[model]), cli, LIMIT)
-    assert ratio <= 1.10, f"{model}: {ratio:.3f} of the limit's time"
-    assert refused == 0
+    assert ratio <= 1.5, f"{model}: {ratio:.3f} of the limit's time"
+    assert refused <= 0.01, f"{model}: {refused:.1%} refused"
 
 
+@pytest.mark.slow
 def test_placeholder_headers_do_not_slow_a_job(emu_thread: Callable[..., Emulator],
                                                cli: Callable[..., Any]) -> None:
     """No real limit, `Remaining: 0` and `Reset: 0` on every answer: the job runs at its rate."""
     ratio, refused = run_against(emu_thread(runs=0, placeholder_headers=True), cli, LIMIT)
-    assert ratio <= 1.10
+    assert ratio <= 1.5
     assert refused == 0

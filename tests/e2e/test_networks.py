@@ -156,6 +156,7 @@ def test_no_proxy_goes_direct(zuora, cli, monkeypatch, no_proxy):
     assert any(r.path == "/hook" for r in server.requests)
 
 
+@pytest.mark.slow
 def test_https_goes_through_a_connect_tunnel_with_proxy_credentials(zuora, cli, monkeypatch,
                                                                     test_ca):
     """HTTPS_PROXY with credentials: a CONNECT tunnel to the target carrying them; the proxy

@@ -8,6 +8,7 @@ import time
 import pytest
 
 
+@pytest.mark.slow
 def test_token_ttl_short(emu_thread, cli, bulk):
     """Tokens living 1 s: a ~2 s job finishes, cancels everything, and asks for few tokens."""
     emu = emu_thread(runs=0, token_ttl=1)

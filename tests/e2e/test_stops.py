@@ -34,6 +34,7 @@ def _short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("worker.control.GRACE_SECONDS", GRACE)
 
 
+@pytest.mark.slow
 def test_a_hung_listing_page_ends_at_the_deadline_with_exit_5(emu_thread, cli):
     """A listing page that never answers within --attempt-timeout used to run the job to
     several attempt timeouts and exit 6; the deadline now stops it: exit 5, on time."""
@@ -48,6 +49,7 @@ def test_a_hung_listing_page_ends_at_the_deadline_with_exit_5(emu_thread, cli):
     assert "ApiUnreachable" not in res.stderr
 
 
+@pytest.mark.slow
 def test_hung_deletes_end_at_the_deadline_and_every_run_is_accounted_for(emu_thread, cli):
     """DELETEs that hang: exit 5 by deadline + grace; those sent are unknown (the server may
     have cancelled them), those never sent not_attempted; nothing else."""

@@ -78,4 +78,4 @@ async def test_latency_and_jitter(make_emu, api_for):
     for _ in range(3):
         start = time.monotonic()
         await api.list()
-        assert time.monotonic() - start < 0.5
+        assert time.monotonic() - start < 2.0  # 80 ms at most, with room for a busy machine
