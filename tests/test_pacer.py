@@ -195,6 +195,23 @@ def test_what_the_nearest_longer_window_has_left_lowers_its_budget(vclock: Clock
     assert hour.resets_at == pytest.approx(vclock() + 1200)
 
 
+async def test_a_budget_spent_until_its_window_resets_is_renewed_after(vclock: Clock) -> None:
+    """The hour had 10 left and resets in 2 s: 5 for this job, then a new hour's share (2,500
+    of an API Sandbox's 5,000), counted from the reset on."""
+    pacer = pacer_of(vclock, rate=1000, quota_share=0.5)
+    pacer.observe(200, {**SANDBOX, "ratelimit-limit": "5000, " + SANDBOX["ratelimit-limit"][6:],
+                        "ratelimit-remaining": "10", "ratelimit-reset": "2"}, Sent(0.0, 0))
+    await send(pacer, 5)
+    with pytest.raises(QuotaSpent, match="hourly quota share is spent .5 requests for this "
+                                         "job., the window resets in 2s"):
+        async with pacer.slot():
+            pass
+    await asyncio.sleep(2)
+    await send(pacer, 3)
+    assert pacer.budgets[3600.0].allowed == 5 + 2500
+    assert pacer.sent == 8
+
+
 async def test_a_spent_shortest_window_closes_the_gate_until_its_reset(vclock: Clock) -> None:
     pacer = pacer_of(vclock, rate=1000)
     async with pacer.slot() as sent:

@@ -226,8 +226,9 @@ class Pacer:
 
     def _check_budgets(self, now: float) -> None:
         for seconds, budget in list(self.budgets.items()):
-            if budget.resets_at is not None and now >= budget.resets_at:
-                del self.budgets[seconds]  # a new window: the next answer sets its budget
+            if budget.resets_at is not None and now >= budget.resets_at:  # a new window
+                share = math.floor(self._cfg.quota_share * budget.window.quota)
+                self.budgets[seconds] = Budget(budget.window, self.sent + share)
             elif self.sent >= budget.allowed:
                 raise QuotaSpent(budget.window.name, budget.allowed,
                                  None if budget.resets_at is None else budget.resets_at - now)
