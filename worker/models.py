@@ -98,23 +98,24 @@ class RunRecord:
 class Counters:
     """Request-level counters for the summary, the report and the metrics."""
 
-    requests: int = 0
-    by_class: Counter[str] = field(default_factory=Counter)
+    by_class: Counter[str] = field(default_factory=Counter)  # answers, by status class
     limited: Counter[str] = field(default_factory=Counter)  # "rate" / "concurrency"
     retries: int = 0
     network_errors: int = 0
     latency_sum: float = 0.0
-    latency_n: int = 0
 
     def count_status(self, status: int, elapsed: float) -> None:
-        self.requests += 1
         self.by_class[f"{status // 100}xx"] += 1
         self.latency_sum += elapsed
-        self.latency_n += 1
+
+    @property
+    def requests(self) -> int:
+        """Requests answered (network errors are counted apart)."""
+        return sum(self.by_class.values())
 
     @property
     def mean_latency(self) -> float:
-        return self.latency_sum / self.latency_n if self.latency_n else 0.0
+        return self.latency_sum / self.requests if self.requests else 0.0
 
 
 @dataclass
