@@ -33,6 +33,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support")]
 from local import job_seconds  # noqa: E402 - tests/support/local.py
 from nginx import NGINX, limit_req  # noqa: E402 - tests/support/nginx.py: real nginx, staged
 
+from worker.ratelimit import TENANTS  # noqa: E402
+
 
 @dataclass(frozen=True)
 class Model:
@@ -40,9 +42,11 @@ class Model:
     label: str
     emulator: tuple[str, ...]  # emulator flags; "{R}" is replaced by the limit's rate
     told: tuple[str, ...] = ("right", "5x")
-    bound: str = "rate"  # "rate": limit = requests / R; "concurrency": requests * L / C
+    bound: str = "rate"  # "rate": limit = requests / R; "concurrency": requests * L / C;
+    # "plan": requests / the pace the tenant's windows allow (quota_share x (q - 1) / 60 s)
     nginx: bool = False
     placeholder: bool = False
+    tenant: str | None = None  # a Zuora tenant type's windows (emulator --tenant)
 
 
 MODELS = (
@@ -65,7 +69,22 @@ MODELS = (
           told=("right",), placeholder=True),
     Model("concurrency", "concurrency cap 8, latency 200 ms", (
         "--concurrency", "8", "--latency-ms", "200"), told=("right",), bound="concurrency"),
+    # Zuora's tenant types: every window counted at once, announced in its multi-window headers;
+    # the job at its default --quota-share 0.5, told its default --rate 10 or more than any
+    # tenant allows (1000/s), so that the windows set the pace.
+    Model("api-sandbox", "Zuora API Sandbox (2.5k/min, 5k/h, 10k/day)",
+          ("--tenant", "api-sandbox"), told=("default", "1000"), bound="plan",
+          tenant="api-sandbox"),
+    Model("developer-sandbox", "Zuora Developer Sandbox (12.5k/min, 25k/h, 50k/day)",
+          ("--tenant", "developer-sandbox"), told=("1000",), bound="plan",
+          tenant="developer-sandbox"),
+    Model("production", "Zuora Production (50k/min, 2.25M/h, 27M/day)",
+          ("--tenant", "production"), told=("1000",), bound="plan", tenant="production"),
+    Model("api-sandbox-hour-spent", "Zuora API Sandbox, 4,900 of its hour used by others",
+          ("--tenant", "api-sandbox", "--window-used", "3600=4900"), told=("1000",),
+          bound="plan", tenant="api-sandbox"),
 )
+DEFAULT_RATE, DEFAULT_SHARE = 10.0, 0.5  # the job's defaults (worker/keys.py)
 LATENCY_S, CAP = 0.2, 8
 LOOKAHEAD = 4  # listing pages the job requests ahead (worker/listing.py)
 
@@ -85,9 +104,10 @@ def main() -> None:
     keys = [k for k in args.only.split(",") if k]
     models = [m for m in MODELS if not keys or m.key in keys]
     print(f"limit R = {args.rate:g} requests/s; {args.runs} runs seeded (seed 5); "
-          f"client --concurrency {CAP} --quota-share 1.0 --page-size 100; "
+          f"client --concurrency {CAP} --quota-share 1.0 (Zuora rows: its default 0.5) "
+          "--page-size 100; "
           f"wall = the job's own time (report started_at..finished_at)\n")
-    print(f"{'limiter':55} {'told':5} {'wall s':>7} {'limit s':>7} {'wall/limit':>10} "
+    print(f"{'limiter':55} {'told':7} {'wall s':>7} {'limit s':>7} {'wall/limit':>10} "
           f"{'requests':>8} {'refused':>7} {'refused %':>9} {'achieved/s':>10} {'events':>6} "
           f"{'exit':>4}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,9 +126,8 @@ def measure(model: Model, told: str, args: argparse.Namespace, tmp: Path) -> str
     flags = [f.replace("{R}", f"{rate:g}") for f in model.emulator]
     stats = tmp / f"emu-{time.monotonic_ns()}.json"
     with serve(flags, args.runs, stats, tmp, nginx_rate=rate if model.nginx else None) as url:
-        told_rate = rate * (5 if told == "5x" else 1)
-        concurrency = CAP if model.bound == "concurrency" else 8
-        doc, code = run_job(url, told_rate, concurrency, tmp, args.client_root)
+        told_rate, share = _told(model, told, rate)
+        doc, code = run_job(url, told_rate, share, tmp, args.client_root)
     received = json.loads(stats.read_text())
     req = doc["requests"]
     refused = req["rate_limited"].get("rate", 0) + req["rate_limited"].get("concurrency", 0)
@@ -119,15 +138,25 @@ def measure(model: Model, told: str, args: argparse.Namespace, tmp: Path) -> str
         limit = (accepted - lists) * LATENCY_S / CAP + lists / LOOKAHEAD * LATENCY_S
     elif model.placeholder:
         limit = accepted / told_rate
+    elif model.tenant is not None:
+        minute = TENANTS[model.tenant][0]
+        limit = accepted / min(told_rate, share * (minute.quota - 1) / minute.seconds)
     else:
         limit = accepted / rate
     share = refused / req["total"] if req["total"] else 0.0
-    return (f"{model.label:55} {told:5} {wall:7.2f} {limit:7.2f} {wall / limit:10.3f} "
+    return (f"{model.label:55} {told:7} {wall:7.2f} {limit:7.2f} {wall / limit:10.3f} "
             f"{req['total']:8d} {refused:7d} {share:9.2%} {accepted / wall:10.1f} "
             f"{doc['pacing'].get('throttle_events', 0):6d} {code:4d}")
 
 
-def run_job(url: str, rate: float, concurrency: int, tmp: Path,
+def _told(model: Model, told: str, rate: float) -> tuple[float, float]:
+    """The job's --rate and --quota-share for this row."""
+    if model.tenant is not None:
+        return (DEFAULT_RATE if told == "default" else float(told)), DEFAULT_SHARE
+    return rate * (5 if told == "5x" else 1), 1.0
+
+
+def run_job(url: str, rate: float, share: float, tmp: Path,
             client_root: Path) -> tuple[dict, int]:
     from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
@@ -138,7 +167,7 @@ def run_job(url: str, rate: float, concurrency: int, tmp: Path,
     cmd = [sys.executable, "-m", "worker", "run", "--base-url", url, "--older-than", "0s",
            "--max-cancel", "100000", "--report-file", str(report),
            "--lock-file", str(tmp / "reaper.lock"), "--page-size", "100",
-           "--rate", f"{rate:g}", "--quota-share", "1.0", "--concurrency", str(concurrency),
+           "--rate", f"{rate:g}", "--quota-share", f"{share:g}", "--concurrency", str(CAP),
            "--log-level", "warning"]
     code = subprocess.run(cmd, env=env, cwd=client_root, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, check=False).returncode
