@@ -183,3 +183,27 @@ async def test_a_rate_429_with_retry_after_waits_at_the_gate() -> None:
         assert resp.status == 200
         assert api.pacer.stats["gate_pauses"] == 1
     assert waits == [0.0]
+
+
+@pytest.mark.parametrize(("status", "headers", "payload"), [
+    (503, {"Retry-After": "86400"}, {"message": "maintenance"}),
+    (429, {"Retry-After": "86400", "Concurrency-Limit-Remaining": "0"}, {"success": False}),
+    (429, {"Retry-After": "86400"}, {"success": False}),
+], ids=["503", "concurrency-429", "rate-429"])
+async def test_a_retry_after_longer_than_a_job_waits_stops_the_job(
+        status: int, headers: dict[str, str], payload: dict[str, object]) -> None:
+    """Told to come back in a day, by any answer: the job stops (exit 5, its reason naming the
+    wait) rather than sleep a day or spend its retries on it."""
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    async with mocked_client(record, budget=100) as api:
+        with aioresponses() as m:
+            m.delete(RUN, status=status, headers=headers, payload=payload, repeat=True)
+            with pytest.raises(Interrupted, match=r"asked to wait 8640\ds \(Retry-After\), "
+                                                  r"longer than the 900s a job waits"):
+                await api.request("DELETE", "/reportruns/r1")
+        assert api.control.stop_kind is Kind.INTERRUPTED
+    assert waits == []

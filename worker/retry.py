@@ -9,8 +9,8 @@ decides whether to try again and after how long, and pays for it from the job's 
   dropped connections; bounded by ``max_attempts``), honouring ``Retry-After``.
 - A rate 429 the pacer answered by closing its gate (the server said for how long) waits at the
   gate with every other request; a bare one backs off its own request, with full jitter from
-  ``throttle_base`` doubling to ``throttle_cap``. A gate closed for longer than ``max_pause``
-  stops the job instead.
+  ``throttle_base`` doubling to ``throttle_cap``. A wait longer than ``max_pause`` (a gate, a
+  503's or a concurrency 429's ``Retry-After``) stops the job instead.
 - A retry the job's budget cannot pay for stops the job (a circuit breaker, as botocore's);
   a job that is stopping retries nothing.
 - A call whose retries end on a transient failure raises :class:`ApiUnreachable`, or
@@ -169,12 +169,21 @@ class ApiRetry:
             kind = "timeout" if exc.code == "timeout" else "transient"
         if wait is None:
             return None
+        if wait > self.policy.max_pause:  # Retry-After: a 503's, a concurrency 429's
+            self._too_long(wait)
+            return None
         if not self.budget.try_acquire(kind):
             self.control.request_stop("retry budget exhausted: the API keeps failing",
                                       Kind.INTERRUPTED)
             return None
         self.control.counters.retries += 1
         return wait
+
+    def _too_long(self, wait: float) -> None:
+        """The API asked for a longer wait than a job waits: the job stops (exit 5)."""
+        self.control.request_stop(
+            f"the API asked to wait {wait:.0f}s (Retry-After), longer than the "
+            f"{self.policy.max_pause:.0f}s a job waits", Kind.INTERRUPTED)
 
     def _throttled(self, exc: RateLimited, st: CallState) -> float | None:
         """A 429 (the pacer already heard it): the gate is the wait when it is closed; a bare
@@ -184,8 +193,7 @@ class ApiRetry:
             return delay + self.rand() * min(1.0, delay * 0.1)
         pause = self.pacer.pause_left()
         if pause > self.policy.max_pause:
-            self.control.request_stop(f"rate quota exhausted for {pause:.0f}s (Retry-After)",
-                                      Kind.INTERRUPTED)
+            self._too_long(pause)
             return None
         if pause > 0:
             return 0.0  # the gate holds every request, this one included
