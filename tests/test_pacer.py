@@ -9,6 +9,7 @@ pacing takes milliseconds and the timestamps are exact, whatever else the machin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import random
@@ -171,18 +172,141 @@ def test_plan_for_says_what_a_job_does_with_each_tenant_type() -> None:
 
 
 async def test_a_spent_budget_stops_the_job_and_counts_failed_requests(vclock: Clock) -> None:
-    """A minute window of 40 with share 0.5: 20 requests for this job, failed ones counted
+    """An hourly window of 40 with share 0.5: 20 requests for this job, failed ones counted
     too; the 21st is never sent (QuotaSpent), so the window is never run dry."""
     pacer = pacer_of(vclock, rate=1000, quota_share=0.5)
-    headers = {"RateLimit-Limit": "100, 100;w=1, 40;w=60"}
+    headers = {"RateLimit-Limit": "100, 100;w=1, 40;w=3600"}
     async with pacer.slot() as first:
         pass
     pacer.observe(503, headers, first)  # a failed request, counted like any other
     await send(pacer, 19, status=503, headers=headers)
-    with pytest.raises(QuotaSpent, match="the minute quota share is spent"):
+    with pytest.raises(QuotaSpent, match="the hourly quota share is spent"):
         async with pacer.slot():
             pass
     assert pacer.sent == 20  # the 21st had no turn
+
+
+async def until_spent(pacer: Pacer, headers: Callable[[int], dict[str, str]],
+                      limit: int = 10_000) -> int:
+    """Send one request at a time, each answered with ``headers(seq)``, until the job is told
+    its quota share is spent (or ``limit`` sends); the number sent."""
+    with contextlib.suppress(QuotaSpent):
+        for _ in range(limit):
+            async with pacer.slot() as sent:
+                pass
+            pacer.observe(200, headers(sent.seq), sent)
+    return pacer.sent
+
+
+async def test_the_issues_own_answer_holds_the_longer_windows_not_the_minute(
+        vclock: Clock) -> None:
+    """Zuora's guide: first item 2,500 (the minute's quota), Remaining 399, Reset 1,200 s. A
+    1,200 s reset fits no minute, so 399 is what the hour (or the day) has left: the job sends
+    half of it (its own first request included) and stops. Read as the minute's, the job sent
+    every one of the 399 and then the hour's whole quota share."""
+    pacer = pacer_of(vclock, rate=10, concurrency=1, quota_share=0.5)
+    start = vclock()
+
+    def answer(seq: int) -> dict[str, str]:
+        return {**SANDBOX, "ratelimit-remaining": str(max(0, 399 - seq)),
+                "ratelimit-reset": str(max(1, round(1200 - (vclock() - start))))}
+
+    assert await until_spent(pacer, answer) == 200
+    assert pacer.budgets[3600.0].allowed == pacer.budgets[86400.0].allowed == 200
+    assert pacer.summary()["header_values_ignored"] == {
+        "RateLimit-Remaining of an unnamed window (held to all it fits)": 200}
+
+
+async def test_one_long_window_is_a_budget_not_a_rate(vclock: Clock) -> None:
+    """A server announcing only 1,000 an hour: the job paces at --rate (not 0.14/s, the hour's
+    average) and stops with half of the hour's 1,000 sent."""
+    pacer = pacer_of(vclock, rate=10, quota_share=0.5)
+    start = vclock()
+    sent = await until_spent(pacer, lambda seq: {"RateLimit-Limit": "1000, 1000;w=3600",
+                                                 "RateLimit-Remaining": str(1000 - seq),
+                                                 "RateLimit-Reset": "3000"})
+    assert sent == 500
+    assert pacer.rate == pacer.plan == 10
+    assert vclock() - start == pytest.approx(499 / 10, rel=0.01)
+
+
+async def test_two_policies_of_one_minute_both_pace_and_never_stop_the_job(
+        vclock: Clock) -> None:
+    """Draft-10 allows several policies on one window (per user, per tenant): both reset every
+    minute, so neither is a job-long budget. The job paces under the tighter one and waits."""
+    pacer = pacer_of(vclock, rate=100, quota_share=0.5)
+    headers = {"RateLimit-Policy": '"user";q=1200;w=60, "tenant";q=5000;w=60',
+               "RateLimit": '"user";r=1100;t=30'}
+    await send(pacer, 1, headers=headers)
+    assert pacer.budgets == {}
+    assert pacer.rate == pytest.approx(0.5 * 1199 / 60)
+    assert await until_spent(pacer, lambda _: headers, limit=600) == 601
+
+
+async def test_a_pacing_window_allows_its_share_of_what_it_has_left(vclock: Clock) -> None:
+    """The minute has 100 left and resets in 30 s (another client used it): the job sends half
+    of that, then waits for the reset rather than stopping or running the minute dry."""
+    pacer = pacer_of(vclock, rate=1000, quota_share=0.5)
+    await send(pacer, 1, headers={**SANDBOX, "ratelimit-remaining": "100",
+                                  "ratelimit-reset": "30"})
+    start = vclock()
+    turns = [await send(pacer, 1) for _ in range(51)]
+    assert turns[49][0].at - start < 5  # 1 + 49 = the 50 the share allows, at the pace
+    assert turns[50][0].at - start >= 29  # the 51st: after the reset
+
+
+async def test_a_window_of_unknown_length_gates_like_a_pacing_window(vclock: Clock) -> None:
+    """A bare ``RateLimit-Limit: 100`` (no window named) with 10 left for 5 s: the job sends
+    half of the 10, then waits out the 5 s."""
+    pacer = pacer_of(vclock, rate=1000, quota_share=0.5)
+    await send(pacer, 1, headers={"RateLimit-Limit": "100", "RateLimit-Remaining": "10",
+                                  "RateLimit-Reset": "5"})
+    start = vclock()
+    turns = [await send(pacer, 1) for _ in range(6)]
+    assert turns[4][0].at - start < 1
+    assert turns[5][0].at - start >= 4.9
+
+
+async def test_a_reset_longer_than_its_window_closes_no_gate(vclock: Clock) -> None:
+    """A minute window that claims to reset in a day is not believed: the gate would
+    otherwise close for longer than any pause the job waits (``MAX_PAUSE_S``), unbounded."""
+    pacer = pacer_of(vclock, rate=1000, quota_share=0.5)
+    await send(pacer, 1, headers={"RateLimit-Limit": "9000;w=60", "RateLimit-Remaining": "0",
+                                  "RateLimit-Reset": "86400"})
+    start = vclock()
+    await send(pacer, 3)
+    assert vclock() - start < 1
+    assert pacer.summary()["header_values_ignored"] == {
+        "RateLimit-Reset longer than its window": 1}
+
+
+async def test_an_answer_from_before_a_windows_renewal_leaves_the_new_budget(
+        vclock: Clock) -> None:
+    """Sent just before the hour reset, answered just after: its Remaining (2) describes the
+    old hour, and must not stop the job at the start of the new one."""
+    pacer = pacer_of(vclock, rate=1000, quota_share=0.5)
+    hour = {**SANDBOX, "ratelimit-limit": "5000, " + SANDBOX["ratelimit-limit"][6:]}
+    await send(pacer, 1, headers={**hour, "ratelimit-remaining": "100", "ratelimit-reset": "1"})
+    async with pacer.slot() as late:
+        pass
+    await asyncio.sleep(1.5)
+    await send(pacer, 1)  # the hour renewed: 2,500 more for this job
+    pacer.observe(200, {**hour, "ratelimit-remaining": "2", "ratelimit-reset": "1"}, late)
+    assert pacer.budgets[3600.0].allowed == 2 + 2500  # sends 3 to 2,502
+    assert await until_spent(pacer, lambda _: {}, limit=10) == 13
+
+
+def test_min_rate_never_outpaces_rate_or_the_quota(vclock: Clock) -> None:
+    """--rate 0.1 with a bare 429, and a quota whose share is 0.075/s: cuts stop at those, not
+    at the 0.5/s floor meant for cuts from a higher rate."""
+    slow = pacer_of(vclock, rate=0.1)
+    slow.on_rate_limited(None)
+    assert slow.rate <= 0.1
+    tight = pacer_of(vclock, rate=10, quota_share=0.5)
+    tight.observe(200, {"RateLimit-Limit": "10;w=60"})
+    assert tight.plan == tight.rate == pytest.approx(0.5 * 9 / 60)
+    tight.on_rate_limited(None)
+    assert tight.rate <= tight.plan
 
 
 def test_what_the_nearest_longer_window_has_left_lowers_its_budget(vclock: Clock) -> None:

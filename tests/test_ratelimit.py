@@ -21,14 +21,22 @@ SANDBOX = (Window(60, 2500), Window(3600, 5000), Window(86400, 10000))
 
 
 def test_zuoras_multi_window_form_in_lower_case():
-    """The developer guide's own example: every window, the nearest by its first item."""
+    """The developer guide's own example: every window. Its first item (2,500) is the minute's
+    quota, but a 1,200 s reset fits no minute: which window 399 describes is not said."""
     limits = parse_limits({"ratelimit-limit": "2500, 2500;w=60, 5000;w=3600, 10000;w=86400",
                            "ratelimit-remaining": "399", "ratelimit-reset": "1200"})
     assert limits is not None
     assert limits.windows == SANDBOX
-    assert limits.nearest == Window(60, 2500)
+    assert limits.nearest is None
     assert (limits.remaining, limits.reset) == (399, 1200.0)
     assert limits.malformed == ()
+
+
+def test_the_first_item_names_the_minute_when_the_reset_fits_it():
+    limits = parse_limits({"ratelimit-limit": "2500, 2500;w=60, 5000;w=3600, 10000;w=86400",
+                           "ratelimit-remaining": "399", "ratelimit-reset": "61"})
+    assert limits is not None
+    assert limits.nearest == Window(60, 2500)  # 61: a whole-second reset rounded up
 
 
 def test_the_first_item_names_a_longer_window_when_it_is_the_nearest():
@@ -111,3 +119,20 @@ def test_the_parsers_never_raise_and_give_sane_values(headers: dict[str, str]) -
     assert limit is None or limit >= 1
     delay = parse_retry_after(headers.get("Retry-After"), 1e9)
     assert delay is None or (math.isfinite(delay) and delay >= 0)
+
+
+@pytest.mark.parametrize(("limit", "reset", "described"), [
+    ("2500, 2500;w=60, 5000;w=3600, 10000;w=86400", "1200", SANDBOX[1:]),  # the guide's own
+    ("2500, 2500;w=60, 5000;w=3600, 10000;w=86400", "30", SANDBOX[:1]),
+    ("5000, 2500;w=60, 5000;w=3600, 10000;w=86400", "30", SANDBOX[1:2]),  # named by quota
+    ("9, 2500;w=60, 5000;w=3600, 10000;w=86400", "4000", SANDBOX[2:]),
+    ("9, 2500;w=60, 5000;w=3600, 10000;w=86400", "90000", ()),
+])
+def test_the_windows_remaining_describes(limit: str, reset: str,
+                                         described: tuple[Window, ...]) -> None:
+    """Named by the first item's quota when a window of that quota has room for the reset;
+    else the shortest the reset fits; else, unsaid, every window the reset fits."""
+    limits = parse_limits({"ratelimit-limit": limit, "ratelimit-remaining": "9",
+                           "ratelimit-reset": reset})
+    assert limits is not None
+    assert limits.described() == described

@@ -12,16 +12,19 @@ once). After every answer the caller calls :meth:`Pacer.observe`; on a
 **Quota windows** (``worker.ratelimit``). Zuora announces several at once (an API Sandbox:
 2,500 a minute, 5,000 an hour, 10,000 a day; failed requests count too).
 
-- The *shortest* window sets the pace: ``min(--rate, quota_share x (quota - 1) / window)``
-  (one request of slack per window, so evenly spaced requests never put quota + 1 into one
-  fixed window). When its ``Remaining`` says the requests already sent use the window up, the
-  gate closes until its ``Reset``.
+- A window of ``MAX_PAUSE_S`` or shorter sets the pace: ``min(--rate, quota_share x (quota -
+  1) / window)`` over such windows (one request of slack per window, so evenly spaced requests
+  never put quota + 1 into one fixed window). When an answer's ``Remaining`` for it says this job
+  has sent its ``quota_share`` of what the window had left, the gate closes until its ``Reset``
+  (a window of unknown length, a bare ``RateLimit-Limit: 100``, is treated the same).
 - Every *longer* window is a budget for this job, not a rate: the job may send at most
   ``quota_share x`` what that window had left (its ``Remaining`` when the answer says which
   window it describes, else its quota), counting every request it sends. When that is spent,
   :class:`QuotaSpent` is raised: the job stops (exit 5), the rest of its runs are left for the
   next job, and the tenant's window is never run dry. (Pacing a day-long window at its average
-  rate planned 0.058 requests/s on an API Sandbox: 35 minutes for 120 cancels.)
+  rate planned 0.058 requests/s on an API Sandbox: 35 minutes for 120 cancels.) A ``Remaining``
+  whose window the answer does not name (the first item's quota and the ``Reset`` agree on none)
+  is held to every longer window its ``Reset`` fits in: never guessed to be the minute's.
 
 **Limiters that do not announce themselves** (nginx ``limit_req``, gateways: a bare 429).
 A throttle cuts the rate to ``cut x`` the rate really sent over the last second (never from
@@ -53,7 +56,7 @@ import structlog
 from worker.control import InFlight
 from worker.errors import QuotaSpent
 from worker.keys import default_of
-from worker.ratelimit import Limits, Window, parse_concurrency_limit, parse_limits
+from worker.ratelimit import RESET_ROUNDING_S, Limits, Window, parse_concurrency_limit, parse_limits
 
 log = structlog.get_logger("worker.pacer")
 
@@ -98,12 +101,14 @@ class PacerConfig:
 
 
 def plan_for(config: PacerConfig, windows: tuple[Window, ...]) -> tuple[float, dict[Window, int]]:
-    """What a job does with these windows (shortest first): the rate it paces at, and what it
-    may send of each longer window (from its quota; an answer's Remaining may lower it)."""
-    shortest, share = windows[0], config.quota_share
-    slack = max(shortest.quota - 1, shortest.quota / 2)  # one request of slack per window
-    rate = max(config.min_rate, min(config.rate, share * slack / shortest.seconds))
-    return rate, {window: math.floor(share * window.quota) for window in windows[1:]}
+    """What a job does with these windows: the rate it paces at (``--rate``, or less where a
+    window of ``MAX_PAUSE_S`` or shorter needs it), and what it may send of each longer window
+    (from its quota; an answer's Remaining may lower it)."""
+    share = config.quota_share
+    paces = [share * max(w.quota - 1, w.quota / 2) / w.seconds  # one request of slack a window
+             for w in windows if w.seconds <= MAX_PAUSE_S]
+    return min([config.rate, *paces]), {w: math.floor(share * w.quota)
+                                         for w in windows if w.seconds > MAX_PAUSE_S}
 
 
 def cancels_with(requests: int, page_size: int) -> int:
@@ -123,11 +128,13 @@ class Sent:
 
 @dataclass(slots=True)
 class Budget:
-    """A longer window's share for this job: it may send ``allowed`` requests in all."""
+    """A longer window's share for this job: it may send ``allowed`` requests in all; answers
+    to requests sent before ``since`` (the window's renewal) describe the window before."""
 
     window: Window
     allowed: int
     resets_at: float | None = None
+    since: float = -math.inf
 
 
 class Pacer:
@@ -215,7 +222,8 @@ class Pacer:
         return max(self.paused_until, self._window_end(now))
 
     def _window_end(self, now: float) -> float:
-        """When the shortest window's allowance is all sent: its end, else the past."""
+        """When a pacing window's allowance is all sent: its end (within ``MAX_PAUSE_S``: a
+        Reset longer than its window is not believed), else the past."""
         if self._allowance is None:
             return -math.inf
         allowed, end = self._allowance
@@ -228,7 +236,7 @@ class Pacer:
         for seconds, budget in list(self.budgets.items()):
             if budget.resets_at is not None and now >= budget.resets_at:  # a new window
                 share = math.floor(self._cfg.quota_share * budget.window.quota)
-                self.budgets[seconds] = Budget(budget.window, self.sent + share)
+                self.budgets[seconds] = Budget(budget.window, self.sent + share, since=now)
             elif self.sent >= budget.allowed:
                 raise QuotaSpent(budget.window.name, budget.allowed,
                                  None if budget.resets_at is None else budget.resets_at - now)
@@ -252,33 +260,57 @@ class Pacer:
     def _read(self, limits: Limits, sent: Sent, now: float) -> None:
         for field in limits.malformed:
             self.ignored[f"{field} malformed"] += 1
-        if limits.remaining == 0 and limits.reset == 0:
+        remaining, reset = limits.remaining, limits.reset
+        if remaining == 0 and reset == 0:
             self.ignored["Remaining 0 with Reset 0 (window ending)"] += 1  # or a placeholder
             return
         if limits.windows:
             self._plan(limits.windows)
-        nearest, remaining, reset = limits.nearest, limits.remaining, limits.reset
-        if nearest is not None and remaining is not None and remaining > nearest.quota:
+        if remaining is None:
+            return
+        if limits.nearest is not None and remaining > limits.nearest.quota:
             self.ignored["RateLimit-Remaining above the quota"] += 1
             return
-        shortest = limits.windows[0] if limits.windows else nearest
-        if nearest is None and shortest is not None and reset is not None \
-                and reset <= shortest.seconds:
-            nearest = shortest  # a reset only the shortest window fits in
-        if nearest is None or remaining is None:
+        allowed, end = self._share_of(sent, remaining), None if reset is None else now + reset
+        if not limits.windows and limits.nearest is None:  # a window of unknown length
+            if end is not None and end - now <= MAX_PAUSE_S:
+                self._allowance = (allowed, end)
             return
-        end = now + reset if reset is not None else None
-        if nearest == shortest:
-            if end is not None:
-                self._allowance = (sent.seq + remaining, end)
+        described = limits.described()
+        if len(described) > 1:
+            self.ignored["RateLimit-Remaining of an unnamed window (held to all it fits)"] += 1
+        for window in described:
+            self._hold(window, allowed, sent, end)
+
+    def _hold(self, window: Window, allowed: int, sent: Sent, end: float | None) -> None:
+        """Hold this job to ``allowed`` sends in all until ``end``, for one window: a pacing
+        window's allowance (the gate waits for its reset), a longer one's budget."""
+        now = self._clock()
+        if end is not None and end - now > window.seconds + RESET_ROUNDING_S:
+            self.ignored["RateLimit-Reset longer than its window"] += 1
+        elif window.seconds > MAX_PAUSE_S:
+            self._lower(window, allowed, sent, end)
+        elif end is not None:
+            self._allowance = (allowed, end)
+
+    def _share_of(self, sent: Sent, remaining: int) -> int:
+        """The sends this job may have made in all: ``quota_share`` of what a window had left
+        when ``sent`` went out."""
+        return sent.seq + math.floor(self._cfg.quota_share * remaining)
+
+    def _lower(self, window: Window, allowed: int, sent: Sent, end: float | None) -> None:
+        """A longer window's Remaining lowers its budget (never raises it) and says its reset;
+        an answer to a request sent before the window renewed says nothing of the new one."""
+        budget = self.budgets.setdefault(window.seconds, Budget(window, allowed, end))
+        if sent.at < budget.since:
+            self.ignored["RateLimit-Remaining from before its window reset"] += 1
             return
-        allowed = sent.seq + math.floor(self._cfg.quota_share * remaining)
-        budget = self.budgets.setdefault(nearest.seconds, Budget(nearest, allowed, end))
-        budget.allowed, budget.resets_at = min(budget.allowed, allowed), end or budget.resets_at
+        budget.allowed = min(budget.allowed, allowed)
+        budget.resets_at = end if end is not None else budget.resets_at
 
     def _plan(self, windows: tuple[Window, ...]) -> None:
-        """Pace by the shortest window; every longer one gets its budget (from its quota, until
-        an answer says what it has left)."""
+        """Pace by the windows of ``MAX_PAUSE_S`` or shorter; every longer one gets its budget
+        (from its quota, until an answer says what it has left)."""
         plan, budgets = plan_for(self._cfg, windows)
         for window, allowed in budgets.items():  # sends in all, from the job's start
             self.budgets.setdefault(window.seconds, Budget(window, allowed))
@@ -369,7 +401,9 @@ class Pacer:
             self.stats["gate_pauses"] += 1
 
     def _set_rate(self, rate: float) -> None:
-        self.rate = max(self._cfg.min_rate, min(rate, self._cfg.rate))
+        """``rate``, within ``--rate`` and the plan; a cut goes no lower than ``min_rate``
+        (or the plan, when that is lower: a floor never outpaces the quota or ``--rate``)."""
+        self.rate = max(min(self._cfg.min_rate, self.plan), min(rate, self.plan))
         self.min_rate_seen = min(self.min_rate_seen, self.rate)
 
     def _measured(self, times: deque[float], now: float, *, recent: bool = False) -> float:

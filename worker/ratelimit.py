@@ -24,6 +24,7 @@ from datetime import UTC
 
 MAX_RESET_S = 86_400.0  # a reset further away than a day is not a Zuora window's
 MAX_WINDOW_S = 366 * 86_400.0
+RESET_ROUNDING_S = 1.0  # a reset in whole seconds may be rounded up past its window's length
 _FIELD_CAP = 1024  # longer header values are not parsed at all
 _NUMBER = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
 
@@ -66,6 +67,17 @@ class Limits:
     reset: float | None = None
     malformed: tuple[str, ...] = ()
 
+    def described(self) -> tuple[Window, ...]:
+        """The windows ``remaining`` and ``reset`` describe: the one the answer names; else by
+        ``reset`` the shortest, when ``reset`` fits in it; else every window ``reset`` fits in
+        (the answer does not say which, so a reader holds each to it); else none."""
+        if self.nearest is not None:
+            return (self.nearest,)
+        reset = self.reset
+        fits = tuple(w for w in self.windows
+                     if reset is not None and reset <= w.seconds + RESET_ROUNDING_S)
+        return fits[:1] if fits and fits[0] == self.windows[0] else fits
+
 
 def parse_limits(headers: Mapping[str, str]) -> Limits | None:
     """The RateLimit fields of ``headers`` (any mapping), or None when there are none."""
@@ -100,11 +112,12 @@ def _draft02(folded: Mapping[str, str]) -> Limits:
 
 def _nearest(windows: tuple[Window, ...], quota: int | None,
              reset: float | None) -> Window | None:
-    """The window a bare first item names: the one of that quota, or among several of that
-    quota the shortest that ``reset`` fits in; None when the answer does not tell."""
+    """The window a bare first item names: the one of that quota (the shortest, when several
+    are) that ``reset`` fits in; None when the answer does not tell (no window of that quota
+    has room for ``reset``, or ``reset`` is absent and several have that quota)."""
     same = [w for w in windows if w.quota == quota]
     if reset is not None:
-        same = [w for w in same if reset <= w.seconds] or same
+        same = [w for w in same if reset <= w.seconds + RESET_ROUNDING_S]
     return same[0] if len(same) == 1 or (same and reset is not None) else None
 
 

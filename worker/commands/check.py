@@ -113,12 +113,12 @@ def _limits(settings: Settings, resp: Response) -> dict[str, Any]:
 
 def _window_row(settings: Settings, limits: Limits, window: Window) -> dict[str, Any]:
     """One window: its quota, what it has left (when the answer says), and what a job does
-    with it: the shortest sets the pace, a longer one is a budget of requests for the job."""
+    with it: one of 15 minutes or less sets the pace, a longer one is a budget for the job."""
     pacing = settings.pacing
     rate, budgets = plan_for(PacerConfig(rate=pacing.rate, concurrency=pacing.concurrency,
                                          quota_share=pacing.quota_share), limits.windows)
     budget = budgets.get(window)
-    left = limits.remaining if limits.nearest == window else None
+    left = limits.remaining if window in limits.described() else None
     if left is not None and budget is not None:
         budget = min(budget, math.floor(pacing.quota_share * left))
     text = f"{window.quota:,} requests per {window.seconds:g}s"
