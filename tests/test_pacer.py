@@ -244,15 +244,24 @@ async def test_two_policies_of_one_minute_both_pace_and_never_stop_the_job(
 
 
 async def test_a_pacing_window_allows_its_share_of_what_it_has_left(vclock: Clock) -> None:
-    """The minute has 100 left and resets in 30 s (another client used it): the job sends half
-    of that, then waits for the reset rather than stopping or running the minute dry."""
+    """The minute has 100 left and resets in 30 s (another client used it), and every answer
+    says what is left: the job sends half of the 100, then waits for the reset rather than
+    stopping, or taking the share anew from each answer until the minute runs dry."""
     pacer = pacer_of(vclock, rate=1000, quota_share=0.5)
-    await send(pacer, 1, headers={**SANDBOX, "ratelimit-remaining": "100",
-                                  "ratelimit-reset": "30"})
-    start = vclock()
-    turns = [await send(pacer, 1) for _ in range(51)]
-    assert turns[49][0].at - start < 5  # 1 + 49 = the 50 the share allows, at the pace
-    assert turns[50][0].at - start >= 29  # the 51st: after the reset
+    start, used = vclock(), 0
+
+    def answer() -> dict[str, str]:
+        return {**SANDBOX, "ratelimit-remaining": str(100 - used),
+                "ratelimit-reset": str(math.ceil(30 - (vclock() - start)))}
+
+    turns = []
+    for _ in range(51):
+        async with pacer.slot() as sent:
+            used += 1
+            turns.append(sent)
+        pacer.observe(200, answer(), sent)
+    assert turns[49].at - start < 5  # the 50 the share allows, at the pace
+    assert turns[50].at - start >= 29  # the 51st: after the reset
 
 
 async def test_a_window_of_unknown_length_gates_like_a_pacing_window(vclock: Clock) -> None:
@@ -294,6 +303,40 @@ async def test_an_answer_from_before_a_windows_renewal_leaves_the_new_budget(
     pacer.observe(200, {**hour, "ratelimit-remaining": "2", "ratelimit-reset": "1"}, late)
     assert pacer.budgets[3600.0].allowed == 2 + 2500  # sends 3 to 2,502
     assert await until_spent(pacer, lambda _: {}, limit=10) == 13
+
+
+async def test_an_answer_from_before_a_renewal_is_ignored_with_no_turn_in_between(
+        vclock: Clock) -> None:
+    """Concurrency 1: a request sent just before the hour resets is answered just after, and
+    no other request had its turn in between. Its Remaining still describes the old hour."""
+    pacer = pacer_of(vclock, rate=1000, concurrency=1, quota_share=0.5)
+    hour = {**SANDBOX, "ratelimit-limit": "5000, " + SANDBOX["ratelimit-limit"][6:]}
+    await send(pacer, 1, headers={**hour, "ratelimit-remaining": "100", "ratelimit-reset": "1"})
+    async with pacer.slot() as late:
+        await asyncio.sleep(2.5)  # answered after the reset (and its second of rounding)
+    pacer.observe(200, {**hour, "ratelimit-remaining": "2", "ratelimit-reset": "1"}, late)
+    assert await until_spent(pacer, lambda _: {}, limit=10) == 12
+
+
+async def test_a_named_window_its_reset_does_not_fit_is_not_believed_to_be_it(
+        vclock: Clock) -> None:
+    """First item ``2500;w=60`` (named by its own w), Remaining 399, Reset 1,200 s: no minute
+    resets in 20 minutes, so 399 is held to the hour and the day, as with a bare first item."""
+    pacer = pacer_of(vclock, rate=10, concurrency=1, quota_share=0.5)
+    limit = "2500;w=60, 5000;w=3600, 10000;w=86400"
+    sent = await until_spent(pacer, lambda seq: {
+        "ratelimit-limit": limit, "ratelimit-remaining": str(max(0, 399 - seq)),
+        "ratelimit-reset": "1200"})
+    assert sent == 200
+
+
+def test_a_reset_of_a_window_of_unknown_length_over_15_minutes_is_counted(
+        vclock: Clock) -> None:
+    pacer = pacer_of(vclock, rate=10)
+    pacer.observe(200, {"RateLimit-Limit": "100", "RateLimit-Remaining": "0",
+                        "RateLimit-Reset": "1200"}, Sent(vclock(), 1))
+    assert pacer.summary()["header_values_ignored"] == {
+        "RateLimit-Reset of an unnamed window over 15 minutes": 1}
 
 
 def test_min_rate_never_outpaces_rate_or_the_quota(vclock: Clock) -> None:

@@ -202,8 +202,29 @@ async def test_a_retry_after_longer_than_a_job_waits_stops_the_job(
     async with mocked_client(record, budget=100) as api:
         with aioresponses() as m:
             m.delete(RUN, status=status, headers=headers, payload=payload, repeat=True)
-            with pytest.raises(Interrupted, match=r"asked to wait 8640\ds \(Retry-After\), "
+            with pytest.raises(Interrupted, match=r"asked to wait 86400s \(Retry-After\), "
                                                   r"longer than the 900s a job waits"):
                 await api.request("DELETE", "/reportruns/r1")
         assert api.control.stop_kind is Kind.INTERRUPTED
     assert waits == []
+
+
+@pytest.mark.parametrize("headers", [{}, {"Concurrency-Limit-Remaining": "0"}],
+                         ids=["503", "concurrency-429"])
+async def test_a_retry_after_of_15_minutes_is_waited(headers: dict[str, str]) -> None:
+    """900 s is the longest wait a job makes, not a stop: the jitter added to it is ours."""
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    status = 429 if headers else 503
+    async with mocked_client(record, budget=100) as api:
+        with aioresponses() as m:
+            m.delete(RUN, status=status, headers={"Retry-After": "900", **headers}, payload={})
+            m.delete(RUN, payload={"success": True})
+            resp = await api.request("DELETE", "/reportruns/r1")
+        assert resp.status == 200
+        assert not api.control.is_stopping()
+    assert len(waits) == 1
+    assert 900 <= waits[0] <= 905

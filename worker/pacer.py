@@ -151,7 +151,7 @@ class Pacer:
         self.sent = 0  # requests that had their turn
         self._next_at = -math.inf  # the next turn
         self.paused_until = -math.inf  # the gate
-        self._allowance: tuple[int, float] | None = None  # (sends the window allows, its end)
+        self._allowances: dict[float, tuple[int, float]] = {}  # window: (sends allowed, end)
         self.budgets: dict[float, Budget] = {}
         self._ceiling = self._level = float(config.concurrency)
         self._asked = config.concurrency
@@ -222,24 +222,28 @@ class Pacer:
         return max(self.paused_until, self._window_end(now))
 
     def _window_end(self, now: float) -> float:
-        """When a pacing window's allowance is all sent: its end (within ``MAX_PAUSE_S``: a
-        Reset longer than its window is not believed), else the past."""
-        if self._allowance is None:
-            return -math.inf
-        allowed, end = self._allowance
-        if now >= end:
-            self._allowance = None
-            return -math.inf
-        return end + jitter(end - now, self._rand) if self.sent >= allowed else -math.inf
+        """When a spent pacing window's allowance ends (the latest, when several are spent),
+        else the past. Within ``MAX_PAUSE_S``: a Reset no window fits is not believed."""
+        self._allowances = {key: (allowed, end) for key, (allowed, end)
+                            in self._allowances.items() if now < end}
+        spent = [end for allowed, end in self._allowances.values() if self.sent >= allowed]
+        return max(spent) + jitter(max(spent) - now, self._rand) if spent else -math.inf
 
     def _check_budgets(self, now: float) -> None:
-        for seconds, budget in list(self.budgets.items()):
-            if budget.resets_at is not None and now >= budget.resets_at:  # a new window
-                share = math.floor(self._cfg.quota_share * budget.window.quota)
-                self.budgets[seconds] = Budget(budget.window, self.sent + share, since=now)
-            elif self.sent >= budget.allowed:
+        self._renew_due(now)
+        for budget in self.budgets.values():
+            if self.sent >= budget.allowed:
                 raise QuotaSpent(budget.window.name, budget.allowed,
                                  None if budget.resets_at is None else budget.resets_at - now)
+
+    def _renew_due(self, now: float) -> None:
+        """A window past its reset is a new one: a new share, counted from now; answers to
+        requests sent before the reset (a second of rounding included) describe the old one."""
+        for seconds, budget in list(self.budgets.items()):
+            if budget.resets_at is not None and now >= budget.resets_at:
+                share = math.floor(self._cfg.quota_share * budget.window.quota)
+                self.budgets[seconds] = Budget(budget.window, self.sent + share,
+                                               since=budget.resets_at + RESET_ROUNDING_S)
 
     # -- what answers say -------------------------------------------------------------------
 
@@ -271,36 +275,50 @@ class Pacer:
         if limits.nearest is not None and remaining > limits.nearest.quota:
             self.ignored["RateLimit-Remaining above the quota"] += 1
             return
-        allowed, end = self._share_of(sent, remaining), None if reset is None else now + reset
+        self._hold(limits, self._share_of(sent, remaining), sent, now)
+
+    def _hold(self, limits: Limits, allowed: int, sent: Sent, now: float) -> None:
+        """Hold this job to ``allowed`` sends in all, in each window the answer describes: a
+        pacing window's allowance (the gate waits for its reset), a longer one's budget."""
+        end = None if limits.reset is None else now + limits.reset
         if not limits.windows and limits.nearest is None:  # a window of unknown length
             if end is not None and end - now <= MAX_PAUSE_S:
-                self._allowance = (allowed, end)
+                self._allow(0.0, allowed, sent, end)  # keyed apart from any window
+            elif end is not None:
+                self.ignored["RateLimit-Reset of an unnamed window over 15 minutes"] += 1
             return
         described = limits.described()
         if len(described) > 1:
             self.ignored["RateLimit-Remaining of an unnamed window (held to all it fits)"] += 1
-        for window in described:
-            self._hold(window, allowed, sent, end)
-
-    def _hold(self, window: Window, allowed: int, sent: Sent, end: float | None) -> None:
-        """Hold this job to ``allowed`` sends in all until ``end``, for one window: a pacing
-        window's allowance (the gate waits for its reset), a longer one's budget."""
-        now = self._clock()
-        if end is not None and end - now > window.seconds + RESET_ROUNDING_S:
+        elif not described and end is not None:
             self.ignored["RateLimit-Reset longer than its window"] += 1
-        elif window.seconds > MAX_PAUSE_S:
-            self._lower(window, allowed, sent, end)
-        elif end is not None:
-            self._allowance = (allowed, end)
+        for window in described:
+            if window.seconds > MAX_PAUSE_S:
+                self._lower(window, allowed, sent, end, now)
+            elif end is not None:
+                self._allow(window.seconds, allowed, sent, end)
+
+    def _allow(self, seconds: float, allowed: int, sent: Sent, end: float) -> None:
+        """A pacing window's allowance until ``end`` (the gate waits for it when spent): the
+        lowest any answer from its period gave, so its share is not granted anew each time.
+        Same period: sent before the last end and ending with it, a second of rounding either
+        way; a window of 2 s or less is not told apart (its Reset is as coarse as it)."""
+        old = self._allowances.get(seconds)
+        if (old is not None and seconds > 2 * RESET_ROUNDING_S
+                and sent.at < old[1] - RESET_ROUNDING_S and end <= old[1] + RESET_ROUNDING_S):
+            allowed, end = min(old[0], allowed), max(old[1], end)
+        self._allowances[seconds] = (allowed, end)
 
     def _share_of(self, sent: Sent, remaining: int) -> int:
         """The sends this job may have made in all: ``quota_share`` of what a window had left
         when ``sent`` went out."""
         return sent.seq + math.floor(self._cfg.quota_share * remaining)
 
-    def _lower(self, window: Window, allowed: int, sent: Sent, end: float | None) -> None:
+    def _lower(self, window: Window, allowed: int, sent: Sent, end: float | None,
+               now: float) -> None:
         """A longer window's Remaining lowers its budget (never raises it) and says its reset;
         an answer to a request sent before the window renewed says nothing of the new one."""
+        self._renew_due(now)
         budget = self.budgets.setdefault(window.seconds, Budget(window, allowed, end))
         if sent.at < budget.since:
             self.ignored["RateLimit-Remaining from before its window reset"] += 1

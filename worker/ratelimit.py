@@ -68,14 +68,14 @@ class Limits:
     malformed: tuple[str, ...] = ()
 
     def described(self) -> tuple[Window, ...]:
-        """The windows ``remaining`` and ``reset`` describe: the one the answer names; else by
-        ``reset`` the shortest, when ``reset`` fits in it; else every window ``reset`` fits in
-        (the answer does not say which, so a reader holds each to it); else none."""
-        if self.nearest is not None:
-            return (self.nearest,)
+        """The windows ``remaining`` and ``reset`` describe: the one the answer names, when
+        ``reset`` fits in it; else by ``reset`` the shortest, when ``reset`` fits in it; else
+        every window ``reset`` fits in (the answer does not say which, so a reader holds each to
+        it); else none (a reset longer than any window is not believed)."""
         reset = self.reset
-        fits = tuple(w for w in self.windows
-                     if reset is not None and reset <= w.seconds + RESET_ROUNDING_S)
+        if self.nearest is not None and (reset is None or _fits(reset, self.nearest)):
+            return (self.nearest,)
+        fits = tuple(w for w in self.windows if reset is not None and _fits(reset, w))
         return fits[:1] if fits and fits[0] == self.windows[0] else fits
 
 
@@ -117,7 +117,7 @@ def _nearest(windows: tuple[Window, ...], quota: int | None,
     has room for ``reset``, or ``reset`` is absent and several have that quota)."""
     same = [w for w in windows if w.quota == quota]
     if reset is not None:
-        same = [w for w in same if reset <= w.seconds + RESET_ROUNDING_S]
+        same = [w for w in same if _fits(reset, w)]
     return same[0] if len(same) == 1 or (same and reset is not None) else None
 
 
@@ -161,6 +161,11 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 def parse_concurrency_limit(headers: Mapping[str, str]) -> int | None:
     """Zuora's ``Concurrency-Limit-Limit`` (requests in flight the tenant allows), or None."""
     return _count(headers.get("Concurrency-Limit-Limit"), 1)
+
+
+def _fits(reset: float, window: Window) -> bool:
+    """Whether a window has room for ``reset`` (a second of rounding up allowed)."""
+    return reset <= window.seconds + RESET_ROUNDING_S
 
 
 def _members(raw: str | None) -> list[tuple[str, dict[str, str]]]:

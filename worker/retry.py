@@ -9,8 +9,8 @@ decides whether to try again and after how long, and pays for it from the job's 
   dropped connections; bounded by ``max_attempts``), honouring ``Retry-After``.
 - A rate 429 the pacer answered by closing its gate (the server said for how long) waits at the
   gate with every other request; a bare one backs off its own request, with full jitter from
-  ``throttle_base`` doubling to ``throttle_cap``. A wait longer than ``max_pause`` (a gate, a
-  503's or a concurrency 429's ``Retry-After``) stops the job instead.
+  ``throttle_base`` doubling to ``throttle_cap``. A ``Retry-After`` longer than ``max_pause``
+  (a 429's or a 503's) stops the job instead.
 - A retry the job's budget cannot pay for stops the job (a circuit breaker, as botocore's);
   a job that is stopping retries nothing.
 - A call whose retries end on a transient failure raises :class:`ApiUnreachable`, or
@@ -51,7 +51,7 @@ class RetryPolicy:
     throttle_base: float = 0.5  # a bare rate 429: this request's backoff (full jitter) ...
     throttle_cap: float = 10.0  # ... doubling up to this
     throttle_window: float = MAX_PAUSE_S  # throttle retries are bounded by time, not count
-    max_pause: float = MAX_PAUSE_S  # a gate closed longer than this stops the job instead
+    max_pause: float = MAX_PAUSE_S  # a Retry-After longer than this stops the job instead
 
 
 class RetryBudget:
@@ -158,6 +158,9 @@ class ApiRetry:
         """After a failed attempt: the wait before the next one, or None to give up."""
         if self.control.is_stopping():
             return None
+        if exc.retry_after is not None and exc.retry_after > self.policy.max_pause:
+            self._too_long(exc.retry_after)  # a 429's or a 503's: the server's own figure
+            return None
         if isinstance(exc, RateLimited):
             elapsed = asyncio.get_running_loop().time() - st.started
             wait = self._throttled(exc, st) if elapsed <= self.policy.throttle_window else None
@@ -168,9 +171,6 @@ class ApiRetry:
                 rand=self.rand)
             kind = "timeout" if exc.code == "timeout" else "transient"
         if wait is None:
-            return None
-        if wait > self.policy.max_pause:  # Retry-After: a 503's, a concurrency 429's
-            self._too_long(wait)
             return None
         if not self.budget.try_acquire(kind):
             self.control.request_stop("retry budget exhausted: the API keeps failing",
@@ -191,11 +191,7 @@ class ApiRetry:
         if exc.limit != "rate":
             delay = exc.retry_after if exc.retry_after is not None else 1.0
             return delay + self.rand() * min(1.0, delay * 0.1)
-        pause = self.pacer.pause_left()
-        if pause > self.policy.max_pause:
-            self._too_long(pause)
-            return None
-        if pause > 0:
+        if self.pacer.pause_left() > 0:
             return 0.0  # the gate holds every request, this one included
         st.throttled += 1
         return backoff(st.throttled, base=self.policy.throttle_base,
