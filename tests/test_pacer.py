@@ -339,6 +339,57 @@ def test_a_reset_of_a_window_of_unknown_length_over_15_minutes_is_counted(
         "RateLimit-Reset of an unnamed window over 15 minutes": 1}
 
 
+async def test_a_late_answer_from_the_last_minute_leaves_the_new_minute_open(
+        vclock: Clock) -> None:
+    """Sent just before the minute ended (counted there: 6 left, Reset 1), answered after the
+    new minute's first answer (2,490 left, Reset 60): it describes the minute before, and must
+    not close the gate for the whole new one."""
+    pacer = pacer_of(vclock, rate=1000, concurrency=8, quota_share=0.5)
+    await send(pacer, 1, headers={**SANDBOX, "ratelimit-remaining": "200",
+                                  "ratelimit-reset": "10"})
+    await asyncio.sleep(9.9)
+    async with pacer.slot() as stale:
+        pass
+    await asyncio.sleep(0.1)
+    await send(pacer, 1, headers={**SANDBOX, "ratelimit-remaining": "2490",
+                                  "ratelimit-reset": "60"})
+    pacer.observe(200, {**SANDBOX, "ratelimit-remaining": "6", "ratelimit-reset": "1"}, stale)
+    start = vclock()
+    await send(pacer, 100)
+    assert vclock() - start < 6  # at the minute's pace (20.8/s), not after the minute's end
+    assert pacer.summary()["header_values_ignored"] == {
+        "RateLimit-Reset of an earlier window period": 1}
+
+
+async def test_a_window_of_unknown_length_grants_its_share_once_a_period(
+        vclock: Clock) -> None:
+    """A bare ``RateLimit-Limit: 100`` with 100 left for 30 s, said by every answer: half of
+    it, then the job waits; the share is not granted anew by each answer."""
+    pacer = pacer_of(vclock, rate=1000, quota_share=0.5)
+    start, used = vclock(), 0
+    while vclock() - start < 29:
+        async with pacer.slot() as sent:
+            used += 1
+        pacer.observe(200, {"RateLimit-Limit": "100", "RateLimit-Remaining": str(100 - used),
+                            "RateLimit-Reset": str(math.ceil(30 - (vclock() - start)))}, sent)
+    assert used == 51  # 50, then the one that waited for the reset
+
+
+async def test_an_answer_from_a_new_hour_before_this_jobs_clock_says_so_starts_it(
+        vclock: Clock) -> None:
+    """The hour's Reset was rounded up: an answer from the new hour (4,999 left) arrives before
+    this job's estimate of the reset. It starts the new hour's share; the old hour's small one
+    no longer holds."""
+    pacer = pacer_of(vclock, rate=20, concurrency=1, quota_share=0.5)
+    hour = {**SANDBOX, "ratelimit-limit": "5000, " + SANDBOX["ratelimit-limit"][6:]}
+    await send(pacer, 1, headers={**hour, "ratelimit-remaining": "600", "ratelimit-reset": "10"})
+    await asyncio.sleep(9.5)
+    await send(pacer, 1, headers={**hour, "ratelimit-remaining": "4999",
+                                  "ratelimit-reset": "3600"})
+    assert pacer.budgets[3600.0].allowed == 2 + 2499
+    assert pacer.budgets[3600.0].resets_at == pytest.approx(vclock() + 3600)
+
+
 def test_min_rate_never_outpaces_rate_or_the_quota(vclock: Clock) -> None:
     """--rate 0.1 with a bare 429, and a quota whose share is 0.075/s: cuts stop at those, not
     at the 0.5/s floor meant for cuts from a higher rate."""

@@ -228,3 +228,18 @@ async def test_a_retry_after_of_15_minutes_is_waited(headers: dict[str, str]) ->
         assert not api.control.is_stopping()
     assert len(waits) == 1
     assert 900 <= waits[0] <= 905
+
+
+async def test_refused_for_longer_than_a_call_waits_stops_the_job_as_a_throttle() -> None:
+    """Bare 429s past the call's throttle window (900 s): the job stops (exit 5) naming the
+    throttle; the API is not unreachable (that is exit 6, for another cause)."""
+    async with mocked_client(_no_sleep, budget=10**6) as api:
+        api._retry = dataclasses.replace(
+            api._retry, policy=dataclasses.replace(api._retry.policy, throttle_window=0.0))
+        with aioresponses() as m:
+            m.delete(RUN, status=429, body="<html>429</html>", content_type="text/html",
+                     repeat=True)
+            with pytest.raises(Interrupted, match=r"rate limited for \d+s: the API kept "
+                                                  r"refusing for longer than the 0s a call"):
+                await api.request("DELETE", "/reportruns/r1")
+        assert api.control.stop_kind is Kind.INTERRUPTED

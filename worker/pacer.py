@@ -111,6 +111,16 @@ def plan_for(config: PacerConfig, windows: tuple[Window, ...]) -> tuple[float, d
                                          for w in windows if w.seconds > MAX_PAUSE_S}
 
 
+def _period(held: float | None, end: float | None, sent: Sent, now: float) -> int:
+    """Which period of a window an answer speaks of, against the one held (ending ``held``):
+    -1 an earlier one, 0 the same, 1 a later one. Ends are estimates (``now`` + a whole-second
+    Reset), each late by up to a second of rounding and the time the request was out."""
+    if held is None or end is None:
+        return 0
+    slack = RESET_ROUNDING_S + (now - sent.at)
+    return -1 if end < held - slack else 1 if end > held + slack else 0
+
+
 def cancels_with(requests: int, page_size: int) -> int:
     """About how many runs a job cancels with this many requests, when it selects every run it
     lists: a DELETE each, after a listing page per ``page_size`` runs and one last page (a
@@ -128,13 +138,12 @@ class Sent:
 
 @dataclass(slots=True)
 class Budget:
-    """A longer window's share for this job: it may send ``allowed`` requests in all; answers
-    to requests sent before ``since`` (the window's renewal) describe the window before."""
+    """A longer window's share for this job: it may send ``allowed`` requests in all, until
+    the window resets (``resets_at``, when an answer said)."""
 
     window: Window
     allowed: int
     resets_at: float | None = None
-    since: float = -math.inf
 
 
 class Pacer:
@@ -224,9 +233,8 @@ class Pacer:
     def _window_end(self, now: float) -> float:
         """When a spent pacing window's allowance ends (the latest, when several are spent),
         else the past. Within ``MAX_PAUSE_S``: a Reset no window fits is not believed."""
-        self._allowances = {key: (allowed, end) for key, (allowed, end)
-                            in self._allowances.items() if now < end}
-        spent = [end for allowed, end in self._allowances.values() if self.sent >= allowed]
+        spent = [end for allowed, end in self._allowances.values()
+                 if now < end and self.sent >= allowed]
         return max(spent) + jitter(max(spent) - now, self._rand) if spent else -math.inf
 
     def _check_budgets(self, now: float) -> None:
@@ -237,13 +245,13 @@ class Pacer:
                                  None if budget.resets_at is None else budget.resets_at - now)
 
     def _renew_due(self, now: float) -> None:
-        """A window past its reset is a new one: a new share, counted from now; answers to
-        requests sent before the reset (a second of rounding included) describe the old one."""
+        """A window past its reset is a new one: a new share, counted from now, until the
+        next reset (so an answer from the old window is told apart by its end)."""
         for seconds, budget in list(self.budgets.items()):
             if budget.resets_at is not None and now >= budget.resets_at:
                 share = math.floor(self._cfg.quota_share * budget.window.quota)
                 self.budgets[seconds] = Budget(budget.window, self.sent + share,
-                                               since=budget.resets_at + RESET_ROUNDING_S)
+                                               budget.resets_at + seconds)
 
     # -- what answers say -------------------------------------------------------------------
 
@@ -283,7 +291,7 @@ class Pacer:
         end = None if limits.reset is None else now + limits.reset
         if not limits.windows and limits.nearest is None:  # a window of unknown length
             if end is not None and end - now <= MAX_PAUSE_S:
-                self._allow(0.0, allowed, sent, end)  # keyed apart from any window
+                self._allow(0.0, allowed, sent, end, now)  # keyed apart from any window
             elif end is not None:
                 self.ignored["RateLimit-Reset of an unnamed window over 15 minutes"] += 1
             return
@@ -296,16 +304,21 @@ class Pacer:
             if window.seconds > MAX_PAUSE_S:
                 self._lower(window, allowed, sent, end, now)
             elif end is not None:
-                self._allow(window.seconds, allowed, sent, end)
+                self._allow(window.seconds, allowed, sent, end, now)
 
-    def _allow(self, seconds: float, allowed: int, sent: Sent, end: float) -> None:
+    def _allow(self, seconds: float, allowed: int, sent: Sent, end: float, now: float) -> None:
         """A pacing window's allowance until ``end`` (the gate waits for it when spent): the
-        lowest any answer from its period gave, so its share is not granted anew each time.
-        Same period: sent before the last end and ending with it, a second of rounding either
-        way; a window of 2 s or less is not told apart (its Reset is as coarse as it)."""
+        lowest any answer from its period gave, so its share is not granted anew each time;
+        an answer from an earlier period says nothing of this one. A window of 2 s or less
+        (or of unknown length, resetting within 2 s) takes the latest answer: its Reset is as
+        coarse as the window itself."""
         old = self._allowances.get(seconds)
-        if (old is not None and seconds > 2 * RESET_ROUNDING_S
-                and sent.at < old[1] - RESET_ROUNDING_S and end <= old[1] + RESET_ROUNDING_S):
+        coarse = (seconds or end - now) <= 2 * RESET_ROUNDING_S
+        period = 1 if old is None or coarse else _period(old[1], end, sent, now)
+        if period < 0:
+            self.ignored["RateLimit-Reset of an earlier window period"] += 1
+            return
+        if period == 0 and old is not None:
             allowed, end = min(old[0], allowed), max(old[1], end)
         self._allowances[seconds] = (allowed, end)
 
@@ -317,14 +330,18 @@ class Pacer:
     def _lower(self, window: Window, allowed: int, sent: Sent, end: float | None,
                now: float) -> None:
         """A longer window's Remaining lowers its budget (never raises it) and says its reset;
-        an answer to a request sent before the window renewed says nothing of the new one."""
+        an answer from an earlier period of the window says nothing of this one, and one from
+        a later period (the window renewed before this job's clock said) starts it."""
         self._renew_due(now)
-        budget = self.budgets.setdefault(window.seconds, Budget(window, allowed, end))
-        if sent.at < budget.since:
-            self.ignored["RateLimit-Remaining from before its window reset"] += 1
-            return
-        budget.allowed = min(budget.allowed, allowed)
-        budget.resets_at = end if end is not None else budget.resets_at
+        budget = self.budgets.get(window.seconds)
+        period = 1 if budget is None else _period(budget.resets_at, end, sent, now)
+        if period < 0:
+            self.ignored["RateLimit-Reset of an earlier window period"] += 1
+        elif period > 0 or budget is None:
+            self.budgets[window.seconds] = Budget(window, allowed, end)
+        else:
+            budget.allowed = min(budget.allowed, allowed)
+            budget.resets_at = end if end is not None else budget.resets_at
 
     def _plan(self, windows: tuple[Window, ...]) -> None:
         """Pace by the windows of ``MAX_PAUSE_S`` or shorter; every longer one gets its budget

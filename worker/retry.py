@@ -5,8 +5,9 @@ An API call (``worker.client``) is retried by :meth:`ApiRetry.call`, which reads
 send; on a definitive answer return it; on a transient failure :meth:`ApiRetry.next_wait`
 decides whether to try again and after how long, and pays for it from the job's budget.
 
-- Retried: 429 (bounded by time, ``throttle_window``) and transient failures (5xx, timeouts,
-  dropped connections; bounded by ``max_attempts``), honouring ``Retry-After``.
+- Retried: 429 (bounded by time, ``throttle_window``: refused for longer stops the job, as a
+  throttle, not an unreachable API) and transient failures (5xx, timeouts, dropped
+  connections; bounded by ``max_attempts``), honouring ``Retry-After``.
 - A rate 429 the pacer answered by closing its gate (the server said for how long) waits at the
   gate with every other request; a bare one backs off its own request, with full jitter from
   ``throttle_base`` doubling to ``throttle_cap``. A ``Retry-After`` longer than ``max_pause``
@@ -163,7 +164,12 @@ class ApiRetry:
             return None
         if isinstance(exc, RateLimited):
             elapsed = asyncio.get_running_loop().time() - st.started
-            wait = self._throttled(exc, st) if elapsed <= self.policy.throttle_window else None
+            if elapsed > self.policy.throttle_window:  # refused for longer than a job waits
+                self.control.request_stop(
+                    f"rate limited for {elapsed:.0f}s: the API kept refusing for longer than "
+                    f"the {self.policy.throttle_window:.0f}s a call waits", Kind.INTERRUPTED)
+                return None
+            wait = self._throttled(exc, st)
             kind: RetryKind = "throttle"
         else:
             wait = None if st.transient >= self.policy.max_attempts else retry_delay(
