@@ -3,6 +3,7 @@ the listing request and its pages, GET and DELETE of a run."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 
 from worker.models import IN_PROGRESS
 
-from .config import REMOVE, EmulatorConfig
+from .config import DOCUMENTED_COLUMNS, REMOVE, EmulatorConfig
 from .faults import list_fault_reply
 from .replies import (
     Reply,
@@ -139,9 +140,19 @@ def select(runs: Iterable[EmuRun], statuses: set[str], query: ListQuery) -> list
     return chosen
 
 
-def page_of(runs: list[EmuRun], query: ListQuery) -> list[EmuRun]:
+def page_of(runs: list[EmuRun], query: ListQuery, clamp: bool = False) -> list[EmuRun]:
+    """The runs of the page asked for; with ``clamp``, a page past the end is the last one
+    (as many APIs answer)."""
     start = (query.page - 1) * query.page_size
+    if clamp and runs and start >= len(runs):
+        start = (len(runs) - 1) // query.page_size * query.page_size
     return runs[start : start + query.page_size]
+
+
+def undocumented_columns(body: Any) -> list[str]:
+    """The columns a listing request names that the docs do not show (and ``id``)."""
+    columns = body.get("columns") if isinstance(body, dict) else None
+    return [c for c in columns or [] if c not in (*DOCUMENTED_COLUMNS, "id")]
 
 
 def issue_token(state: State, config: EmulatorConfig, form: Mapping[str, str]) -> Reply:
@@ -201,9 +212,15 @@ def list_runs(state: State, config: EmulatorConfig, statuses: Iterable[str], bod
         query = parse_list_body(body, config.page_cap)
     except BadListRequest as exc:
         return zan_error(400, f"Invalid request: {exc}")
+    unknown = undocumented_columns(body)
+    if config.columns == "refuse" and unknown:
+        return zan_error(400, f"Invalid request: unknown column(s) {', '.join(unknown)}")
+    if config.page_size_fixed is not None:  # a server that ignores pageSize
+        query = dataclasses.replace(query, page_size=config.page_size_fixed)
     matching = select(list(state.runs.values()), wanted_statuses(statuses), query)
-    items = [_listed(run, config) for run in page_of(matching, query)]
-    envelope = list_envelope(items, len(matching), query.page, query.page_size, config.list_shape)
+    items = [_listed(run, config) for run in page_of(matching, query, config.clamp_pages)]
+    envelope = list_envelope(items, len(matching), query.page, query.page_size, config.list_shape,
+                             config.list_totals)
     reply = Reply(200, envelope)
     if config.drift_complete or config.drift_start:
         now = config.clock()

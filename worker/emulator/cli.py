@@ -11,7 +11,15 @@ import sys
 from worker.errors import ConfigError, Kind
 from worker.ratelimit import TENANTS
 
-from .config import CANCEL_THEN, LIMITERS, LIST_SHAPES, TIME_FORMATS, EmulatorConfig
+from .config import (
+    CANCEL_THEN,
+    COLUMN_MODES,
+    LIMITERS,
+    LIST_SHAPES,
+    TIME_FORMATS,
+    USER_FIELDS,
+    EmulatorConfig,
+)
 from .server import Emulator
 
 
@@ -63,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GET answers the run object alone (Zuora's OpenAPI schema)")
     p.add_argument("--status-case", choices=("upper", "lower"), default="upper")
     p.add_argument("--report-id-field", choices=("reportId", "reportID"), default="reportId")
+    p.add_argument("--user-field", choices=USER_FIELDS, default="nested",
+                   help="how a listed run names its owner (none: it does not)")
+    p.add_argument("--no-get-owner", dest="get_owner", action="store_false",
+                   help="a GET answers without the owner, as Zuora documents it")
+    p.add_argument("--columns", choices=COLUMN_MODES, default="any",
+                   help="columns the docs do not show: answered, dropped, or refused (400)")
+    p.add_argument("--page-size-fixed", type=int, default=None, metavar="N",
+                   help="ignore pageSize: every listing page holds N runs")
+    p.add_argument("--clamp-pages", action="store_true",
+                   help="answer a page past the end with the last page again")
+    p.add_argument("--no-list-totals", dest="list_totals", action="store_false",
+                   help="no totalPages / totalElements in the listing")
     return p
 
 
@@ -93,6 +113,12 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         get_envelope=args.get_envelope,
         status_case=args.status_case,
         report_id_field=args.report_id_field,
+        user_field=args.user_field,
+        get_owner=args.get_owner,
+        columns=args.columns,
+        page_size_fixed=args.page_size_fixed,
+        clamp_pages=args.clamp_pages,
+        list_totals=args.list_totals,
     )
 
 

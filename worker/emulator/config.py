@@ -15,7 +15,13 @@ DEMO_PASSWORD = "demo-password"  # noqa: S105 - public demo credential
 
 LIST_SHAPES = ("list", "content")
 TIME_FORMATS = ("epoch_ms", "iso")
-USER_FIELDS = ("nested", "dotted")
+USER_FIELDS = ("nested", "dotted", "none")  # none: the listing carries no owner
+# What a listing does with columns the docs do not show (zuora-api.md §6.4: reportId,
+# startedOn, reportType, createdByUserProfile.username, status; items carry ``id``): answer
+# every field anyway, drop the others from its items, or refuse the request (400).
+COLUMN_MODES = ("any", "drop", "refuse")
+DOCUMENTED_COLUMNS = ("reportId", "startedOn", "reportType", "createdByUserProfile.username",
+                      "status")
 LIST_FAULTS = ("html", "text", "no_list", "truncated", "huge", "tiny_items")
 CANCEL_THEN = ("stall", "drop", "504")  # what follows an applied DELETE (see cancel_then)
 GARBLED_ANSWERS = ("html", "truncated", "empty", "list", "no_success", "success_text")
@@ -48,6 +54,14 @@ class EmulatorConfig:
     status_case: str = "upper"  # "lower": status values as the OpenAPI file spells them
     report_id_field: str = "reportId"  # or "reportID", as the OpenAPI schema spells it
     page_cap: int = 250
+    # Paging as the docs allow (they say nothing of it): pageSize ignored (every page holds
+    # ``page_size_fixed``), a page past the end answered with the last page again, totals
+    # (totalPages, totalElements) left out of the "content" shape.
+    page_size_fixed: int | None = None
+    clamp_pages: bool = False
+    list_totals: bool = True
+    columns: str = "any"
+    get_owner: bool = True  # False: a GET answers without createdByUserProfile, as documented
     token_ttl: float = 3600.0
     # The rate limit (worker.emulator.limits): ``rate`` requests/s, counted by ``limiter``:
     # fixed windows of ``rate_window`` s, or a leaky bucket admitting ``burst`` over its rate.
@@ -111,6 +125,7 @@ class EmulatorConfig:
         _choice("list_shape", self.list_shape, LIST_SHAPES)
         _choice("time_format", self.time_format, TIME_FORMATS)
         _choice("user_field", self.user_field, USER_FIELDS)
+        _choice("columns", self.columns, COLUMN_MODES)
         _choice("status_case", self.status_case, ("upper", "lower"))
         _choice("report_id_field", self.report_id_field, ("reportId", "reportID"))
         _choice("limiter", self.limiter, LIMITERS)
@@ -126,8 +141,8 @@ class EmulatorConfig:
             _choice("stall", kind, REQUEST_KINDS)
         for kind in self.garble_cancel.values():
             _choice("garble_cancel", kind.removeprefix("cancel+"), GARBLED_ANSWERS)
-        if self.runs < 0 or self.page_cap < 1:
-            raise ValueError("runs must be >= 0 and page_cap >= 1")
+        if self.runs < 0 or self.page_cap < 1 or (self.page_size_fixed or 1) < 1:
+            raise ValueError("runs must be >= 0, page_cap and page_size_fixed >= 1")
         if not 0.0 <= self.in_progress_share <= 1.0:
             raise ValueError("in_progress_share must be within [0, 1]")
         if self.rate is not None and (self.rate <= 0 or self.rate_window <= 0):

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import EmulatorConfig
+from .config import DOCUMENTED_COLUMNS, EmulatorConfig
 from .runs import EmuRun, format_time
 
 ZAN_ERROR = "ZAN-USAGE-REST-ERROR"
@@ -57,6 +57,8 @@ def reasons(status: int, code: int | str, message: str) -> Reply:
 
 
 def _user(run: EmuRun, config: EmulatorConfig) -> dict[str, Any]:
+    if config.user_field == "none":
+        return {}
     if config.user_field == "dotted":
         return {"createdByUserProfile.username": run.created_by}
     return {"createdByUserProfile": {"username": run.created_by}}
@@ -78,11 +80,15 @@ def list_item(run: EmuRun, config: EmulatorConfig) -> dict[str, Any]:
     if config.include_updated_on:
         item["updatedOn"] = format_time(run.updated_on, config.time_format)
     item.update(_user(run, config))
+    if config.columns == "drop":  # only the documented columns, and the id items carry
+        item = {k: v for k, v in item.items()
+                if k == "id" or k in DOCUMENTED_COLUMNS or k == config.report_id_field
+                or k == "createdByUserProfile"}
     return item
 
 
 def run_detail(run: EmuRun, config: EmulatorConfig) -> dict[str, Any]:
-    return {
+    detail = {
         "id": run.id,
         config.report_id_field: run.report_id,
         "reportType": run.report_type,
@@ -97,18 +103,18 @@ def run_detail(run: EmuRun, config: EmulatorConfig) -> dict[str, Any]:
         },
         "createdByUserProfile": {"username": run.created_by},
     }
+    if not config.get_owner:  # the GET as documented: id, reportId, reportType, status, times
+        del detail["createdByUserProfile"]
+    return detail
 
 
 def list_envelope(
-    items: list[Any], total: int, page: int, size: int, shape: str
+    items: list[Any], total: int, page: int, size: int, shape: str, totals: bool = True
 ) -> dict[str, Any]:
     if shape == "list":
         return {"success": True, "response": items}
-    content = {
-        "content": items,
-        "totalElements": total,
-        "totalPages": -(-total // size),
-        "currentPage": page,
-        "pageSize": size,
-    }
+    content: dict[str, Any] = {"content": items}
+    if totals:
+        content.update(totalElements=total, totalPages=-(-total // size))
+    content.update(currentPage=page, pageSize=size)
     return {"success": True, "response": content}
