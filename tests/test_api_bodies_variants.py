@@ -137,8 +137,19 @@ def test_listing_request_shape(emu_thread, cli):
     assert body["pagination"] == {"currentPage": 1, "pageSize": 50}
     assert body["sort"][0]["field"] == "startedOn"
     assert body["sort"][0]["direction"] == "asc"
-    assert "startedOn" in body["columns"]
-    assert [r.body["pagination"]["currentPage"] for r in lists] == [1, 2]
+    assert body["columns"] == ["reportId", "startedOn", "reportType",
+                               "createdByUserProfile.username", "status"]  # as documented
+    assert [r.body["pagination"]["currentPage"] for r in lists] == [1]  # totalPages: 1
+
+
+def test_the_listing_asks_for_updated_on_only_when_the_selection_needs_it(emu_thread, cli):
+    """A column the docs do not show may be dropped or refused: --idle-for (or a rule's
+    idle_for) is the only reason to ask for updatedOn."""
+    emu = emu_thread(runs=0)
+    emu.add_run(run_id="r1")
+    res = cli(emu, "plan", "--older-than", "1h", "--idle-for", "30m")
+    assert res.code == 0, res.stderr
+    assert [r.body["columns"][-1] for r in emu.records if r.kind == "list"] == ["updatedOn"]
 
 
 def test_every_request_carries_a_track_id(emu_thread, cli):

@@ -1,72 +1,177 @@
-"""Listing requests pages ahead after full pages, and only the next page after a short one."""
+"""Paging: a listing ends on any honest signal (an empty page, the page totals, a page shorter
+than an earlier one, a page that adds no new run), asks ahead only as far as the totals say,
+and reads a page larger than asked."""
 
 from __future__ import annotations
 
-import pytest
+import math
 
-from worker.listing import LOOKAHEAD
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from worker.listing import LOOKAHEAD, MAX_PAGE_RUNS, PageBody, Paging
+from worker.models import ReportRun
 
 
 def _pages(emu):
     return [r.body["pagination"]["currentPage"] for r in emu.records if r.kind == "list"]
 
 
-def test_full_pages_are_fetched_ahead_concurrently(emu_thread, cli):
-    """Three full pages: after page 1, the next LOOKAHEAD pages are in flight together."""
-    emu = emu_thread(runs=0, latency_ms=100)
-    for _ in range(30):
+def _stuck(emu, count):
+    for _ in range(count):
         emu.add_run(status="STARTED", age_s=7200)
-    res = cli(emu, "plan", "--page-size", "10", "--older-than", "1h", "--rate", "1000",
-              "--concurrency", "8")
+
+
+PLAN = ("plan", "--older-than", "1h", "--rate", "1000")
+
+
+def test_pages_are_asked_ahead_as_far_as_the_totals_say(emu_thread, cli):
+    """Three full pages and totalPages 3: pages 2 and 3 together after page 1, none past."""
+    emu = emu_thread(runs=0, latency_ms=100)
+    _stuck(emu, 30)
+    res = cli(emu, *PLAN, "--page-size", "10", "--concurrency", "8")
     assert res.code == 0, res.stderr
     assert res.report["counts"]["listed"] == 30
-    # 1 alone; then 2..1+LOOKAHEAD; each later full page asks for one more; page 4 is empty.
-    assert sorted(_pages(emu)) == list(range(1, 4 + LOOKAHEAD))
-    assert emu.max_in_flight >= LOOKAHEAD
+    assert sorted(_pages(emu)) == [1, 2, 3]
+    assert emu.max_in_flight >= 2
+    assert LOOKAHEAD >= 2
 
 
-def test_a_short_page_asks_only_for_the_next_one(emu_thread, cli):
-    """A short first page means the end is near: exactly pages 1 and 2 are requested."""
-    emu = emu_thread(runs=0)
-    for _ in range(7):
-        emu.add_run(status="STARTED", age_s=7200)
-    res = cli(emu, "plan", "--page-size", "10", "--older-than", "1h")
-    assert res.code == 0, res.stderr
-    assert _pages(emu) == [1, 2]
-
-
-def test_lookahead_never_exceeds_concurrency(emu_thread, cli):
-    """With --concurrency 1 the listing stays serial: one list request in flight at a time."""
-    emu = emu_thread(runs=0, latency_ms=20)
-    for _ in range(30):
-        emu.add_run(status="STARTED", age_s=7200)
-    res = cli(emu, "plan", "--page-size", "10", "--older-than", "1h", "--concurrency", "1",
-              "--rate", "1000")
+def test_without_totals_pages_go_one_at_a_time_and_end_on_the_empty_page(emu_thread, cli):
+    """No totals: nothing is asked ahead (a guess costs quota on every job); three full pages
+    end on the empty fourth."""
+    emu = emu_thread(runs=0, latency_ms=20, list_totals=False)
+    _stuck(emu, 30)
+    res = cli(emu, *PLAN, "--page-size", "10", "--concurrency", "8")
     assert res.code == 0, res.stderr
     assert emu.max_in_flight == 1
     assert _pages(emu) == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize(("totals", "pages"), [(True, [1]), (False, [1, 2])])
+def test_a_short_first_page_ends_the_listing_when_the_totals_say(emu_thread, cli, totals,
+                                                                 pages):
+    """7 runs, pages of 10: totalPages 1 ends it; without totals one more page tells a short
+    listing from a server that caps its pages below the size asked."""
+    emu = emu_thread(runs=0, list_totals=totals)
+    _stuck(emu, 7)
+    res = cli(emu, *PLAN, "--page-size", "10")
+    assert res.code == 0, res.stderr
+    assert _pages(emu) == pages
+
+
+def test_a_page_shorter_than_an_earlier_one_ends_the_listing(emu_thread, cli):
+    emu = emu_thread(runs=0, list_totals=False)
+    _stuck(emu, 25)
+    res = cli(emu, *PLAN, "--page-size", "10")
+    assert res.code == 0, res.stderr
+    assert _pages(emu) == [1, 2, 3]
+
+
+def test_a_server_capping_pages_below_the_size_asked_is_listed_whole(emu_thread, cli):
+    """Pages of 10 when 25 are asked, and no totals: every run is listed all the same."""
+    emu = emu_thread(runs=0, list_totals=False, page_cap=10)
+    _stuck(emu, 35)
+    res = cli(emu, *PLAN, "--page-size", "25")
+    assert res.code == 0, res.stderr
+    assert res.report["counts"]["listed"] == 35
+    assert _pages(emu) == [1, 2, 3, 4]
+
+
+def test_a_server_repeating_its_last_page_costs_one_page_and_a_warning(emu_thread, cli):
+    """A page past the end answered with the last page again (as many APIs clamp): the
+    listing ends there, one page later, and says so once; it used to page on to --max-pages
+    (1,000 requests a job)."""
+    emu = emu_thread(runs=0, list_totals=False, clamp_pages=True)
+    _stuck(emu, 30)
+    res = cli(emu, *PLAN, "--page-size", "10")
+    assert res.code == 0, res.stderr
+    assert res.report["counts"]["listed"] == 30
+    assert _pages(emu) == [1, 2, 3, 4]
+    warnings = [w for w in res.report["warnings"] if "repeats runs already listed" in w]
+    assert warnings == ["listing page 4 repeats runs already listed: the server answers pages "
+                        "past the end with earlier ones; the listing ends here"]
+    assert "repeats runs already listed" in res.stderr
+
+
+def test_a_server_that_ignores_the_page_size_is_read_as_it_pages(emu_thread, cli):
+    """Pages of 15 when 10 are asked: read (with a warning), and every run listed once."""
+    emu = emu_thread(runs=0, list_totals=False, page_size_fixed=15)
+    _stuck(emu, 40)
+    res = cli(emu, *PLAN, "--page-size", "10")
+    assert res.code == 0, res.stderr
+    assert res.report["counts"]["listed"] == 40
+    assert _pages(emu) == [1, 2, 3]
+    assert any("pages of 15 runs, more than the 10 asked for" in w
+               for w in res.report["warnings"])
+
+
+def test_lookahead_never_exceeds_concurrency(emu_thread, cli):
+    """With --concurrency 1 the listing stays serial: one list request in flight at a time."""
+    emu = emu_thread(runs=0, latency_ms=20)
+    _stuck(emu, 30)
+    res = cli(emu, *PLAN, "--page-size", "10", "--concurrency", "1")
+    assert res.code == 0, res.stderr
+    assert emu.max_in_flight == 1
+    assert _pages(emu) == [1, 2, 3]
+
+
 def test_page_cap_is_an_error_never_a_partial_listing(emu_thread, cli):
-    """More full pages than --max-pages: exit 6, the cap named, nothing cancelled."""
+    """More pages than --max-pages: exit 6, the cap named, nothing cancelled."""
     emu = emu_thread(runs=0)
-    for _ in range(30):
-        emu.add_run(status="STARTED", age_s=7200)
+    _stuck(emu, 30)
     res = cli(emu, "run", "--page-size", "10", "--max-pages", "2", "--older-than", "1h")
     assert res.code == 6
     assert "page cap of 2 pages" in res.stderr
     assert emu.deletes() == []
-    assert max(_pages(emu)) == 3  # the cap, and the one page that would have ended the listing
+    assert max(_pages(emu)) == 3  # the cap, and the one page that shows it is passed
 
 
+@pytest.mark.parametrize("totals", [True, False])
 @pytest.mark.parametrize("pages", [1, 3])
-def test_max_pages_counts_pages_of_runs_not_the_empty_page_that_ends(emu_thread, cli, pages):
-    """--max-pages N lists N pages of runs: the empty page that ends the listing is not one
+def test_max_pages_counts_pages_of_runs_not_the_empty_page_that_ends(emu_thread, cli, pages,
+                                                                     totals):
+    """--max-pages N lists N pages of runs: an empty page that ends the listing is not one
     of them (one page of runs used to fail with --max-pages 1)."""
-    emu = emu_thread(runs=0)
-    for _ in range(10 * pages):
-        emu.add_run(status="STARTED", age_s=7200)
+    emu = emu_thread(runs=0, list_totals=totals)
+    _stuck(emu, 10 * pages)
     res = cli(emu, "plan", "--page-size", "10", "--max-pages", str(pages), "--older-than", "1h")
     assert res.code == 0, res.stderr
     assert res.report["counts"]["listed"] == 10 * pages
-    assert max(_pages(emu)) == pages + 1
+    assert max(_pages(emu)) == pages + (not totals)
+
+
+# -- the invariant: every run listed once, at most one page more than the runs need ----------
+
+
+def _served(ids: list[str], number: int, size: int, clamp: bool) -> list[str]:
+    start = (number - 1) * size
+    if clamp and ids and start >= len(ids):
+        start = (len(ids) - 1) // size * size
+    return ids[start:start + size]
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs=st.integers(0, 120), asked=st.integers(1, 30), cap=st.integers(1, 40),
+       ignores_size=st.booleans(), clamp=st.booleans(), totals=st.booleans())
+def test_every_server_paging_lists_every_run_with_at_most_one_page_more(
+        runs, asked, cap, ignores_size, clamp, totals):
+    """For any listing length, page size asked, server cap (or a size the server uses
+    whatever is asked), clamping or not, with or without totals: the listing collects every
+    run and asks at most one page more than the server's pages hold."""
+    ids = [f"r{i}" for i in range(runs)]
+    size = cap if ignores_size else min(asked, cap)
+    paging, listed, requests = Paging(asked), [], 0
+    while not paging.ended:
+        requests += 1
+        assert requests <= 1000, "the listing never ended"
+        served = _served(ids, requests, size, clamp)
+        total_pages = math.ceil(runs / size) if totals else None
+        paging.read(requests, PageBody(list(served), total_pages,
+                                       runs if totals else None),
+                    [ReportRun(i, None, None, "STARTED", None, None, None) for i in served])
+        listed += served
+    assert set(listed) == set(ids)
+    assert requests <= max(1, math.ceil(runs / size)) + 1
+    assert size <= MAX_PAGE_RUNS

@@ -23,7 +23,7 @@ from worker.client import ApiClient, connect
 from worker.config import Settings
 from worker.control import JobControl
 from worker.errors import GuardRefused, InternalError, Interrupted, WorkerError
-from worker.listing import LOOKAHEAD, fetch_runs, iter_pages, read_ids
+from worker.listing import LOOKAHEAD, columns_for, fetch_runs, iter_pages, read_ids
 from worker.models import TERMINAL_STATUSES, JobResult, Outcome, ReportRun, RunRecord
 from worker.planfile import Plan, check_options, load_plan, write_plan
 from worker.retry import RetryPolicy
@@ -34,6 +34,7 @@ from worker.selection import (
     Verdict,
     guard_max_cancel,
     judge,
+    missing_field_warnings,
     unknown_field_warnings,
     unmatched_exclusions,
 )
@@ -194,9 +195,12 @@ class Job:
         selection = self.settings.selection
         anonymous = 0  # id-less runs are keyed by their order, so each pass re-finds them
         pages = iter_pages(client, selection.filters.statuses, self.settings.listing,
-                           lookahead=min(LOOKAHEAD, self.settings.pacing.concurrency))
+                           lookahead=min(LOOKAHEAD, self.settings.pacing.concurrency),
+                           columns=columns_for(selection))
         async with contextlib.aclosing(pages):
             async for page in pages:
+                for note in page.notes:
+                    self._warn("listing.paging", note)
                 anonymous = self._select_page(page.runs, fresh, pass_no, anonymous)
                 if self.deps.on_page:
                     self.deps.on_page(page.number, len(self.result.records))
@@ -300,11 +304,19 @@ class Job:
         seen = {*(_fields(rec.run) for rec in records), *self.sightings.values(),
                 *(s for variants in self.changed.values() for s in variants)}
         for warning in unmatched_exclusions(self.settings.selection, seen):
-            self.result.warnings.append(warning)
-            log.warning("selection.exclusion_unmatched", warning=warning)
+            self._warn("selection.exclusion_unmatched", warning)
         for warning in unknown_field_warnings(rec.reason for rec in records):
+            self._warn("selection.unknown_fields", warning)
+        for warning in missing_field_warnings(self.settings.selection,
+                                              (rec.run for rec in records)):
+            self._warn("selection.field_missing", warning)
+
+    def _warn(self, event: str, warning: str) -> None:
+        """A warning in the report (once, however many passes or pages say it) and on the
+        console."""
+        if warning not in self.result.warnings:
             self.result.warnings.append(warning)
-            log.warning("selection.unknown_fields", warning=warning)
+            log.warning(event, warning=warning)
 
     def hand_off(self, control: JobControl) -> None:
         """Plan mode: write --plan-out (only after a complete, uninterrupted selection)."""

@@ -89,7 +89,7 @@ KEYS: tuple[Key, ...] = (
     Key("pacing.max_attempts", "int", 6, "attempts per request for transient failures"),
     Key("pacing.attempt_timeout", "duration", 60.0, "timeout of one HTTP attempt"),
     Key("pacing.retry_budget", "int", 500, "job-level retry tokens (retry 10, throttle 2)"),
-    Key("listing.page_size", "int", 100, "runs per listing page (1-250)"),
+    Key("listing.page_size", "int", 250, "runs per listing page (1-250, as Zuora documents)"),
     Key("listing.max_pages", "int", 1000, "page cap per listing pass; exceeding it is an error"),
     Key("listing.list_items_field", "str", None, "field of 'response' holding the runs"),
     Key("listing.max_passes", "int", 3, "list-and-cancel passes until nothing new is selected"),

@@ -1,5 +1,6 @@
-"""Where a job's runs come from: the listing, page by page until an empty page (strictly and
-tolerantly at once), or explicit run ids (``--ids-file``), fetched with one GET each.
+"""Where a job's runs come from: the listing, page by page until any honest signal says it
+ended (:class:`Paging`; strictly and tolerantly at once), or explicit run ids
+(``--ids-file``), fetched with one GET each.
 
 Fetched runs go through the same ``judge()`` and guards as listed runs, so an id naming a
 finished, excluded or too-young run is never cancelled. An id the API does not know (404) is
@@ -27,7 +28,7 @@ from worker.api_bodies import (
     run_payload,
 )
 from worker.client import ApiClient
-from worker.config import Listing
+from worker.config import Listing, Selection
 from worker.errors import AuthError, ConfigError, UnusableResponse, WorkerError
 from worker.files import IDS_CAP, read_capped
 from worker.http import Response
@@ -41,60 +42,132 @@ LOOKAHEAD = 4  # listing pages requested ahead; bounded by the pacer like every 
 # the envelope) before it is refused unparsed: a page of a million tiny items is not a page.
 BYTES_PER_RUN = 4096
 ENVELOPE_BYTES = 65536
+MAX_PAGE_RUNS = 1000  # a page larger than asked is read up to this many runs
 
-COLUMNS = ["id", "reportId", "reportName", "startedOn", "updatedOn", "reportType",
-           "createdByUserProfile.username", "status"]
+# The columns Zuora's docs show for this call (zuora-api.md §6.4; items carry ``id`` unasked).
+# A server may drop a column it does not know, or refuse the request: ask for no more than
+# the docs show and what the selection needs (``columns_for``).
+DOCUMENTED_COLUMNS = ("reportId", "startedOn", "reportType", "createdByUserProfile.username",
+                      "status")
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
+    """One page of runs, with what it showed about the server's paging (warnings)."""
+
     number: int
     runs: list[ReportRun]
+    notes: tuple[str, ...] = ()
 
 
-def list_body(page: int, size: int) -> dict[str, object]:
+@dataclass(frozen=True, slots=True)
+class PageBody:
+    """What a listing page's body holds: its items, and its totals when it gives them."""
+
+    items: list[object]
+    total_pages: int | None = None
+    total_elements: int | None = None
+
+
+def columns_for(selection: Selection) -> tuple[str, ...]:
+    """The columns a listing asks for: the documented ones, and ``updatedOn`` when a filter
+    or rule idles on it (``--idle-for``)."""
+    idle = any(f.idle_for is not None
+               for f in (selection.filters, *(rule.filters for rule in selection.rules)))
+    return (*DOCUMENTED_COLUMNS, *(("updatedOn",) if idle else ()))
+
+
+def list_body(page: int, size: int, columns: tuple[str, ...] = DOCUMENTED_COLUMNS
+              ) -> dict[str, object]:
     """The JSON body of one listing request (zuora-api.md §6.4, corrected)."""
-    return {"columns": COLUMNS, "pagination": {"currentPage": page, "pageSize": size},
+    return {"columns": list(columns), "pagination": {"currentPage": page, "pageSize": size},
             "sort": [{"field": "startedOn", "direction": "asc", "priority": 0}]}
 
 
-async def iter_pages(client: ApiClient, statuses: tuple[str, ...], listing: Listing,
-                     lookahead: int = LOOKAHEAD) -> AsyncGenerator[Page, None]:
-    """Yield pages in order until one comes back empty; raise when the page cap is passed.
+class Paging:
+    """When a listing has ended, from any honest signal a page gives (zuora-api.md §6.4: how
+    paging ends is not documented, so every one is read):
 
-    After a full page, up to ``lookahead`` pages are requested ahead (through the pacer, like
-    every call), so a long listing costs about one page latency per ``lookahead`` pages. After
-    a short page the end is near, so only the next page is asked for: a one-page listing costs
-    two requests, as a serial one does, and spends no quota on guesses. A short page still does
-    not end the listing (a server may cap the page size). Errors surface in page order:
+    - an empty page;
+    - the last of ``totalPages``, or ``totalElements`` runs seen, when the page says them;
+    - a page shorter than an earlier one (the first page alone cannot tell a short listing
+      from a server that caps the page size below what was asked: one more page tells);
+    - a page that adds no run not seen before (a server that answers a page past the end
+      with the last page again): warned once.
+    """
+
+    def __init__(self, asked: int) -> None:
+        self.asked, self.largest = asked, 0
+        self.seen: set[str] = set()
+        self.ended = self._oversize_noted = False
+
+    def read(self, number: int, body: PageBody, runs: list[ReportRun]) -> tuple[str, ...]:
+        """Take one page (in order); return its warnings. Sets ``ended`` after the last."""
+        ids = {run.id for run in runs if run.id is not None}
+        notes: list[str] = []
+        if len(runs) > self.asked and not self._oversize_noted:
+            self._oversize_noted = True
+            notes.append(f"the server answers pages of {len(runs)} runs, more than the "
+                         f"{self.asked} asked for (pageSize ignored); read as they come")
+        if ids and ids <= self.seen:
+            notes.append(f"listing page {number} repeats runs already listed: the server "
+                         "answers pages past the end with earlier ones; the listing ends here")
+            self.ended = True
+        count = len(self.seen | ids)
+        self.ended = self.ended or not runs or (
+            body.total_pages is not None and number >= body.total_pages) or (
+            body.total_elements is not None and count >= body.total_elements) or (
+            0 < len(runs) < self.largest)
+        self.seen |= ids
+        self.largest = max(self.largest, len(runs))
+        return tuple(notes)
+
+    def ahead(self, number: int, body: PageBody, lookahead: int) -> int:
+        """How many pages to have requested after page ``number``: ahead only as far as the
+        page's ``totalPages`` says there are pages (guessing costs quota on every job)."""
+        if body.total_pages is None:
+            return 1
+        return max(1, min(lookahead, body.total_pages - number))
+
+
+async def iter_pages(client: ApiClient, statuses: tuple[str, ...], listing: Listing,
+                     lookahead: int = LOOKAHEAD,
+                     columns: tuple[str, ...] = DOCUMENTED_COLUMNS
+                     ) -> AsyncGenerator[Page, None]:
+    """Yield pages in order until the listing ends (:class:`Paging`); raise when the page cap
+    is passed.
+
+    Pages are requested ahead (through the pacer, like every call) only as far as the
+    server's ``totalPages`` says there are pages; without totals, one at a time, so a server
+    that repeats its last page costs at most one page more. Errors surface in page order:
     UnusableResponse for an unreadable body, ApiUnreachable when the API cannot be reached,
     AuthError on a 403. Close it with ``contextlib.aclosing`` so pages ahead are cancelled if
     the caller stops early.
     """
     params = [("status", s) for s in statuses]
     ahead: deque[tuple[int, asyncio.Task[Response]]] = deque()
-    # --max-pages counts pages of runs: the empty page that ends the listing is one more
-    upcoming = iter(range(1, listing.max_pages + 2))
-    window = 1
+    upcoming = iter(range(1, listing.max_pages + 2))  # the page past the cap tells it is one
+    paging, window = Paging(listing.page_size), 1
     try:
-        while True:
+        while not paging.ended:
             for number in itertools.islice(upcoming, max(0, window - len(ahead))):
                 ahead.append((number, asyncio.ensure_future(
-                    fetch_page(client, params, number, listing.page_size))))
+                    fetch_page(client, params, number, listing.page_size, columns))))
             number, task = ahead.popleft()
-            items = page_items(await task, listing.list_items_field, number, listing.page_size)
-            if not items:
-                # Let pages requested past the end finish: they are already on the wire, and
-                # their answers keep the job's request counts true to what the server saw.
-                await asyncio.gather(*(t for _, t in ahead), return_exceptions=True)
-                return
-            if number > listing.max_pages:
+            body = page_body(await task, listing.list_items_field, number, listing.page_size)
+            runs = [parse_run(item) for item in body.items]
+            notes = paging.read(number, body, runs)
+            if runs and number > listing.max_pages:
                 raise UnusableResponse(
-                    f"listing passed the page cap of {listing.max_pages} pages without an "
-                    "empty page; raise --max-pages if that is real")
-            window = max(1, lookahead) if len(items) >= listing.page_size else 1
-            log.debug("runs.page_fetched", page=number, items=len(items))
-            yield Page(number, [parse_run(item) for item in items])
+                    f"listing passed the page cap of {listing.max_pages} pages without "
+                    "ending; raise --max-pages if that is real")
+            window = paging.ahead(number, body, lookahead)
+            log.debug("runs.page_fetched", page=number, items=len(runs))
+            if runs or notes:
+                yield Page(number, runs, notes)
+        # Pages requested past the end are already on the wire: let them finish, so the
+        # job's request counts stay true to what the server saw.
+        await asyncio.gather(*(t for _, t in ahead), return_exceptions=True)
     finally:
         await _discard(task for _, task in ahead)
 
@@ -108,11 +181,12 @@ async def _discard(tasks: Iterable[asyncio.Task[Response]]) -> None:
 
 
 async def fetch_page(client: ApiClient, params: list[tuple[str, str]], number: int,
-                     size: int) -> Response:
+                     size: int, columns: tuple[str, ...] = DOCUMENTED_COLUMNS) -> Response:
     """One listing page; AuthError on a 403, UnusableResponse on another non-2xx answer."""
     try:
         resp = await client.request("POST", "/reportruns", params=params,
-                                    json_body=list_body(number, size), max_body=page_cap(size))
+                                    json_body=list_body(number, size, columns),
+                                    max_body=page_cap(size))
     except UnusableResponse as exc:
         if exc.code != "limit":
             raise
@@ -129,14 +203,21 @@ async def fetch_page(client: ApiClient, params: list[tuple[str, str]], number: i
 
 
 def page_cap(size: int) -> int:
-    """The most bytes a listing page of ``size`` runs may take (``BYTES_PER_RUN`` each)."""
+    """The most bytes a listing page of ``size`` runs may take (``BYTES_PER_RUN`` each): a
+    page larger than asked is read within it (a listed run takes about a tenth of that)."""
     return size * BYTES_PER_RUN + ENVELOPE_BYTES
 
 
 def page_items(resp: Response, field: str | None, number: int, size: int) -> list[object]:
-    """The items of one listing page; UnusableResponse when it is not JSON, has no list, or
-    holds more items than the ``size`` asked for (a server that ignores the page size cannot
-    be paged safely, and a huge page is a hostile one)."""
+    """The items of one listing page (see :func:`page_body`)."""
+    return page_body(resp, field, number, size).items
+
+
+def page_body(resp: Response, field: str | None, number: int, size: int) -> PageBody:
+    """The items and totals of one listing page; UnusableResponse when it is not JSON, has
+    no list, or holds more than ``MAX_PAGE_RUNS`` items (and more than asked): a page that
+    large is a hostile one. A page larger than asked is read (a server may ignore
+    ``pageSize``); the listing says so in a warning."""
     if not resp.is_json:
         raise UnusableResponse(f"listing page {number} is not JSON "
                                f"({resp.header('Content-Type')}): {resp.snippet}")
@@ -144,10 +225,20 @@ def page_items(resp: Response, field: str | None, number: int, size: int) -> lis
         items = extract_items(resp.body, field)
     except UnusableResponse as exc:
         raise UnusableResponse(f"listing page {number}: {exc}") from exc
-    if len(items) > size:
-        raise UnusableResponse(f"listing page {number} holds {len(items)} runs, more than the "
-                               f"{size} asked for (pageSize): the answer is unusable")
-    return items
+    if len(items) > max(size, MAX_PAGE_RUNS):
+        raise UnusableResponse(f"listing page {number} holds {len(items)} runs, more than "
+                               f"the {size} asked for (pageSize) and than the "
+                               f"{MAX_PAGE_RUNS} any page may hold: the answer is unusable")
+    payload = resp.body.get("response") if isinstance(resp.body, Mapping) else None
+    totals = payload if isinstance(payload, Mapping) else {}
+    return PageBody(items, _total(totals.get("totalPages")),
+                    _total(totals.get("totalElements")))
+
+
+def _total(value: object) -> int | None:
+    """A page's total (a non-negative integer), else None: a total we cannot read is none."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 \
+        else None
 
 
 def extract_items(body: Any, items_field: str | None = None) -> list[Any]:

@@ -135,6 +135,30 @@ def unknown_field_warnings(reasons: Iterable[str]) -> list[str]:
             for reason, n in sorted(counted.items())]
 
 
+def missing_field_warnings(selection: Selection, runs: Iterable[ReportRun]) -> list[str]:
+    """The fields the selection depends on that no listed run carried (a server that drops
+    a column it does not know, or never returns it), said once for the job: every run is
+    then left alone by the filter or exclusion that names it, and the cause is the server."""
+    readable = [run for run in runs if run.parseable]
+    if not readable:
+        return []
+    all_filters = (selection.filters, *(rule.filters for rule in selection.rules))
+    needs = {
+        "updated_on": ("updatedOn", "--idle-for",
+                       any(f.idle_for is not None for f in all_filters)),
+        "created_by": ("createdByUserProfile.username", "the owner filters and exclusions",
+                       bool(selection.exclude.created_by)
+                       or any(f.created_by for f in all_filters)),
+        "report_type": ("reportType", "the report type filters and exclusions",
+                        bool(selection.exclude.report_types)
+                        or any(f.report_types for f in all_filters)),
+    }
+    return [f"no listed run carried {column}: {users} left all {len(readable)} alone (the "
+            "server did not return that field; 'zuora-reaper check' shows what it returns)"
+            for name, (column, users, needed) in needs.items()
+            if needed and all(getattr(run, name) is None for run in readable)]
+
+
 def unmatched_exclusions(selection: Selection, seen: Iterable[Sighting]) -> list[str]:
     """The exclusions no listed run matched (a typo there protects nothing), as warnings. A
     field some run did not carry is left to ``unknown_field_warnings``: the exclusion may well

@@ -122,7 +122,7 @@ def test_check_shows_each_quota_window_and_what_a_job_may_send(emu_thread, cli):
     assert windows["minute"]["job_budget"] is None
     hour = windows["hourly"]
     assert (hour["quota"], hour["remaining"], hour["job_budget"]) == (5000, 999, 499)
-    assert "(999 left): a job may send 499 (about 493 cancels)" in hour["text"]
+    assert "(999 left): a job may send 499 (about 496 cancels)" in hour["text"]
     assert windows["daily"]["job_budget"] == 5000
     assert doc["reported_rate_limit"] == 2500
     assert doc["reported_rate_window_s"] == 60

@@ -58,7 +58,7 @@ def test_explain_names_each_source(emu_thread, cli, write_file):
     assert rows["exclude.created_by"] == ("bot@example.com", "env")
     assert rows["pacing.concurrency"] == ("4", "file")
     assert rows["filters.older_than"] == ("2h", "file")
-    assert rows["listing.page_size"] == ("100", "default")
+    assert rows["listing.page_size"] == ("250", "default")
     assert rows["run.plan_max_age"] == ("1h", "default")
     assert rows["filters.older_than_by_status"] == ("PROCESSINGDATA=6h, STARTED=30m", "flag")
     assert rows["effective.older_than.STARTED"] == ("2h", "derived")
@@ -105,8 +105,8 @@ def test_explain_shows_what_a_job_does_with_each_tenant_types_windows(cli):
     assert res.code == 0, res.stderr
     rows = _table(res.stdout)
     assert rows["quota.api-sandbox.60s"] == ("2,500: paced at 20.8/s", "derived")
-    assert rows["quota.api-sandbox.3600s"] == ("5,000: 2,500 a job (~2,474 cancels)", "derived")
-    assert rows["quota.api-sandbox.86400s"] == ("10,000: 5,000 a job (~4,949 cancels)",
+    assert rows["quota.api-sandbox.3600s"] == ("5,000: 2,500 a job (~2,489 cancels)", "derived")
+    assert rows["quota.api-sandbox.86400s"] == ("10,000: 5,000 a job (~4,979 cancels)",
                                                 "derived")
     assert rows["quota.production.60s"] == ("50,000: paced at 100/s", "derived")  # --rate caps
     assert rows["quota.developer-sandbox.3600s"][0].startswith("25,000: 12,500 a job")

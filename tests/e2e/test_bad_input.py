@@ -19,7 +19,7 @@ FAST = ("--rate", "1000", "--concurrency", "16")
     ("text", "not JSON (text/plain"),
     ("no_list", "keys: ['total']"),
     ("truncated", "not JSON"),
-    ("huge", "reportruns answer refused: its body passed the cap of 475,136 bytes"),
+    ("huge", "reportruns answer refused: its body passed the cap of 1,089,536 bytes"),
     ("tiny_items", "listing page 1: POST /reporting/api/rest/v1/reportruns answer refused"),
 ])
 def test_unreadable_list_body_exits_6_without_cancelling(emu_thread, cli, fault, message):
@@ -49,7 +49,7 @@ async def test_a_page_of_a_million_tiny_items_is_refused_before_it_is_parsed(mak
     finally:
         tracemalloc.stop()
     assert result.error is not None
-    assert "page of 100 runs takes at most 4 KiB a run" in str(result.error)
+    assert "page of 250 runs takes at most 4 KiB a run" in str(result.error)
     assert peak < 25 * 2**20, f"peak {peak / 2**20:.0f} MiB"
 
 

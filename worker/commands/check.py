@@ -20,7 +20,7 @@ from worker.config import Settings
 from worker.control import JobControl
 from worker.errors import WorkerError
 from worker.http import Response
-from worker.listing import fetch_page, page_items
+from worker.listing import columns_for, fetch_page, page_items
 from worker.pacer import PacerConfig, cancels_with, plan_for
 from worker.ratelimit import Limits, Window, parse_concurrency_limit, parse_limits
 from worker.retry import RetryPolicy
@@ -79,7 +79,8 @@ async def _ask(settings: Settings, control: JobControl) -> dict[str, Any]:
                        concurrency=1) as client:
         await client.auth.headers()  # OAuth: fetches a token now, so a bad secret fails here
         statuses = [("status", s) for s in settings.selection.filters.statuses]
-        resp = await fetch_page(client, statuses, 1, settings.listing.page_size)
+        resp = await fetch_page(client, statuses, 1, settings.listing.page_size,
+                                columns_for(settings.selection))
         runs = [parse_run(i) for i in page_items(resp, settings.listing.list_items_field, 1,
                                                     settings.listing.page_size)]
     full = len(runs) >= settings.listing.page_size
