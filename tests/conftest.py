@@ -143,6 +143,17 @@ class CliResult:
         assert self.report is not None
         return {r["id"]: r["outcome"] for r in self.report["runs"] if r["selected"]}
 
+    def json_lines(self) -> list[dict[str, Any]]:
+        """``--output json``: the summary line, then a line per selected run."""
+        return [json.loads(line) for line in self.stdout.splitlines()]
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The ``--output json`` summary line (the first)."""
+        first = self.json_lines()[0]
+        assert first["type"] == "summary"
+        return first
+
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

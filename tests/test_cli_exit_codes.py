@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
-from worker.emulator import DEMO_CLIENT_ID, DEMO_USERNAME
+from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME
 
 FAST = ("--rate", "1000", "--concurrency", "16")
 LEGACY_BAD = {"ZUORA_USERNAME": DEMO_USERNAME, "ZUORA_PASSWORD": "wrong-password-123"}
@@ -54,7 +57,9 @@ def test_exit_2_subprocess_sends_nothing(emu_thread, cli_subprocess):
     assert emu.records == []
     assert "banana" in res.stderr
     assert "filters.older_than" in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1
+    summary, said = res.stderr.strip().splitlines()  # the summary line for the scheduler's logs
+    assert json.loads(summary)["exit_code"] == 2
+    assert said.startswith("zuora-reaper: exit 2: ConfigError: filters.older_than: 'banana'")
     assert res.report is None
 
 
@@ -184,3 +189,41 @@ def test_exit_6_unreachable_oauth(cli):
     assert res.code == 6
     assert "ApiUnreachable" in res.stderr
     assert "token" in res.stderr
+
+
+@pytest.mark.parametrize(("args", "env_drop", "key"), [
+    (("--older-than", "soon"), None, "filters.older_than"),
+    (("--older-than", "1h"), "ZUORA_CLIENT_SECRET", "ZUORA_CLIENT_SECRET"),
+    (("--older-than", "1h", "--page-size", "0"), None, "listing.page_size"),
+], ids=["bad-duration", "no-secret", "out-of-range"])
+def test_a_config_error_still_tells_the_scheduler(cli, tmp_path, monkeypatch, args, env_drop,
+                                                  key):
+    """Exit 2 at load used to show nothing but the code and a stderr line: the summary line,
+    the --output json summary and the metrics now carry it too, and nothing is sent (the
+    target here does not even exist)."""
+    metrics = tmp_path / "m.prom"
+    oauth = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
+    env = {k: v for k, v in oauth.items() if k != env_drop}
+    if env_drop:
+        monkeypatch.delenv(env_drop, raising=False)
+    res = cli(None, "run", "--base-url", "https://rest.apisandbox.zuora.com", *args,
+              "--output", "json", "--metrics-file", str(metrics), "--log-format", "json",
+              env=env)
+    assert res.code == 2, res.stderr
+    assert res.summary["exit_code"] == 2
+    assert key in res.summary["exit_reason"]
+    summaries = [json.loads(line) for line in res.stderr.splitlines()
+                 if '"job.summary"' in line]
+    assert [s["exit_code"] for s in summaries] == [2]
+    assert re.search(r"^zuora_reaper_last_run_exit_code\{[^}]*\} 2\.0$", metrics.read_text(),
+                     re.M)
+    assert res.report is None  # a job that never started writes no report
+
+
+def test_a_config_error_in_the_outputs_themselves_is_said_on_stderr(cli, tmp_path):
+    """The outputs cannot be trusted when they are what is wrong: stderr, exit 2, no stdout."""
+    res = cli(None, "run", "--base-url", "https://rest.apisandbox.zuora.com", "--older-than",
+              "1h", "--metrics-file", str(tmp_path / "no-such-dir" / "m.prom"))
+    assert res.code == 2
+    assert "output.metrics_file" in res.stderr
+    assert res.stdout == ""

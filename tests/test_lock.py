@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -130,3 +132,28 @@ def test_one_target_has_one_identity_whatever_its_spelling(monkeypatch, tmp_path
     lower = load_settings("run", {"target.base_url": spelling},
                           {**ENV, "ZUORA_ENTITY_ID": "8a8aa0f0-abcd"})
     assert upper.identity.key == lower.identity.key
+
+
+def test_a_job_that_finds_the_lock_held_still_tells_its_scheduler(emu_thread, cli, tmp_path):
+    """Exit 4 on a held lock used to show nothing but the code: now the summary line, the
+    --output json summary and the metrics carry it. The report file is the running job's, and
+    is left alone; nothing is sent."""
+    emu = emu_thread(runs=0)
+    lock, report, metrics = (tmp_path / n for n in ("held.lock", "report.json", "m.prom"))
+    report.write_text('{"the running job": "writes this"}')
+    held = load_settings("run", {"target.base_url": emu.base_url, "run.lock_file": str(lock)},
+                         ENV)
+    with job_lock(held):
+        res = cli(emu, "run", "--older-than", "1h", "--lock-file", str(lock), "--report-file",
+                  str(report), "--output", "json", "--metrics-file", str(metrics),
+                  "--log-format", "json")
+    assert res.code == 4
+    assert res.summary["exit_code"] == 4
+    assert "holds the lock" in res.summary["exit_reason"]
+    summaries = [json.loads(line) for line in res.stderr.splitlines()
+                 if '"job.summary"' in line]
+    assert [s["exit_code"] for s in summaries] == [4]
+    assert re.search(r"^zuora_reaper_last_run_exit_code\{[^}]*\} 4\.0$", metrics.read_text(),
+                     re.M)
+    assert res.report == {"the running job": "writes this"}  # as it was
+    assert emu.records == []

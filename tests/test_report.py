@@ -126,12 +126,16 @@ def test_unparseable_runs_are_reported_never_cancelled(emu_thread, cli):
     assert all(r["outcome"] is None for r in res.report["runs"] if r["reason"] == "unparseable")
 
 
-def test_json_output_is_the_report(emu_thread, cli):
-    """--output json prints the same document on stdout."""
+def test_json_output_is_the_reports_header_then_its_selected_runs(emu_thread, cli):
+    """--output json: the report's header as the summary line, then the selected runs."""
     emu = emu_thread(runs=0)
-    emu.add_run(run_id="r1")
+    emu.add_run(run_id="r1", age_s=7200)
+    emu.add_run(run_id="young", age_s=10)
     res = cli(emu, "plan", "--output", "json")
     assert res.code == 0, res.stderr
-    printed = json.loads(res.stdout)
-    assert printed["schema_version"] == 1
-    assert printed["runs"] == res.report["runs"]
+    summary, *runs = res.json_lines()
+    assert summary["schema_version"] == 1
+    header = {k: v for k, v in res.report.items() if k != "runs"}
+    assert {k: v for k, v in summary.items() if k not in ("type", "selection")} == {
+        k: v for k, v in header.items() if k != "selection"}
+    assert [r["id"] for r in runs] == ["r1"]

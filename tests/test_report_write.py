@@ -116,7 +116,7 @@ def test_a_failed_report_write_shows_one_exit_code_everywhere(emu_thread, cli, t
     reason = "the report file could not be written"
     assert res.code == 1
     assert res.report == OLD  # the previous report is left whole
-    printed = json.loads(res.stdout)
+    printed = res.summary
     assert (printed["exit_code"], printed["exit_reason"]) == (1, reason)
     sent = json.loads(hook.requests[0].body)
     assert (sent["exit_code"], sent["exit_reason"]) == (1, reason)

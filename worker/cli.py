@@ -15,12 +15,10 @@ import argparse
 import asyncio
 import contextlib
 import importlib
-import logging
 import os
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -30,6 +28,8 @@ from worker.commands import check, explain
 from worker.config import BY_STATUS, Settings, load_settings, require_basis, split_by_status
 from worker.control import JobControl, new_job_id, run_loop
 from worker.errors import ConfigError, Kind, WorkerError
+from worker.fallback import settings_despite
+from worker.finish import finish, finish_unstarted
 from worker.job import Job, JobDeps
 from worker.lock import job_lock
 from worker.logs import (
@@ -39,21 +39,10 @@ from worker.logs import (
     is_terminal,
     url_secrets,
 )
-from worker.metrics import push_metrics, sample_of, write_metrics_file
 from worker.models import JobResult, RunRecord
-from worker.notify import build_payload, post_webhook, should_notify
 from worker.options import UnknownCommand, given_flags, normalise, parse
 from worker.progress import Progress, progress_for
-from worker.report import (
-    build_header,
-    counts,
-    failed_ids,
-    report_chunks,
-    run_lines,
-    verdict,
-    write_report,
-)
-from worker.screen import ask, render
+from worker.screen import ask
 from worker.secrets import env_secrets
 
 log = structlog.get_logger("worker.cli")
@@ -62,10 +51,6 @@ EXIT_CODES: dict[Kind, int] = {
     Kind.OK: 0, Kind.FAILED: 1, Kind.CONFIG: 2, Kind.AUTH: 3, Kind.GUARD: 4,
     Kind.INTERRUPTED: 5, Kind.UNUSABLE: 6,
 }
-SUMMARY_LEVELS: dict[Kind, int] = {
-    Kind.OK: logging.INFO, Kind.FAILED: logging.WARNING, Kind.GUARD: logging.WARNING,
-    Kind.INTERRUPTED: logging.WARNING,
-}  # every other kind: error
 
 
 def _on_demand(module: str) -> Callable[..., Kind]:
@@ -115,14 +100,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"zuora-reaper {args[0]}: config error: {exc}", file=sys.stderr)
         return exit_code_of(exc)
+    settings: Settings | None = None
     try:
         settings = load_settings(ns.command, flags_from(ns), os.environ, ns.config)
         require_basis(settings)
     except ConfigError as exc:
-        message = Redactor(env_secrets(os.environ)).scrub(str(exc))
-        print(f"zuora-reaper: config error: {message}", file=sys.stderr)
-        return exit_code_of(exc)
+        return config_failed(ns, settings, exc)
     return execute(settings)
+
+
+def config_failed(ns: argparse.Namespace, settings: Settings | None, exc: ConfigError) -> int:
+    """Exit 2: said on stderr, and for ``plan`` and ``run`` also on the outputs the settings
+    name usably (``worker.fallback``): the summary line, --output json and the metrics."""
+    message = Redactor(env_secrets(os.environ)).scrub(str(exc))
+    error = ConfigError(exc.key, message.removeprefix(f"{exc.key}: "))
+    if ns.command in ("plan", "run") and settings is None:
+        settings = settings_despite(ns.command, flags_from(ns), os.environ, ns.config, exc)
+    if settings is None or ns.command not in ("plan", "run"):
+        print(f"zuora-reaper: config error: {message}", file=sys.stderr)
+        return exit_code_of(error)
+    configure_logging(settings.output.log_format, settings.output.log_level,
+                      secrets=job_secrets(settings))
+    job_id = new_job_id()
+    bind_job(job_id=job_id, target=settings.target.base_url, target_id=settings.identity.key,
+             mode=settings.command, version=__version__)
+    return finish_unstarted(settings, error, job_id, exit_code_of)
 
 
 # ---------------------------------------------------------------- running a job command
@@ -153,9 +155,8 @@ def _execute(settings: Settings) -> int:
             with job_lock(settings) if not settings.dry_run else contextlib.nullcontext():
                 result = run_loop(_run_with_signals(settings, job_id))
         except WorkerError as exc:  # the lock is held by another job
-            print(f"zuora-reaper: {exc}", file=sys.stderr)
-            return exit_code_of(exc)
-        return finish(settings, result)
+            return finish_unstarted(settings, exc, job_id or "", exit_code_of)
+        return finish(settings, result, exit_code_of)
 
 
 def job_secrets(settings: Settings) -> list[str]:
@@ -209,120 +210,6 @@ async def _answer(records: list[RunRecord], now: datetime) -> bool:
             return False
 
     return await asyncio.get_running_loop().run_in_executor(None, read)
-
-
-# ---------------------------------------------------------------- finishing
-
-
-def finish(settings: Settings, result: JobResult) -> int:
-    """Write the report, print the output, log the summary, publish; return the exit code.
-
-    The exit code and reason are settled before anything shows them, so stdout, the report,
-    the log summary, the metrics and the webhook all carry the same ones.
-    """
-    result.settle_unattempted()
-    kind, doc = _report(settings, result)
-    code = exit_code_of(kind)
-    _print_result(settings, result, doc)
-    log.log(SUMMARY_LEVELS.get(kind, logging.ERROR), "job.summary", exit_code=code,
-            reason=doc["exit_reason"], mode=result.mode, passes=result.passes,
-            requests=result.counters.requests, rate_limited=dict(result.counters.limited),
-            retries=result.counters.retries, token_requests=result.token_requests,
-            **counts(result))
-    publish(settings, result, code, doc)
-    signals.report_late()
-    if code:
-        print(f"zuora-reaper: exit {code}: {doc['exit_reason']}", file=sys.stderr)
-    return code
-
-
-def _print_result(settings: Settings, result: JobResult, doc: dict[str, Any]) -> None:
-    """The result on stdout. A reader that went away (``plan | head``) is not the job's
-    failure: the report, summary, metrics and webhook still follow, with the job's own code."""
-    try:
-        if settings.output.output == "json":
-            sys.stdout.writelines(report_chunks(doc, run_lines(result), one_line=True))
-        else:
-            render(result, result.age_clock(datetime.now(UTC)), sys.stdout, doc["selection"])
-        sys.stdout.flush()
-    except BrokenPipeError:
-        log.warning("output.stdout_closed")
-        _silence_stdout()
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.stdout.fileno())
-    except (AttributeError, OSError, ValueError):  # not a real file (tests capture it)
-        pass
-    finally:
-        os.close(devnull)
-
-
-def _report(settings: Settings, result: JobResult) -> tuple[Kind, dict[str, Any]]:
-    """How the job ended and its report document, written to ``--report-file`` when asked,
-    for every job that started (also one that listed nothing: the previous job's report must
-    not stand for this one). A job that went well but whose report could not be written ends
-    FAILED, and the document says so."""
-    kind, reason = verdict(result)
-    doc = _document(settings, result, kind, reason)
-    path = settings.output.report_file
-    if not path:
-        return kind, doc
-    if not _save_report(path, doc, result) and kind is Kind.OK:
-        kind, reason = Kind.FAILED, "the report file could not be written"
-        doc = _document(settings, result, kind, reason)
-    return kind, doc
-
-
-def _document(settings: Settings, result: JobResult, kind: Kind,
-              reason: str | None) -> dict[str, Any]:
-    """The report header with the exit code and its reason."""
-    return build_header(settings, result, exit_code_of(kind), reason)
-
-
-def _save_report(path: str, doc: dict[str, Any], result: JobResult) -> bool:
-    """Write the report atomically; when that fails the previous file is left whole."""
-    try:
-        write_report(path, doc, run_lines(result))
-    except OSError as exc:
-        log.error("report.write_failed", path=path, error=str(exc))
-        print(f"zuora-reaper: could not write the report to {path}: {exc}", file=sys.stderr)
-        return False
-    return True
-
-
-PUBLISH_SECONDS = 10.0  # the Pushgateway and the webhook together, after the job's work
-
-
-def publish(settings: Settings, result: JobResult, code: int, doc: dict[str, Any]) -> None:
-    """Metrics file, Pushgateway, webhook, as the output settings ask; failures are only
-    logged and never change the exit code. The two network calls share ``PUBLISH_SECONDS``,
-    so a job ends by its deadline + the grace period + that (well inside a Kubernetes pod's
-    30 s termination grace), however the gateway and the webhook hang."""
-    out = settings.output
-    notify = bool(out.notify_webhook) and should_notify(doc)
-    if not (out.metrics_file or out.pushgateway or notify):
-        return
-    sample = sample_of(settings, result, code)
-    if out.metrics_file:
-        try:
-            write_metrics_file(out.metrics_file, sample)
-        except OSError as exc:
-            log.warning("metrics.write_failed", path=out.metrics_file, error=str(exc))
-    until = time.monotonic() + PUBLISH_SECONDS
-    if out.pushgateway:
-        push_metrics(out.pushgateway, sample, timeout=PUBLISH_SECONDS / 2 - 1.0,
-                     network=settings.network)
-    left = until - time.monotonic()
-    if out.notify_webhook and notify and left > 1.0:  # the first test narrows the type
-        payload = build_payload(doc, failed_ids(result), out.job_name, sample.duration_s)
-        run_loop(post_webhook(out.notify_webhook, payload, attempt_timeout=(left - 0.5) / 2,
-                              network=settings.network))
-    elif out.notify_webhook and notify:
-        log.warning("notify.skipped", reason="the time to publish was spent")
 
 
 if __name__ == "__main__":  # pragma: no cover

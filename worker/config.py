@@ -387,7 +387,12 @@ _COERCE: dict[str, Any] = {
 def load_settings(command: str, flags: Mapping[str, Any], env: Mapping[str, str],
                   config_path: str | None = None) -> Settings:
     """Build validated Settings; raise ConfigError naming the first bad key."""
-    file_data = read_config_file(config_path)
+    return settings_from(command, flags, env, read_config_file(config_path))
+
+
+def settings_from(command: str, flags: Mapping[str, Any], env: Mapping[str, str],
+                  file_data: Mapping[str, Any]) -> Settings:
+    """Build validated Settings from flags, the environment and a parsed config file."""
     raw, sources = layer(flags, env, file_data)
     for name, source in sources.items():
         if source == "file" and name in KEYS_BY_NAME:

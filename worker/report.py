@@ -159,15 +159,44 @@ def failed_ids(result: JobResult) -> list[str]:
     return [rec.key for rec in result.records.values() if rec.outcome in UNSUCCESSFUL]
 
 
-def report_chunks(header: Mapping[str, Any], lines: Iterable[str], *,
-                  one_line: bool = False) -> Iterator[str]:
+STDOUT_LINE_CAP = 65536  # log pipelines cut lines at 16-256 KiB: none of ours is longer
+STDOUT_WARNINGS = 10  # warnings on the summary line when it would pass the cap
+
+
+def stdout_lines(header: Mapping[str, Any], result: JobResult) -> Iterator[str]:
+    """``--output json``: JSON Lines, so ``kubectl logs | jq`` reads them one by one. First the
+    summary (the report's header, ``"type": "summary"``), then one line per *selected* run
+    (``"type": "run"``), never every listed run; no owner's address on any line (log stores
+    keep them): the full report, owners included, is the report file. No line is longer than
+    ``STDOUT_LINE_CAP``."""
+    yield _summary_line(header) + "\n"
+    for rec in result.records.values():
+        if rec.selected:
+            entry = {"type": "run", **run_entry(rec)}
+            del entry["created_by"]
+            yield orjson.dumps(entry).decode() + "\n"
+
+
+def _summary_line(header: Mapping[str, Any]) -> str:
+    summary = {"type": "summary", **header}
+    summary["selection"] = {k: v for k, v in header["selection"].items() if k != "by_owner"}
+    line = orjson.dumps(summary).decode()
+    warnings = list(header["warnings"])
+    if len(line) > STDOUT_LINE_CAP and len(warnings) > STDOUT_WARNINGS:
+        summary["warnings"] = [*warnings[:STDOUT_WARNINGS],
+                               f"... and {len(warnings) - STDOUT_WARNINGS} more warnings in "
+                               "the report file"]
+        line = orjson.dumps(summary).decode()
+    return line
+
+
+def report_chunks(header: Mapping[str, Any], lines: Iterable[str]) -> Iterator[str]:
     """The report text: the header fields one per line, then ``runs`` with one run per line.
 
     Readable with ``less`` and ``grep``, valid JSON for ``jq``, and streamable, so a report of
-    50,000 runs never exists in memory as a whole document. ``one_line``: the same document
-    on a single line (``--output json`` on stdout, so cluster logging keeps it as one record).
+    50,000 runs never exists in memory as a whole document.
     """
-    nl, indent, inner = ("", "", "") if one_line else ("\n", "  ", "    ")
+    nl, indent, inner = ("\n", "  ", "    ")
     yield "{" + nl
     for key, value in header.items():
         if key != "runs":
