@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.config import load_settings
+from worker.config import BY_STATUS, load_settings
 from worker.errors import ConfigError
 
 BASE = {"target.base_url": "http://127.0.0.1:1"}
@@ -39,3 +39,24 @@ def test_bad_env_table_is_a_config_error_naming_it(value):
     env = {**CREDS, "ZUORA_REAPER_OLDER_THAN_BY_STATUS": value}
     with pytest.raises(ConfigError, match=r"OLDER_THAN_BY_STATUS|older_than_by_status"):
         load_settings("plan", BASE, env)
+
+
+@pytest.mark.parametrize(("flags", "env", "file"), [
+    ({"filters.older_than": "2h", BY_STATUS: {"STARTED": "20m"}}, {}, None),
+    ({}, {"ZUORA_REAPER_OLDER_THAN": "2h,STARTED=20m"}, None),
+    ({}, {}, '[filters]\nolder_than = ["2h", "STARTED=20m"]\n'),
+    ({}, {"ZUORA_REAPER_OLDER_THAN": "2h", "ZUORA_REAPER_OLDER_THAN_BY_STATUS": "STARTED=20m"},
+     None),
+    ({}, {}, '[filters]\nolder_than = "2h"\n[filters.older_than_by_status]\nSTARTED = "20m"\n'),
+], ids=["flags", "env", "file-list", "env-table", "file-table"])
+def test_status_duration_means_the_same_from_every_source(tmp_path, flags, env, file):
+    """STATUS=DURATION was documented for the variable and the file but worked only as a flag:
+    each source now gives the same thresholds."""
+    path = None
+    if file is not None:
+        path = tmp_path / "c.toml"
+        path.write_text(file)
+    settings = load_settings("plan", {"target.base_url": "https://rest.zuora.com", **flags},
+                             {**CREDS, **env}, str(path) if path else None)
+    assert settings.selection.filters.older_than == 7200
+    assert dict(settings.selection.filters.older_than_by_status) == {"STARTED": 1200}

@@ -158,6 +158,7 @@ class RunOptions:
     ids_file: str | None = None
     plan: str | None = None
     plan_out: str | None = None
+    capture: str | None = None
     plan_max_age: float = default_of("run.plan_max_age")
     yes: bool = default_of("run.yes")
 
@@ -260,6 +261,36 @@ def _layer_by_status(flags: Mapping[str, Any], env: Mapping[str, str],
             merged = table  # not a table: _by_status names the error
         source = name
     return merged, source
+
+
+OLDER_THAN_ENV = "ZUORA_REAPER_OLDER_THAN"
+
+
+def _older_than_by_status(env: Mapping[str, str], file_data: Mapping[str, Any]
+                          ) -> tuple[Mapping[str, str], Mapping[str, Any]]:
+    """``older_than`` means the same from every source: as the repeatable flag, the variable
+    (``ZUORA_REAPER_OLDER_THAN="2h,STARTED=20m"``) and the file (``older_than = "2h"`` or
+    ``["2h", "STARTED=20m"]``) take plain durations and ``STATUS=DURATION`` items; the latter
+    join that source's per-status table (its own entries win)."""
+    text = env.get(OLDER_THAN_ENV, "")
+    if "=" in text:
+        plain, table = split_by_status(p.strip() for p in text.split(",") if p.strip())
+        own = _env_table(env.get(BY_STATUS_ENV, ""))
+        env = {**env, OLDER_THAN_ENV: plain[-1] if plain else "",
+               BY_STATUS_ENV: ",".join(f"{k}={v}" for k, v in {**table, **own}.items())}
+    filters = file_data.get("filters")
+    value = filters.get("older_than") if isinstance(filters, Mapping) else None
+    items = [value] if isinstance(value, str) else value
+    if isinstance(filters, Mapping) and isinstance(items, list) \
+            and all(isinstance(i, str) for i in items) and (len(items) != 1 or "=" in items[0]):
+        plain, table = split_by_status(items)
+        given = filters.get("older_than_by_status")
+        merged: Any = {**table, **given} if isinstance(given, Mapping) else (given or table)
+        rest = {k: v for k, v in filters.items() if k not in ("older_than", "older_than_by_status")}
+        file_data = {**file_data, "filters": {
+            **rest, **({"older_than": plain[-1]} if plain else {}),
+            **({"older_than_by_status": merged} if merged else {})}}
+    return env, file_data
 
 
 def split_by_status(items: Iterable[str]) -> tuple[list[str], dict[str, str]]:
@@ -393,6 +424,7 @@ def load_settings(command: str, flags: Mapping[str, Any], env: Mapping[str, str]
 def settings_from(command: str, flags: Mapping[str, Any], env: Mapping[str, str],
                   file_data: Mapping[str, Any]) -> Settings:
     """Build validated Settings from flags, the environment and a parsed config file."""
+    env, file_data = _older_than_by_status(env, file_data)
     raw, sources = layer(flags, env, file_data)
     for name, source in sources.items():
         if source == "file" and name in KEYS_BY_NAME:
@@ -627,7 +659,7 @@ def _validate_outputs(values: Mapping[str, Any]) -> None:
     """Pushgateway, webhook and job name: checked here so a typo fails before any network call."""
     if not values["output.job_name"]:
         raise ConfigError("output.job_name", "must not be empty")
-    for key in ("output.report_file", "run.plan_out", "output.metrics_file"):
+    for key in ("output.report_file", "run.plan_out", "output.metrics_file", "run.capture"):
         if values[key]:
             check_output_path(key, values[key])
     if values["run.lock_file"]:  # lock.py refuses what is not a regular file, at open

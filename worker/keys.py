@@ -108,6 +108,9 @@ KEYS: tuple[Key, ...] = (
     Key("run.ids_file", "str", None, "cancel these run ids (one per line, - for stdin)"),
     Key("run.plan", "str", None, "run: cancel only runs in this plan file"),
     Key("run.plan_out", "str", None, "plan: write the selection to this plan file"),
+    Key("run.capture", "str", None,
+        "check: write the shape of the API's answers (field names and types, never values) "
+        "to this file"),
     Key("run.plan_max_age", "duration", 3600.0, "refuse plans older than this"),
     Key("run.yes", "bool", False, "run: cancel without asking (on a terminal, run shows the "
         "selection and asks first)"),

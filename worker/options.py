@@ -33,12 +33,12 @@ GROUPS = {  # section -> the help group its keys are shown in
 }
 # Keys a command does not take as a flag (they may still come from the env or a file).
 NOT_FOR = {
-    "plan": {"run.plan", "run.plan_max_age", "run.yes"},
-    "run": {"run.plan_out"},
+    "plan": {"run.plan", "run.plan_max_age", "run.yes", "run.capture"},
+    "run": {"run.plan_out", "run.capture"},
 }
 CHECK_KEYS = {"filters.statuses", "pacing.rate", "pacing.attempt_timeout", "pacing.deadline",
               "listing.page_size", "listing.list_items_field", "output.output",
-              "output.log_format", "output.log_level"}
+              "output.log_format", "output.log_level", "run.capture"}
 METAVARS = {"duration": "DURATION", "int": "N", "float": "NUMBER", "str": "VALUE"}
 NAMED_METAVARS = {"target.base_url": "URL", "target.environment": "NAME", "target.proxy": "URL",
                   "target.ca_file": "PATH", "output.report_file": "PATH",

@@ -128,3 +128,29 @@ def test_check_shows_each_quota_window_and_what_a_job_may_send(emu_thread, cli):
     assert doc["reported_rate_window_s"] == 60
     text = cli(emu, "check", "--rate", "100").stdout
     assert "2,500 requests per 60s: paced at 20.8/s; 5,000 requests per 3600s" in text
+
+
+def test_check_capture_writes_the_shape_of_the_answers_and_no_value(emu_thread, cli, tmp_path):
+    """--capture FILE: the first listing page's and one GET's field names, types and how many
+    runs carried each, with the answers' header names; not one value (run ids, owners, report
+    names, the token) is in the file."""
+    emu = emu_thread(runs=0, get_owner=False)
+    runs = [emu.add_run(status="STARTED", age_s=7200, created_by=f"person{i}@example.com")
+            for i in range(3)]
+    capture = tmp_path / "capture.json"
+    res = cli(emu, "check", "--capture", str(capture))
+    assert res.code == 0, res.stderr
+    doc = json.loads(capture.read_text())
+    fields = doc["listing"]["run_fields"]
+    assert fields["id"] == {"carried_by": 3, "types": ["string"]}
+    assert fields["createdByUserProfile"]["fields"]["username"]["types"] == ["string"]
+    assert doc["listing"]["runs"] == 3
+    assert "ratelimit-limit" in doc["listing"]["header_names"] or doc["listing"]["status"] == 200
+    assert "createdByUserProfile" not in doc["get"]["body"]["response"]  # as documented
+    assert doc["get"]["body"]["response"]["id"] == "string"
+    text = capture.read_text()
+    tokens = [r.headers.get("Authorization", "").partition(" ")[2] for r in emu.records]
+    for value in [*(r.id for r in runs), *(r.created_by for r in runs), "Emulated report",
+                  *filter(None, tokens)]:
+        assert value not in text
+    assert [r.kind for r in emu.records] == ["token", "list", "get"]

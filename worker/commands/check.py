@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from worker.api_bodies import parse_run
+from worker.api_bodies import parse_run, run_path
+from worker.capture import write_capture
 from worker.client import connect
 from worker.config import Settings
 from worker.control import JobControl
@@ -81,8 +82,17 @@ async def _ask(settings: Settings, control: JobControl) -> dict[str, Any]:
         statuses = [("status", s) for s in settings.selection.filters.statuses]
         resp = await fetch_page(client, statuses, 1, settings.listing.page_size,
                                 columns_for(settings.selection))
-        runs = [parse_run(i) for i in page_items(resp, settings.listing.list_items_field, 1,
-                                                    settings.listing.page_size)]
+        items = page_items(resp, settings.listing.list_items_field, 1,
+                           settings.listing.page_size)
+        runs = [parse_run(i) for i in items]
+        if settings.run.capture:
+            first = next((r.id for r in runs if r.id is not None), None)
+            got = await client.request("GET", run_path(first)) if first else None
+            try:
+                write_capture(settings.run.capture, resp, items, got)
+            except OSError as exc:
+                raise WorkerError(f"could not write the capture to {settings.run.capture}: "
+                                  f"{exc}") from exc
     full = len(runs) >= settings.listing.page_size
     bad = sum(1 for r in runs if not r.parseable)
     return {
