@@ -88,8 +88,9 @@ def test_dockerfile_installs_from_the_hashed_lock_and_runs_non_root():
     runs = " ".join(v for k, v in build if k == "RUN")
     assert "--require-hashes" in runs
     assert "-r requirements/runtime.txt" in runs
-    assert ("COPY", "requirements/runtime.txt requirements/runtime.txt") in build
-    assert "pip wheel --no-deps" in runs  # the project goes in as a built wheel
+    assert ("COPY", "requirements/runtime.txt requirements/build.txt requirements/") in build
+    assert "pip wheel --no-deps --no-build-isolation" in runs  # a wheel, by the pinned backend
+    assert "--require-hashes --no-deps -r requirements/build.txt" in runs
     assert not [v for k, v in runtime if k == "RUN" and "pip" in v]  # nothing resolved later
     assert ("COPY", "--from=build /opt/zuora-reaper /opt/zuora-reaper") in runtime
     user = [v for k, v in runtime if k == "USER"][-1]
@@ -130,6 +131,11 @@ def test_the_lock_ci_installs_pins_what_the_image_installs():
     assert {_name(d) for d in [*extras["test"], *extras["dev"]]} <= set(ci)
     assert "pip install --quiet --require-hashes -r requirements/ci.txt" in \
         (ROOT / ".ci" / "run").read_text()
+    build = _pins(LOCKS / "build.txt")  # the build backend: pinned as CI pins it, hashed
+    assert {_name(r) for r in PYPROJECT["build-system"]["requires"]} == set(build)
+    for name, pin in build.items():
+        assert pin[1], name
+        assert ci.get(name) == pin, name
     assert (LOCKS / "lock.sh").stat().st_mode & 0o111
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 from worker.config import BY_STATUS, BY_STATUS_ENV
@@ -9,7 +12,8 @@ from worker.durations import format_duration
 from worker.environments import ENVIRONMENTS
 from worker.keys import KEYS, Key
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
 
 
 def _default(key: Key) -> str:
@@ -68,3 +72,23 @@ def test_networks_section_states_the_real_limits():
     for words in ("HTTPS_PROXY", "NO_PROXY", "--proxy none", "--ca-file", "SSL_CERT_FILE",
                   "Redirects are never followed"):
         assert words in section, words
+
+
+DOCS = [README, (ROOT / "deploy" / "README.md").read_text()]
+
+
+def test_every_test_path_the_docs_name_exists():
+    """A check the docs point to must exist (deploy/README named tests/ops/test_deploy.py,
+    three times, and there was none)."""
+    named = {m for doc in DOCS for m in re.findall(r"tests/[\w/]+\.py", doc)}
+    assert named
+    for path in named:
+        assert (ROOT / path).is_file(), path
+
+
+def test_plan_help_lists_every_environment_the_demo_points_to():
+    """The demo says 'every environment name: zuora-reaper plan --help': it is there."""
+    out = subprocess.run([sys.executable, "-m", "worker", "plan", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    for name in ENVIRONMENTS:
+        assert name in out, name

@@ -31,6 +31,17 @@ def test_a_secret_can_come_from_a_file_the_environment_names(tmp_path):
     assert creds.secrets() == ["s3cret-from-file", "id"]
 
 
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_an_empty_variable_does_not_hide_the_file_it_names(tmp_path, empty):
+    """``ZUORA_CLIENT_SECRET=`` left empty (a template, a Kubernetes env with no value) beside
+    ``ZUORA_CLIENT_SECRET_FILE``: the file is read (it was ignored: 'required ... set it')."""
+    secret = tmp_path / "secret"
+    secret.write_text("from-the-file\n")
+    creds = load_credentials({"ZUORA_CLIENT_ID": "id", "ZUORA_CLIENT_SECRET": empty,
+                              "ZUORA_CLIENT_SECRET_FILE": str(secret)}, "oauth")
+    assert creds.client_secret == "from-the-file"
+
+
 @pytest.mark.parametrize("name", ["ZUORA_PASSWORD", "ZUORA_USERNAME", "ZUORA_ENTITY_ID"])
 def test_a_credential_with_a_line_break_is_a_config_error(name):
     """A value sent in a header (legacy credentials, the entity id) cannot hold a control

@@ -9,11 +9,13 @@ named with the commands there are.
 from __future__ import annotations
 
 import argparse
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
 from worker import __version__
 from worker.durations import format_duration
+from worker.environments import ENVIRONMENTS
 from worker.keys import KEYS, Key
 
 COMMANDS = ("plan", "run", "check", "explain", "demo", "emulator")
@@ -135,7 +137,10 @@ def add_job_options(parser: argparse.ArgumentParser, command: str) -> None:
 
 def _epilog(command: str) -> str:
     lines = [f"  {example}" for example in EXAMPLES[command]]
-    return ("examples:\n" + "\n".join(lines) + "\n\n" + CREDENTIALS_NOTE)
+    names = textwrap.fill(", ".join(ENVIRONMENTS), width=92, break_on_hyphens=False,
+                          initial_indent="  ", subsequent_indent="  ")
+    return ("examples:\n" + "\n".join(lines) + "\n\nenvironments (--environment NAME):\n"
+            + names + "\n\n" + CREDENTIALS_NOTE)
 
 
 def build_parser() -> argparse.ArgumentParser:

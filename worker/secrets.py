@@ -51,7 +51,7 @@ SECRET_ENV = ("ZUORA_CLIENT_SECRET", "ZUORA_PASSWORD", "ZUORA_CLIENT_ID")
 def _read(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name)
     file_name = env.get(name + "_FILE")
-    if value is None and file_name:
+    if not (value or "").strip() and file_name:  # an empty NAME= does not hide NAME_FILE
         value = read_capped(name + "_FILE", file_name, SECRET_CAP, "secret file").strip()
     value = value.strip() if value and value.strip() else None
     if value is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
