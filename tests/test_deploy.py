@@ -183,7 +183,7 @@ def test_cronjob_fields_that_matter():
     assert pod["automountServiceAccountToken"] is False
     assert load("base/serviceaccount.yaml")["automountServiceAccountToken"] is False
     [container] = pod["containers"]
-    assert container["args"][0] == "run"
+    assert container["args"][0] == "plan"  # the first stage: an overlay switches it to run
     assert container["args"][-2:] == ["--output", "json"]
     config_path = container["args"][container["args"].index("--config") + 1]
     mounts = {m["name"]: m for m in container["volumeMounts"]}
@@ -237,8 +237,8 @@ def _kustomize(overlay: str) -> list[dict]:
 
 @pytest.mark.parametrize(("overlay", "command", "namespace"), [
     ("sandbox", "plan", "zuora-reaper-sandbox"),
-    ("production", "run", "zuora-reaper"),
-    ("production-pvc", "run", "zuora-reaper"),
+    ("production", "plan", "zuora-reaper"),
+    ("production-pvc", "plan", "zuora-reaper"),
 ])
 def test_kustomize_overlays_render_what_the_readme_promises(overlay, command, namespace):
     docs = _kustomize(overlay)
@@ -259,10 +259,16 @@ def test_kustomize_overlays_render_what_the_readme_promises(overlay, command, na
     assert container["args"][0] == command
     assert container["args"][-2:] == ["--output", "json"]
     volumes = {v["name"]: v for v in pod["volumes"]}
+    config = tomllib.loads(kinds["ConfigMap"]["data"]["config.toml"])
+    lock = config["run"]["lock_file"]
     if overlay == "production-pvc":
         claim = volumes["reports"]["persistentVolumeClaim"]["claimName"]
         assert claim == kinds["PersistentVolumeClaim"]["metadata"]["name"]
+        assert kinds["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteOnce"]
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert lock.startswith(mounts["reports"] + "/")  # every pod takes the one lock
     else:
+        assert lock.startswith("/tmp/")  # per pod: the README says so
         assert "emptyDir" in volumes["reports"]
 
 
@@ -278,14 +284,21 @@ def test_manifests_are_single_valid_documents(name):
 
 
 def test_systemd_service_is_a_hardened_oneshot_run():
-    """Type=oneshot, ExecStart runs zuora-reaper run, secrets by LoadCredential= and *_FILE,
-    an OnFailure= handler."""
+    """Type=oneshot, ExecStart runs the venv's zuora-reaper (plan first: the README's
+    drop-in switches it to run), secrets by LoadCredential= and *_FILE, an OnFailure= handler.
+    The venv is the one the README's systemd steps make (Debian refuses pip into its Python,
+    and ProtectHome=yes hides a pipx install)."""
     parsed = unit("zuora-reaper.service")
     svc = parsed["Service"]
     assert svc["Type"] == "oneshot"
     argv = shlex.split(svc["ExecStart"])
-    assert Path(argv[0]).name == "zuora-reaper"
-    assert argv[1] == "run"
+    assert argv[0] == "/opt/zuora-reaper/bin/zuora-reaper"
+    assert argv[1] == "plan"
+    steps = (DEPLOY / "README.md").read_text().split("## systemd", 1)[1]
+    assert "python3 -m venv /opt/zuora-reaper\n" in steps
+    assert "/opt/zuora-reaper/bin/pip install --require-hashes --no-deps -r " \
+           "requirements/runtime.txt" in steps
+    assert "pip install zuora-reaper" not in steps
     assert "--config" in argv
     assert "${STATE_DIRECTORY}" in argv[argv.index("--report-file") + 1]
     assert svc.get("DynamicUser") == "yes" or svc.get("User") not in (None, "root")
@@ -329,3 +342,81 @@ def test_systemd_timer_is_persistent_and_jittered():
     assert section["RandomizedDelaySec"]
     assert section.get("Unit", "zuora-reaper.service") == "zuora-reaper.service"
     assert timer["Install"]["WantedBy"] == "timers.target"
+
+
+FAKE_KUBECTL = r"""#!/usr/bin/env bash
+echo "$*" >> "$KLOG"
+case "$*" in
+  *"jsonpath={.spec.suspend}"*) printf '%s' "${SUSPENDED:-}" ;;
+  *"jsonpath={.status.active[*].name}"*)
+    n=$(cat "$KSTATE" 2>/dev/null || echo 0); echo $((n + 1)) > "$KSTATE"
+    [ "$n" -lt 1 ] && printf 'zuora-reaper-28800' ;;
+  *"create job"*) [ -n "${CREATE_FAILS:-}" ] && exit 1 ;;
+  *"jsonpath={.status.succeeded}"*) printf '1/' ;;
+esac
+exit 0
+"""
+
+
+def _run_once(tmp_path: Path, **env: str) -> tuple[int, list[str]]:
+    """deploy/kubernetes/run-once.sh against a stand-in kubectl that logs its calls."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").write_text(FAKE_KUBECTL)
+    (bin_dir / "kubectl").chmod(0o755)
+    log = tmp_path / "calls"
+    full = {"PATH": f"{bin_dir}:/usr/bin:/bin", "KLOG": str(log),
+            "KSTATE": str(tmp_path / "state"), "RUN_ONCE_POLL_S": "0", **env}
+    proc = subprocess.run(["bash", str(K8S / "run-once.sh"), "zuora-reaper"], env=full,
+                          capture_output=True, text=True, timeout=30, check=False)
+    return proc.returncode, log.read_text().splitlines()
+
+
+def test_a_manual_run_waits_for_the_scheduled_one_and_puts_the_schedule_back(tmp_path):
+    """`kubectl create job --from=cronjob/...` alone runs beside a scheduled job (Forbid does
+    not apply to it, the lock is per pod): the recipe suspends, waits, runs, then resumes."""
+    code, calls = _run_once(tmp_path, SUSPENDED="false")
+    assert code == 0
+    steps = [c.split(" -o ")[0] if "jsonpath" in c else c for c in calls]
+    suspend = steps.index('-n zuora-reaper patch cronjob zuora-reaper --type merge -p '
+                          '{"spec":{"suspend":true}}')
+    create = next(i for i, c in enumerate(steps) if "create job --from=cronjob/zuora-reaper" in c)
+    waits = [i for i, c in enumerate(calls) if ".status.active" in c]
+    assert suspend < waits[0] < waits[1] < create  # the scheduled job was waited out
+    assert calls[-1].endswith('{"spec":{"suspend":false}}')  # the schedule as it was
+
+
+@pytest.mark.parametrize(("env", "code", "restored"), [
+    ({"SUSPENDED": "true"}, 0, "true"),  # a suspended schedule stays suspended
+    ({"SUSPENDED": "false", "CREATE_FAILS": "1"}, 1, "false"),  # a failure still resumes
+])
+def test_the_manual_run_restores_the_schedule_however_it_ends(tmp_path, env, code, restored):
+    got, calls = _run_once(tmp_path, **env)
+    assert (got != 0) == bool(code)
+    assert calls[-1].endswith('{"spec":{"suspend":' + restored + "}}")
+
+
+def test_production_starts_as_plan_and_one_component_switches_it_to_run(tmp_path):
+    """The first schedule of every overlay plans (never cancels); production becomes run with
+    one documented line (components: [../../components/run])."""
+    base = yaml.safe_load((K8S / "base" / "cronjob.yaml").read_text())
+    container = base["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][0] == "plan"
+    for overlay in ("production", "production-pvc"):
+        text = (K8S / "overlays" / overlay / "kustomization.yaml").read_text()
+        assert "args/0" not in text, overlay  # nothing in the overlay changes the command
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    assert "- ../../components/run" in readme
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed: the switched overlay is not rendered here")
+    tree = tmp_path / "kubernetes"
+    shutil.copytree(K8S, tree)
+    switched = tree / "overlays" / "production" / "kustomization.yaml"  # the documented edit
+    switched.write_text(switched.read_text() + "components:\n  - ../../components/run\n")
+    for path, command in ((K8S / "overlays" / "production", "plan"),
+                          (switched.parent, "run")):
+        out = subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True,
+                             text=True, check=True).stdout
+        cron = next(d for d in yaml.safe_load_all(out) if d["kind"] == "CronJob")
+        spec = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        assert spec["containers"][0]["args"][0] == command, path
