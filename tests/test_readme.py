@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from worker.config import BY_STATUS, BY_STATUS_ENV
 from worker.durations import format_duration
+from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from worker.environments import ENVIRONMENTS
 from worker.keys import KEYS, Key
 
@@ -92,3 +95,30 @@ def test_plan_help_lists_every_environment_the_demo_points_to():
                          capture_output=True, text=True, check=True).stdout
     for name in ENVIRONMENTS:
         assert name in out, name
+
+
+def runnable_blocks(text: str) -> list[str]:
+    """The fenced blocks the docs mark ``<!-- runnable... -->`` (the line before the fence)."""
+    return re.findall(r"^<!-- runnable[^>]*-->\n```sh\n(.*?)^```", text, re.M | re.S)
+
+
+@pytest.mark.parametrize("doc", ["README.md", "deploy/README.md"])
+def test_every_runnable_command_in_the_docs_exits_0(emu_thread, tmp_path, doc):
+    """Each command of a block the docs mark runnable runs, as written, against an emulator
+    (the variables its banner exports), and exits 0: the docs cannot promise a command that
+    does not work."""
+    blocks = runnable_blocks((ROOT / doc).read_text())
+    if doc == "README.md":
+        assert blocks, "the README marks its emulator walk-through runnable"
+    emu = emu_thread(runs=40, seed=3)
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
+           "ZUORA_REAPER_BASE_URL": emu.base_url, "ZUORA_CLIENT_ID": DEMO_CLIENT_ID,
+           "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET, "ZUORA_REAPER_LOCK_FILE":
+           str(tmp_path / "job.lock")}
+    for block in blocks:
+        for command in block.replace("\\\n", " ").splitlines():
+            if not command.strip() or command.lstrip().startswith("#"):
+                continue
+            proc = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=120, check=False)
+            assert proc.returncode == 0, f"{command}\n{proc.stderr[-2000:]}"

@@ -99,3 +99,17 @@ def test_idle_for_against_a_server_that_refuses_updated_on_fails_loudly(emu_thre
     assert res.code == 6, res.stderr
     assert "unknown column(s) updatedOn" in res.report["exit_reason"]
     assert emu.deletes() == []
+
+
+def test_a_get_without_the_owner_keeps_the_listings_owner(emu_thread, cli, fast):
+    """A refused DELETE is read back with a GET, which Zuora documents without an owner: the
+    report keeps the owner the listing gave, and the outcome is the GET's."""
+    emu = emu_thread(runs=0, get_owner=False)
+    run = emu.add_run(status="STARTED", age_s=7200, created_by="carol@example.com")
+    emu.config.cancel_script = {run.id: ["finish"]}
+    res = cli(emu, "run", "--older-than", "1h", *fast)
+    assert res.code == 0, res.stderr
+    [entry] = res.report["runs"]
+    assert entry["created_by"] == "carol@example.com"
+    assert entry["outcome"] == "already_finished"
+    assert any(r.kind == "get" for r in emu.records)
