@@ -110,7 +110,7 @@ def test_a_token_that_cannot_be_renewed_mid_job_stops_it(emu_thread, cli, then, 
     ids = [emu.add_run(status="STARTED", age_s=7200).id for _ in range(3)]
 
     def token_breaks(answered: int) -> None:
-        if answered == 1:  # the listing's one page (totalPages 1): the token has expired
+        if answered == 2:  # the page after the listing's one: the token has expired
             if then == "unreachable":
                 emu.config.stall = {"list": 1.0, "token": 30.0}
             else:

@@ -85,21 +85,25 @@ def list_body(page: int, size: int, columns: tuple[str, ...] = DOCUMENTED_COLUMN
 
 
 class Paging:
-    """When a listing has ended, from any honest signal a page gives (zuora-api.md §6.4: how
-    paging ends is not documented, so every one is read):
+    """When a listing has ended (zuora-api.md §6.4: how paging ends is not documented, so
+    every signal is read, and none is trusted alone where trusting it could drop runs):
 
     - an empty page;
-    - the last of ``totalPages``, or ``totalElements`` runs seen, when the page says them;
-    - a page shorter than an earlier one (the first page alone cannot tell a short listing
-      from a server that caps the page size below what was asked: one more page tells);
     - a page that adds no run not seen before (a server that answers a page past the end
-      with the last page again): warned once.
+      with the last page again): warned once;
+    - a page shorter than an earlier one, unless the page's totals say more remain (a server
+      that filters after paging); then the totals are followed.
+
+    Totals alone never end a listing (a server's totals may be off: counted from 0, on the
+    size asked rather than served, per page): after a first page, short or not, or a full
+    last page, one more page tells. A short first page cannot tell a short listing from a
+    server that caps its pages below the size asked.
     """
 
     def __init__(self, asked: int) -> None:
         self.asked, self.largest = asked, 0
         self.seen: set[str] = set()
-        self.ended = self._oversize_noted = False
+        self.ended = self._oversize_noted = self._disagree_noted = False
 
     def read(self, number: int, body: PageBody, runs: list[ReportRun]) -> tuple[str, ...]:
         """Take one page (in order); return its warnings. Sets ``ended`` after the last."""
@@ -109,16 +113,18 @@ class Paging:
             self._oversize_noted = True
             notes.append(f"the server answers pages of {len(runs)} runs, more than the "
                          f"{self.asked} asked for (pageSize ignored); read as they come")
-        if ids and ids <= self.seen:
+        repeated = bool(ids) and ids <= self.seen
+        if repeated:
             notes.append(f"listing page {number} repeats runs already listed: the server "
                          "answers pages past the end with earlier ones; the listing ends here")
-            self.ended = True
-        count = len(self.seen | ids)
-        self.ended = self.ended or not runs or (
-            body.total_pages is not None and number >= body.total_pages) or (
-            body.total_elements is not None and count >= body.total_elements) or (
-            0 < len(runs) < self.largest)
         self.seen |= ids
+        more = _totals_say_more(body, number, len(self.seen))
+        short = 0 < len(runs) < self.largest  # the first page has nothing to be shorter than
+        if short and more and not self._disagree_noted:
+            self._disagree_noted = True
+            notes.append(f"listing page {number} is shorter than the pages before it, but the "
+                         "page's totals say more remain: paging on as they say")
+        self.ended = not runs or repeated or (short and more is not True)
         self.largest = max(self.largest, len(runs))
         return tuple(notes)
 
@@ -128,6 +134,14 @@ class Paging:
         if body.total_pages is None:
             return 1
         return max(1, min(lookahead, body.total_pages - number))
+
+
+def _totals_say_more(body: PageBody, number: int, seen: int) -> bool | None:
+    """Whether the page's totals say pages remain after page ``number``; None without totals."""
+    says = [number < body.total_pages] if body.total_pages is not None else []
+    if body.total_elements is not None:
+        says.append(seen < body.total_elements)
+    return any(says) if says else None
 
 
 async def iter_pages(client: ApiClient, statuses: tuple[str, ...], listing: Listing,
