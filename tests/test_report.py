@@ -5,10 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from worker.config import load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-from worker.models import Outcome
+from worker.models import JobResult, Outcome, ReportRun, RunRecord
+from worker.report import STDOUT_LINE_CAP, build_header, stdout_lines
+
+ENV = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET}
 
 FAST = ("--rate", "1000", "--concurrency", "16")
 RUN_FIELDS = {"id", "report_id", "report_type", "status", "started_on", "created_by",
@@ -136,6 +143,38 @@ def test_json_output_is_the_reports_header_then_its_selected_runs(emu_thread, cl
     summary, *runs = res.json_lines()
     assert summary["schema_version"] == 1
     header = {k: v for k, v in res.report.items() if k != "runs"}
-    assert {k: v for k, v in summary.items() if k not in ("type", "selection")} == {
-        k: v for k, v in header.items() if k != "selection"}
+    assert {k: v for k, v in summary.items() if k not in ("type", "selection", "filters")} == {
+        k: v for k, v in header.items() if k not in ("selection", "filters")}
+    assert summary["filters"]["exclude"] == {"report_types": 0, "created_by": 0,
+                                             "report_ids": 0}  # lists as counts
     assert [r["id"] for r in runs] == ["r1"]
+
+
+OWNER_EMAILS = st.from_regex(r"[a-z]{1,12}\.[a-z]{1,12}@[a-z]{2,10}\.example", fullmatch=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(owners=st.lists(OWNER_EMAILS, min_size=1, max_size=40, unique=True),
+       report_ids=st.integers(0, 4000), warnings=st.integers(0, 30),
+       reason_len=st.integers(0, 200_000))
+def test_every_stdout_line_is_short_and_names_no_owner(owners, report_ids, warnings,
+                                                       reason_len):
+    """--output json, whatever the selection and the warnings: no line passes 64 KiB, and no
+    owner named by the selection (or any address) is on stdout; the report file keeps all."""
+    settings = load_settings("run", {
+        "target.base_url": "https://rest.zuora.com", "filters.older_than": "1h",
+        "exclude.created_by": ",".join(owners),
+        "exclude.report_ids": ",".join(f"{i:032x}" for i in range(report_ids))}, ENV)
+    result = JobResult(mode="run", started_at=datetime.now(UTC))
+    result.warnings += [f"exclusion --exclude-created-by {owners[i % len(owners)]!r} matched no "
+                        "listed run" + " (padding)" * 200 for i in range(warnings)]
+    result.records["r1"] = RunRecord(ReportRun("r1", "rep", "Detail", "STARTED",
+                                               datetime.now(UTC), None, owners[0]),
+                                     "r1", 1, True, "selected")
+    header = build_header(settings, result, 2, "ConfigError: x: " + "y" * reason_len)
+    lines = list(stdout_lines(header, result))
+    assert all(len(line.encode()) <= STDOUT_LINE_CAP + 1 for line in lines)
+    text = "".join(lines)
+    assert "@" not in text
+    assert json.loads(lines[0])["filters"]["exclude"]["report_ids"] == report_ids
+    assert [json.loads(line)["id"] for line in lines[1:]] == ["r1"]

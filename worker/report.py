@@ -4,6 +4,7 @@ and the human output on stdout (the table of selected runs and the one-line summ
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
@@ -160,34 +161,83 @@ def failed_ids(result: JobResult) -> list[str]:
 
 
 STDOUT_LINE_CAP = 65536  # log pipelines cut lines at 16-256 KiB: none of ours is longer
-STDOUT_WARNINGS = 10  # warnings on the summary line when it would pass the cap
+STDOUT_WARNINGS = 10  # warnings on the summary line (all of them are in the report file)
+STDOUT_TEXT = 1000  # characters of a reason, a warning or an error on a stdout line
+STDOUT_SHED = ("pacing", "clock", "selection", "requests", "warnings", "target")
+OWNER = "<owner>"
+_EMAIL = re.compile(r"[^\s'\"<>@,;]{1,64}@[^\s'\"<>@,;]{1,255}")  # bounded: no backtracking blow-up
 
 
 def stdout_lines(header: Mapping[str, Any], result: JobResult) -> Iterator[str]:
     """``--output json``: JSON Lines, so ``kubectl logs | jq`` reads them one by one. First the
-    summary (the report's header, ``"type": "summary"``), then one line per *selected* run
-    (``"type": "run"``), never every listed run; no owner's address on any line (log stores
-    keep them): the full report, owners included, is the report file. No line is longer than
-    ``STDOUT_LINE_CAP``."""
+    summary (the report's header, ``"type": "summary"``, with the filters as counts), then one
+    line per *selected* run (``"type": "run"``), never every listed run. No owner's address
+    is on any line (log stores keep them): the full report, owners included, is the report
+    file. No line is longer than ``STDOUT_LINE_CAP``."""
     yield _summary_line(header) + "\n"
     for rec in result.records.values():
         if rec.selected:
             entry = {"type": "run", **run_entry(rec)}
             del entry["created_by"]
+            for key in ("error", "problem"):
+                entry[key] = _cut(entry[key])
             yield orjson.dumps(entry).decode() + "\n"
 
 
 def _summary_line(header: Mapping[str, Any]) -> str:
-    summary = {"type": "summary", **header}
-    summary["selection"] = {k: v for k, v in header["selection"].items() if k != "by_owner"}
+    """The summary line: the header with owners masked, texts cut, lists as counts, and
+    whole fields shed (named in ``shed``) when it would still pass the cap."""
+    owners = _owners(header["filters"])
+    summary: dict[str, Any] = {
+        "type": "summary", **header,
+        "filters": _filter_counts(header["filters"]),
+        "exit_reason": _cut(_mask(header["exit_reason"], owners)),
+        "warnings": [_cut(_mask(w, owners)) for w in header["warnings"][:STDOUT_WARNINGS]],
+        "selection": {k: v for k, v in header["selection"].items() if k != "by_owner"}}
+    if len(header["warnings"]) > STDOUT_WARNINGS:
+        summary["warnings"].append(f"... and {len(header['warnings']) - STDOUT_WARNINGS} more "
+                                   "warnings in the report file")
     line = orjson.dumps(summary).decode()
-    warnings = list(header["warnings"])
-    if len(line) > STDOUT_LINE_CAP and len(warnings) > STDOUT_WARNINGS:
-        summary["warnings"] = [*warnings[:STDOUT_WARNINGS],
-                               f"... and {len(warnings) - STDOUT_WARNINGS} more warnings in "
-                               "the report file"]
+    shed: list[str] = []
+    for field in STDOUT_SHED:
+        if len(line.encode()) <= STDOUT_LINE_CAP:
+            break
+        summary.pop(field, None)
+        shed.append(field)
+        summary["shed"] = shed  # in the report file
         line = orjson.dumps(summary).decode()
     return line
+
+
+def _owners(filters: Mapping[str, Any]) -> list[str]:
+    """Every owner the selection names (filters, exclusions, rules): the only owners our own
+    texts can carry."""
+    named = [*filters["created_by"], *filters["exclude"]["created_by"],
+             *(o for rule in filters["rules"] for o in rule["created_by"])]
+    return sorted({o for o in named if o}, key=len, reverse=True)
+
+
+def _mask(text: str | None, owners: list[str]) -> str | None:
+    """``text`` (as much of it as a line shows, and a margin) with every owner masked."""
+    if text is None:
+        return None
+    text = text[:STDOUT_TEXT + 512]
+    for owner in owners:
+        text = text.replace(owner, OWNER)
+    return _EMAIL.sub(OWNER, text)
+
+
+def _cut(text: str | None) -> str | None:
+    return text if text is None or len(text) <= STDOUT_TEXT else text[:STDOUT_TEXT] + "..."
+
+
+def _filter_counts(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """The filters with every list as its length (the lists are in the report file)."""
+    def counted(doc: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: (len(v) if isinstance(v, list) and k != "statuses" else
+                    counted(v) if isinstance(v, dict) and k == "exclude" else v)
+                for k, v in doc.items() if k != "rules"}
+    return {**counted(filters), "rules": [r["name"][:100] for r in filters["rules"][:20]]}
 
 
 def report_chunks(header: Mapping[str, Any], lines: Iterable[str]) -> Iterator[str]:
