@@ -227,3 +227,45 @@ def test_a_config_error_in_the_outputs_themselves_is_said_on_stderr(cli, tmp_pat
     assert res.code == 2
     assert "output.metrics_file" in res.stderr
     assert res.stdout == ""
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("ZUORA_CLIENT_SECRET_FILE", "/nonexistent/zuora/secret"),
+    ("ZUORA_CLIENT_ID_FILE", "/nonexistent/zuora/client_id"),
+    ("ZUORA_ENTITY_ID", "entity\nwith a line break"),
+])
+def test_a_credential_that_does_not_load_still_tells_the_scheduler(cli, tmp_path, monkeypatch,
+                                                                   variable, value):
+    """The systemd unit reads its credentials through *_FILE: one that cannot be read is the
+    exit 2 a scheduler most needs to see, on the summary line and the metrics too."""
+    metrics = tmp_path / "m.prom"
+    env = {"ZUORA_CLIENT_ID": DEMO_CLIENT_ID, "ZUORA_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+           variable: value}
+    for name in ("ZUORA_CLIENT_ID", "ZUORA_CLIENT_SECRET"):
+        if variable == name + "_FILE":
+            del env[name]
+            monkeypatch.delenv(name, raising=False)
+    res = cli(None, "run", "--base-url", "https://rest.apisandbox.zuora.com", "--older-than",
+              "1h", "--output", "json", "--metrics-file", str(metrics), env=env)
+    assert res.code == 2, res.stderr
+    assert res.summary["exit_code"] == 2
+    assert variable in res.summary["exit_reason"]
+    assert re.search(r"^zuora_reaper_last_run_exit_code\{[^}]*\} 2\.0$", metrics.read_text(),
+                     re.M)
+
+
+@pytest.mark.parametrize("bad", [("--proxy", "http://proxy.corp:notaport"),
+                                 ("--ca-file", "/nonexistent/ca.pem")])
+def test_a_refused_way_out_sends_nothing_around_it(cli, tmp_path, receiver, bad):
+    """A refused proxy (or CA bundle) is exit 2, said on the summary line and the metrics
+    file; the Pushgateway and the webhook are not reached directly, around it (an egress
+    policy may allow the proxy alone)."""
+    rx = receiver()
+    metrics = tmp_path / "m.prom"
+    res = cli(None, "run", "--base-url", "https://rest.apisandbox.zuora.com", "--older-than",
+              "1h", *bad, "--output", "json", "--metrics-file", str(metrics),
+              "--pushgateway", f"{rx.base_url}", "--notify-webhook", f"{rx.base_url}/hook")
+    assert res.code == 2, res.stderr
+    assert res.summary["exit_code"] == 2
+    assert metrics.exists()
+    assert rx.requests == []

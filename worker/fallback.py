@@ -10,6 +10,7 @@ metrics' ``target_id`` of such a job is not the tenant's (it has no identity to 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,12 +21,27 @@ from worker.keys import KEYS_BY_NAME
 TRIES = 8  # refused values left out, at most, before giving up
 PLACEHOLDER = "unknown (not set)"
 CREDENTIALS = ("ZUORA_CLIENT_ID", "ZUORA_CLIENT_SECRET", "ZUORA_USERNAME", "ZUORA_PASSWORD")
+ENTITY = "ZUORA_ENTITY_ID"
+NETWORK_KEYS = {"target.proxy", "target.ca_file"}
 
 
 def settings_despite(command: str, flags: Mapping[str, Any], env: Mapping[str, str],
                      config_path: str | None, error: ConfigError) -> Settings | None:
     """The settings with every refused value left out, or None when they still do not load
-    (the target itself unknown, or more than ``TRIES`` values refused)."""
+    (the target itself unknown, or more than ``TRIES`` values refused). When the way out to
+    the network was refused (a proxy, a CA bundle), nothing is sent over it: the Pushgateway
+    and the webhook are left out too (an egress policy may allow the proxy alone)."""
+    left_out: list[str] = []
+    settings = _despite(command, flags, env, config_path, error, left_out)
+    if settings is None or not NETWORK_KEYS & set(left_out):
+        return settings
+    output = dataclasses.replace(settings.output, pushgateway=None, notify_webhook=None)
+    return dataclasses.replace(settings, output=output)
+
+
+def _despite(command: str, flags: Mapping[str, Any], env: Mapping[str, str],
+             config_path: str | None, error: ConfigError, left_out: list[str]
+             ) -> Settings | None:
     flags, env = dict(flags), dict(env)
     try:
         file_data = {k: (dict(v) if isinstance(v, dict) else v)
@@ -35,6 +51,7 @@ def settings_despite(command: str, flags: Mapping[str, Any], env: Mapping[str, s
     for _ in range(TRIES):
         if not _leave_out(error.key, flags, env, file_data):
             return None
+        left_out.append(error.key)
         try:
             return settings_from(command, flags, env, file_data)
         except ConfigError as exc:
@@ -48,9 +65,13 @@ def _leave_out(key: str, flags: dict[str, Any], env: dict[str, str],
     name = key.split(".", 2)
     if key == "--config":  # the file itself: already left out
         return True
-    if key in CREDENTIALS:
-        env[key] = PLACEHOLDER
+    name_of = key.removesuffix("_FILE")  # a credential read from a file (systemd, Kubernetes)
+    if name_of in CREDENTIALS:
+        env.pop(name_of + "_FILE", None)
+        env[name_of] = PLACEHOLDER
         return True
+    if name_of == ENTITY:
+        return any(env.pop(k, None) is not None for k in (ENTITY, ENTITY + "_FILE"))
     if key in (BY_STATUS_ENV, BY_STATUS) or key.startswith(BY_STATUS + "."):
         flags.pop(BY_STATUS, None)
         env.pop(BY_STATUS_ENV, None)
