@@ -145,7 +145,8 @@ def test_check_capture_writes_the_shape_of_the_answers_and_no_value(emu_thread, 
     assert fields["id"] == {"carried_by": 3, "types": ["string"]}
     assert fields["createdByUserProfile"]["fields"]["username"]["types"] == ["string"]
     assert doc["listing"]["runs"] == 3
-    assert "ratelimit-limit" in doc["listing"]["header_names"] or doc["listing"]["status"] == 200
+    assert doc["listing"]["status"] == 200
+    assert "content-type" in doc["listing"]["header_names"]
     assert "createdByUserProfile" not in doc["get"]["body"]["response"]  # as documented
     assert doc["get"]["body"]["response"]["id"] == "string"
     text = capture.read_text()
@@ -154,3 +155,32 @@ def test_check_capture_writes_the_shape_of_the_answers_and_no_value(emu_thread, 
                   *filter(None, tokens)]:
         assert value not in text
     assert [r.kind for r in emu.records] == ["token", "list", "get"]
+
+
+def test_check_capture_shows_no_value_used_as_a_name(emu_thread, cli, tmp_path):
+    """Names are data too: a server that keys fields by owner, run id or report name (or
+    echoes the token as a name) has them shown by length alone, never as written."""
+    emu = emu_thread(runs=0)
+    run = emu.add_run(status="STARTED", age_s=7200, created_by="owner0@corp.example")
+    emu.config.item_patch = {run.id: {"owner0@corp.example": 1, run.id: "x",
+                                      "Quarterly layoffs 2027": 2, "ownerEmail": "x@y.z"}}
+    capture = tmp_path / "capture.json"
+    res = cli(emu, "check", "--capture", str(capture))
+    assert res.code == 0, res.stderr
+    text = capture.read_text()
+    for value in ("owner0", "corp.example", run.id, "Quarterly", "x@y.z"):
+        assert value not in text
+    fields = json.loads(text)["listing"]["run_fields"]
+    assert "ownerEmail" in fields  # a name that reads as a field name is shown
+    assert "<a name of 19 characters>" in fields
+
+
+def test_capture_names_never_carry_a_secret():
+    from worker.capture import Names
+
+    names = Names(["tokSECRET123abc"])
+    assert names.field("reportId") == "reportId"
+    assert names.field("xTokSECRET123abcY") == "<a name of 17 characters>"
+    assert names.field("alice") == "<a name of 5 characters>"
+    assert names.headers(["Content-Type", "X-Token-Secret"]) == {
+        "header_names": ["content-type"], "other_header_names": 1}

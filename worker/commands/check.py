@@ -88,8 +88,10 @@ async def _ask(settings: Settings, control: JobControl) -> dict[str, Any]:
         if settings.run.capture:
             first = next((r.id for r in runs if r.id is not None), None)
             got = await client.request("GET", run_path(first)) if first else None
+            token = [v.split()[-1] for v in (await client.auth.headers()).values() if v]
             try:
-                write_capture(settings.run.capture, resp, items, got)
+                write_capture(settings.run.capture, resp, items, got,
+                              [*settings.credentials.secrets(), *token])
             except OSError as exc:
                 raise WorkerError(f"could not write the capture to {settings.run.capture}: "
                                   f"{exc}") from exc
