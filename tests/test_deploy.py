@@ -8,8 +8,10 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -345,12 +347,18 @@ def test_systemd_timer_is_persistent_and_jittered():
 
 
 FAKE_KUBECTL = r"""#!/usr/bin/env bash
-echo "$*" >> "$KLOG"
+# A stand-in kubectl: one CronJob whose suspend and annotation live in files ($KDIR).
+echo "$*" >> "$KDIR/calls"
 case "$*" in
-  *"jsonpath={.spec.suspend}"*) printf '%s' "${SUSPENDED:-}" ;;
+  *"annotate cronjob"*"run-once-") rm -f "$KDIR/annotation" ;;
+  *"annotate cronjob"*) [ -e "$KDIR/annotation" ] && exit 1; echo "$*" > "$KDIR/annotation" ;;
+  *"jsonpath={.spec.suspend}"*) cat "$KDIR/suspend" 2>/dev/null ;;
+  *"patch cronjob"*)
+    if [ -n "${RESTORE_FAILS:-}" ] && [[ "$*" != *'"suspend":true'* ]]; then exit 1; fi
+    v=false; [[ "$*" == *'"suspend":true'* ]] && v=true; echo "$v" > "$KDIR/suspend" ;;
   *"jsonpath={.status.active[*].name}"*)
-    n=$(cat "$KSTATE" 2>/dev/null || echo 0); echo $((n + 1)) > "$KSTATE"
-    [ "$n" -lt 1 ] && printf 'zuora-reaper-28800' ;;
+    n=$(cat "$KDIR/polls" 2>/dev/null || echo 0); echo $((n + 1)) > "$KDIR/polls"
+    [ "$n" -lt "${ACTIVE_POLLS:-1}" ] && printf 'zuora-reaper-28800' ;;
   *"create job"*) [ -n "${CREATE_FAILS:-}" ] && exit 1 ;;
   *"jsonpath={.status.succeeded}"*) printf '1/' ;;
 esac
@@ -358,42 +366,86 @@ exit 0
 """
 
 
-def _run_once(tmp_path: Path, **env: str) -> tuple[int, list[str]]:
-    """deploy/kubernetes/run-once.sh against a stand-in kubectl that logs its calls."""
+def _kubectl(tmp_path: Path, suspended: str = "false") -> dict[str, str]:
+    """A stand-in kubectl on PATH (its state in tmp_path), as the environment of a run."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     (bin_dir / "kubectl").write_text(FAKE_KUBECTL)
     (bin_dir / "kubectl").chmod(0o755)
-    log = tmp_path / "calls"
-    full = {"PATH": f"{bin_dir}:/usr/bin:/bin", "KLOG": str(log),
-            "KSTATE": str(tmp_path / "state"), "RUN_ONCE_POLL_S": "0", **env}
-    proc = subprocess.run(["bash", str(K8S / "run-once.sh"), "zuora-reaper"], env=full,
-                          capture_output=True, text=True, timeout=30, check=False)
-    return proc.returncode, log.read_text().splitlines()
+    (tmp_path / "suspend").write_text(suspended + "\n")
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin", "KDIR": str(tmp_path), "RUN_ONCE_POLL_S": "0"}
+
+
+def _run_once(env: dict[str, str], **extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(["bash", str(K8S / "run-once.sh"), "zuora-reaper"],
+                            env={**env, **extra}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    """Its exit code and stderr, its pipes closed."""
+    _out, err = proc.communicate(timeout=30)
+    return proc.returncode, err
+
+
+def _state(tmp_path: Path) -> tuple[str, bool]:
+    """(the CronJob's suspend, whether a run-once annotation is left on it)."""
+    return (tmp_path / "suspend").read_text().strip(), (tmp_path / "annotation").exists()
 
 
 def test_a_manual_run_waits_for_the_scheduled_one_and_puts_the_schedule_back(tmp_path):
     """`kubectl create job --from=cronjob/...` alone runs beside a scheduled job (Forbid does
-    not apply to it, the lock is per pod): the recipe suspends, waits, runs, then resumes."""
-    code, calls = _run_once(tmp_path, SUSPENDED="false")
-    assert code == 0
-    steps = [c.split(" -o ")[0] if "jsonpath" in c else c for c in calls]
-    suspend = steps.index('-n zuora-reaper patch cronjob zuora-reaper --type merge -p '
-                          '{"spec":{"suspend":true}}')
-    create = next(i for i, c in enumerate(steps) if "create job --from=cronjob/zuora-reaper" in c)
-    waits = [i for i, c in enumerate(calls) if ".status.active" in c]
-    assert suspend < waits[0] < waits[1] < create  # the scheduled job was waited out
-    assert calls[-1].endswith('{"spec":{"suspend":false}}')  # the schedule as it was
+    not apply to it, the lock is per pod): the recipe takes the CronJob, suspends it, waits,
+    runs, then puts it back as it was."""
+    code, err = _finish(_run_once(_kubectl(tmp_path)))
+    assert code == 0, err
+    calls = (tmp_path / "calls").read_text().splitlines()
+    order = [next(i for i, c in enumerate(calls) if words in c) for words in (
+        "annotate cronjob zuora-reaper zuora-reaper.io/run-once=false", '"suspend":true',
+        ".status.active", "create job --from=cronjob/zuora-reaper")]
+    assert order == sorted(order)
+    assert len([c for c in calls if ".status.active" in c]) == 2  # the scheduled job waited
+    assert _state(tmp_path) == ("false", False)
 
 
-@pytest.mark.parametrize(("env", "code", "restored"), [
-    ({"SUSPENDED": "true"}, 0, "true"),  # a suspended schedule stays suspended
-    ({"SUSPENDED": "false", "CREATE_FAILS": "1"}, 1, "false"),  # a failure still resumes
+@pytest.mark.parametrize(("suspended", "extra", "code", "after"), [
+    ("true", {}, 0, ("true", False)),  # a suspended schedule stays suspended
+    ("false", {"CREATE_FAILS": "1"}, 1, ("false", False)),  # a failure still resumes
+    ("false", {"RESTORE_FAILS": "1"}, 4, ("true", True)),  # said, with the command to run
 ])
-def test_the_manual_run_restores_the_schedule_however_it_ends(tmp_path, env, code, restored):
-    got, calls = _run_once(tmp_path, **env)
-    assert (got != 0) == bool(code)
-    assert calls[-1].endswith('{"spec":{"suspend":' + restored + "}}")
+def test_the_manual_run_restores_the_schedule_however_it_ends(tmp_path, suspended, extra,
+                                                              code, after):
+    got, err = _finish(_run_once(_kubectl(tmp_path, suspended), **extra))
+    assert got == code
+    assert _state(tmp_path) == after
+    if code == 4:
+        assert "patch cronjob zuora-reaper" in err
+
+
+def test_two_manual_runs_never_leave_the_schedule_suspended(tmp_path):
+    """A second run-once while one holds the CronJob is refused (exit 3): it used to read the
+    first one's suspension as the schedule's own and 'restore' it, suspended for good."""
+    env = _kubectl(tmp_path)
+    first = _run_once(env, ACTIVE_POLLS="40", RUN_ONCE_POLL_S="0.05")
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "annotation").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _finish(_run_once(env))[0] == 3
+    assert _finish(first)[0] == 0
+    assert _state(tmp_path) == ("false", False)
+
+
+def test_an_interrupted_manual_run_puts_the_schedule_back(tmp_path):
+    env = _kubectl(tmp_path)
+    proc = _run_once(env, ACTIVE_POLLS="1000", RUN_ONCE_POLL_S="0.05")
+    deadline = time.monotonic() + 10
+    calls = tmp_path / "calls"
+    while not (calls.exists() and '"suspend":true' in calls.read_text()) \
+            and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert _finish(proc)[0] == 143
+    assert _state(tmp_path) == ("false", False)
 
 
 def test_production_starts_as_plan_and_one_component_switches_it_to_run(tmp_path):
