@@ -90,10 +90,11 @@ def test_a_server_repeating_its_last_page_costs_one_page_and_a_warning(emu_threa
     assert res.code == 0, res.stderr
     assert res.report["counts"]["listed"] == 30
     assert _pages(emu) == [1, 2, 3, 4]
-    warnings = [w for w in res.report["warnings"] if "repeats runs already listed" in w]
-    assert warnings == ["listing page 4 repeats runs already listed: the server answers pages "
-                        "past the end with earlier ones; the listing ends here"]
-    assert "repeats runs already listed" in res.stderr
+    warnings = [w for w in res.report["warnings"] if "adds no run id" in w]
+    assert warnings == ["listing page 4 adds no run id not already listed (a server that "
+                        "answers a page past the end with an earlier one, or runs without "
+                        "ids): the listing ends here"]
+    assert "adds no run id" in res.stderr
 
 
 def test_a_server_that_ignores_the_page_size_is_read_as_it_pages(emu_thread, cli):
@@ -167,14 +168,16 @@ def _totals(kind: str, runs: int, size: int, asked: int, page: int) -> tuple[int
 @settings(max_examples=400, deadline=None)
 @given(runs=st.integers(0, 120), asked=st.integers(1, 30), cap=st.integers(1, 40),
        ignores_size=st.booleans(), clamp=st.booleans(), totals=st.sampled_from(TOTALS),
-       filtered=st.sets(st.integers(1, 12), max_size=3))
+       filtered=st.sets(st.integers(1, 12), max_size=3), whole=st.booleans())
 def test_every_server_paging_lists_every_run_with_at_most_one_page_more(
-        runs, asked, cap, ignores_size, clamp, totals, filtered):
+        runs, asked, cap, ignores_size, clamp, totals, filtered, whole):
     """For any listing length, page size asked, server cap (or a size the server uses
     whatever is asked), clamping or not, totals absent, right or wrong, and pages a server
     filters after paging (one run short): the listing collects every run, and asks at most
-    one page more than the server's pages hold. Filtered pages are only followed where the
-    totals say more remain (without totals a short page is the end: nothing else tells)."""
+    one page more than the server's pages hold (or than its totalPages says, when that
+    overstates them: empty pages are followed as far as it says). Filtered pages are only
+    followed where the totals say more remain (without totals a short page is the end:
+    nothing else tells)."""
     ids = [f"r{i}" for i in range(runs)]
     size = cap if ignores_size else min(asked, cap)
     paging, listed, requests = Paging(asked), [], 0
@@ -183,14 +186,27 @@ def test_every_server_paging_lists_every_run_with_at_most_one_page_more(
         requests += 1
         assert requests <= 1000, "the listing never ended"
         served = _served(ids, requests, size, clamp)
-        if requests in post_filter and len(served) > 1:
-            listed.append(served[-1])  # filtered out here: counted as seen by the test only
-            served = served[:-1]
+        if requests in post_filter and served:
+            gone = served if whole else served[-1:]  # the whole page, or one run of it
+            listed += gone  # filtered out here: counted as seen by the test only
+            served = [i for i in served if i not in gone]
         total_pages, total_elements = _totals(totals, runs, size, asked, len(served))
         paging.read(requests, PageBody(list(served), total_pages, total_elements),
                     [ReportRun(i, None, None, "STARTED", None, None, None) for i in served])
         listed += served
     assert set(listed) == set(ids)
     extra = 1 + bool(post_filter)  # pages filtered after paging may need one more to end
-    assert requests <= max(1, math.ceil(runs / size)) + extra
+    needed = max(1, math.ceil(runs / size))
+    said = _totals(totals, runs, size, asked, 0)[0] or 0  # empty pages follow totalPages
+    assert requests <= max(needed + extra, said + 1)
     assert size <= MAX_PAGE_RUNS
+
+
+def test_a_page_of_runs_without_ids_ends_the_listing_with_a_warning():
+    """A server that returns only the columns asked for (no id) and clamps: such runs can
+    never be cancelled, and a page adding no id ends the listing (it paged to --max-pages)."""
+    paging = Paging(10)
+    runs = [ReportRun(None, "rep", None, "STARTED", None, None, None) for _ in range(10)]
+    notes = paging.read(1, PageBody(list(range(10)), 60, 600), runs)
+    assert paging.ended
+    assert any("adds no run id" in note for note in notes)

@@ -50,3 +50,11 @@ def test_a_credential_with_a_line_break_is_a_config_error(name):
     with pytest.raises(ConfigError, match=name) as caught:
         load_credentials(env, "legacy")
     assert "def-ghi" not in str(caught.value)
+
+
+def test_a_secret_file_that_is_a_directory_is_a_config_error(tmp_path):
+    """A Secret volume mounted at the file's path (a common slip): exit 2 naming it, not a
+    traceback."""
+    with pytest.raises(ConfigError, match=r"ZUORA_CLIENT_SECRET_FILE: .* is a directory"):
+        load_credentials({"ZUORA_CLIENT_ID": "id", "ZUORA_CLIENT_SECRET_FILE": str(tmp_path)},
+                         "oauth")

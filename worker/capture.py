@@ -5,15 +5,14 @@ it came in, and how many of the listed runs carried it; the answers' status and 
 Every value is replaced by its type, so the file holds no run, owner, secret or token and can be
 sent to whoever supports the tool ("send us this when something looks off", README).
 
-Names are data too (a server may key an object by run id or owner): a field name is kept only
-when it is one Zuora's answers use, or reads as a field name (camelCase or snake_case, at most
-40 characters, holding no secret); any other is shown by its length alone. A header name is
-kept only when it is a known one; the others are counted.
+Names are data too (a server may key an object by run id or owner, and a name that reads like
+a field, ``john_smith``, may be one): a field name is kept only when it is one Zuora's answers
+or this tool use; any other is shown by its length alone. A header name is kept only when it
+is a known one; the others are counted.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -34,8 +33,8 @@ KNOWN_FIELDS = frozenset({
     "requestId", "id", "reportId", "reportID", "reportName", "reportType", "status",
     "startedOn", "updatedOn", "createdOn", "completedOn", "createdByUserProfile", "username",
     "name", "reportDefinition", "dataSource", "type", "error", "errors", "data", "items",
-    "runs", "results", "records", "timestamp", "path"})
-_FIELD = re.compile(r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]+)+|[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
+    "runs", "results", "records", "timestamp", "path", "createdBy", "createdById",
+    "userId", "userName", "owner", "user", "reportRunId", "runId", "count", "limit"})
 KNOWN_HEADERS = frozenset({
     "content-type", "content-length", "content-encoding", "date", "server", "vary",
     "connection", "transfer-encoding", "cache-control", "expires", "pragma", "etag",
@@ -68,8 +67,7 @@ class Names:
 
     def field(self, key: object) -> str:
         name = str(key)
-        if name in KNOWN_FIELDS or (len(name) <= 40 and _FIELD.fullmatch(name)
-                                    and not any(s in name for s in self._secrets)):
+        if name in KNOWN_FIELDS and not any(s in name for s in self._secrets):
             return name
         return f"<a name of {len(name)} characters>"
 

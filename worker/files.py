@@ -38,10 +38,15 @@ def read_capped(key: str, path: str, cap: int, what: str) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise ConfigError(key, f"cannot read {what} {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "rb") as handle:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            raise ConfigError(key, f"{what} {path} is a directory")
-        data = handle.read(cap + 1)
+    if stat.S_ISDIR(os.fstat(fd).st_mode):  # before fdopen, which refuses a directory itself
+        os.close(fd)
+        raise ConfigError(key, f"{what} {path} is a directory (a Secret volume mounted where "
+                               "its file was meant to be?)")
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read(cap + 1)
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {what} {path}: {exc.strerror}") from exc
     return decode_capped(key, path, data, cap, what)
 
 

@@ -88,11 +88,12 @@ class Paging:
     """When a listing has ended (zuora-api.md §6.4: how paging ends is not documented, so
     every signal is read, and none is trusted alone where trusting it could drop runs):
 
-    - an empty page;
-    - a page that adds no run not seen before (a server that answers a page past the end
-      with the last page again): warned once;
-    - a page shorter than an earlier one, unless the page's totals say more remain (a server
-      that filters after paging); then the totals are followed.
+    - a page that adds no run id not seen before (a server that answers a page past the end
+      with an earlier page, or runs without ids): warned;
+    - an empty page, unless its ``totalPages`` says pages remain, or a page shorter than an
+      earlier one, unless its totals say more remain (a server that filters after paging:
+      then the totals are followed; its ``totalElements`` may count runs it filtered away,
+      so an empty page follows ``totalPages`` alone).
 
     Totals alone never end a listing (a server's totals may be off: counted from 0, on the
     size asked rather than served, per page): after a first page, short or not, or a full
@@ -101,7 +102,7 @@ class Paging:
     """
 
     def __init__(self, asked: int) -> None:
-        self.asked, self.largest = asked, 0
+        self.asked, self.largest, self.items = asked, 0, 0
         self.seen: set[str] = set()
         self.ended = self._oversize_noted = self._disagree_noted = False
 
@@ -113,18 +114,21 @@ class Paging:
             self._oversize_noted = True
             notes.append(f"the server answers pages of {len(runs)} runs, more than the "
                          f"{self.asked} asked for (pageSize ignored); read as they come")
-        repeated = bool(ids) and ids <= self.seen
+        repeated = bool(runs) and ids <= self.seen  # no new id (also: no id at all)
         if repeated:
-            notes.append(f"listing page {number} repeats runs already listed: the server "
-                         "answers pages past the end with earlier ones; the listing ends here")
+            notes.append(f"listing page {number} adds no run id not already listed (a server "
+                         "that answers a page past the end with an earlier one, or runs "
+                         "without ids): the listing ends here")
         self.seen |= ids
-        more = _totals_say_more(body, number, len(self.seen))
-        short = 0 < len(runs) < self.largest  # the first page has nothing to be shorter than
+        self.items += len(runs)
+        more = _totals_say_more(body, number, self.items)
+        short = len(runs) < self.largest  # the first page has nothing to be shorter than
         if short and more and not self._disagree_noted:
             self._disagree_noted = True
-            notes.append(f"listing page {number} is shorter than the pages before it, but the "
-                         "page's totals say more remain: paging on as they say")
-        self.ended = not runs or repeated or (short and more is not True)
+            notes.append(f"listing page {number} is shorter than the pages before it (or "
+                         "empty), but the page's totals say more remain: paging on as they say")
+        pages_left = body.total_pages is not None and number < body.total_pages
+        self.ended = repeated or (not runs and not pages_left) or (short and more is not True)
         self.largest = max(self.largest, len(runs))
         return tuple(notes)
 
@@ -171,7 +175,7 @@ async def iter_pages(client: ApiClient, statuses: tuple[str, ...], listing: List
             body = page_body(await task, listing.list_items_field, number, listing.page_size)
             runs = [parse_run(item) for item in body.items]
             notes = paging.read(number, body, runs)
-            if runs and number > listing.max_pages:
+            if number > listing.max_pages and (runs or not paging.ended):
                 raise UnusableResponse(
                     f"listing passed the page cap of {listing.max_pages} pages without "
                     "ending; raise --max-pages if that is real")

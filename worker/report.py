@@ -175,12 +175,14 @@ def stdout_lines(header: Mapping[str, Any], result: JobResult) -> Iterator[str]:
     is on any line (log stores keep them): the full report, owners included, is the report
     file. No line is longer than ``STDOUT_LINE_CAP``."""
     yield _summary_line(header) + "\n"
+    owners = _owners(header["filters"])
     for rec in result.records.values():
         if rec.selected:
             entry = {"type": "run", **run_entry(rec)}
             del entry["created_by"]
-            for key in ("error", "problem"):
-                entry[key] = _cut(entry[key])
+            for key, value in entry.items():  # a server's error text may name the owner
+                if isinstance(value, str):
+                    entry[key] = _cut(_mask(value, owners))
             yield orjson.dumps(entry).decode() + "\n"
 
 
