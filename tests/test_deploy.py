@@ -347,20 +347,28 @@ def test_systemd_timer_is_persistent_and_jittered():
 
 
 FAKE_KUBECTL = r"""#!/usr/bin/env bash
-# A stand-in kubectl: one CronJob whose suspend and annotation live in files ($KDIR).
+# A stand-in kubectl: one CronJob and one lock ConfigMap, their state in files ($KDIR).
 echo "$*" >> "$KDIR/calls"
+fails() {  # the first $1 calls of kind $2 fail
+  local n; n=$(cat "$KDIR/fail-$2" 2>/dev/null || echo 0); echo $((n + 1)) > "$KDIR/fail-$2"
+  [ "$n" -lt "$1" ]
+}
 case "$*" in
-  *"annotate cronjob"*"run-once-") rm -f "$KDIR/annotation" ;;
-  *"annotate cronjob"*) [ -e "$KDIR/annotation" ] && exit 1; echo "$*" > "$KDIR/annotation" ;;
-  *"jsonpath={.spec.suspend}"*) cat "$KDIR/suspend" 2>/dev/null ;;
+  *"create configmap"*)
+    if [ -e "$KDIR/lock" ]; then echo 'Error from server (AlreadyExists): exists' >&2; exit 1; fi
+    echo "$*" > "$KDIR/lock" ;;
+  *"delete configmap"*) rm -f "$KDIR/lock" ;;
+  *"patch configmap"*) ;;
+  *"jsonpath={.spec.suspend}"*) cat "$KDIR/suspend" ;;
   *"patch cronjob"*)
     if [ -n "${RESTORE_FAILS:-}" ] && [[ "$*" != *'"suspend":true'* ]]; then exit 1; fi
     v=false; [[ "$*" == *'"suspend":true'* ]] && v=true; echo "$v" > "$KDIR/suspend" ;;
   *"jsonpath={.status.active[*].name}"*)
+    fails "${FAIL_ACTIVE_GETS:-0}" active && exit 1
     n=$(cat "$KDIR/polls" 2>/dev/null || echo 0); echo $((n + 1)) > "$KDIR/polls"
     [ "$n" -lt "${ACTIVE_POLLS:-1}" ] && printf 'zuora-reaper-28800' ;;
-  *"create job"*) [ -n "${CREATE_FAILS:-}" ] && exit 1 ;;
-  *"jsonpath={.status.succeeded}"*) printf '1/' ;;
+  *"create job"*) [ -n "${CREATE_FAILS:-}" ] && exit 1; echo created > "$KDIR/job" ;;
+  *"jsonpath={.status.succeeded}"*) fails "${FAIL_JOB_GETS:-0}" job && exit 1; printf '1/' ;;
 esac
 exit 0
 """
@@ -389,20 +397,20 @@ def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
 
 
 def _state(tmp_path: Path) -> tuple[str, bool]:
-    """(the CronJob's suspend, whether a run-once annotation is left on it)."""
-    return (tmp_path / "suspend").read_text().strip(), (tmp_path / "annotation").exists()
+    """(the CronJob's suspend, whether the run-once lock is left)."""
+    return (tmp_path / "suspend").read_text().strip(), (tmp_path / "lock").exists()
 
 
 def test_a_manual_run_waits_for_the_scheduled_one_and_puts_the_schedule_back(tmp_path):
     """`kubectl create job --from=cronjob/...` alone runs beside a scheduled job (Forbid does
-    not apply to it, the lock is per pod): the recipe takes the CronJob, suspends it, waits,
-    runs, then puts it back as it was."""
+    not apply to it, the lock is per pod): the recipe takes its lock, suspends the CronJob,
+    waits, runs, then puts it back as it was."""
     code, err = _finish(_run_once(_kubectl(tmp_path)))
     assert code == 0, err
     calls = (tmp_path / "calls").read_text().splitlines()
     order = [next(i for i, c in enumerate(calls) if words in c) for words in (
-        "annotate cronjob zuora-reaper zuora-reaper.io/run-once=false", '"suspend":true',
-        ".status.active", "create job --from=cronjob/zuora-reaper")]
+        "create configmap zuora-reaper-run-once", "jsonpath={.spec.suspend}",
+        '"suspend":true', ".status.active", "create job --from=cronjob/zuora-reaper")]
     assert order == sorted(order)
     assert len([c for c in calls if ".status.active" in c]) == 2  # the scheduled job waited
     assert _state(tmp_path) == ("false", False)
@@ -410,29 +418,44 @@ def test_a_manual_run_waits_for_the_scheduled_one_and_puts_the_schedule_back(tmp
 
 @pytest.mark.parametrize(("suspended", "extra", "code", "after"), [
     ("true", {}, 0, ("true", False)),  # a suspended schedule stays suspended
-    ("false", {"CREATE_FAILS": "1"}, 1, ("false", False)),  # a failure still resumes
-    ("false", {"RESTORE_FAILS": "1"}, 4, ("true", True)),  # said, with the command to run
+    ("false", {"CREATE_FAILS": "1"}, 5, ("false", False)),  # kubectl failed: put back
+    ("false", {"RESTORE_FAILS": "1"}, 4, ("true", True)),  # said, with the commands to run
 ])
 def test_the_manual_run_restores_the_schedule_however_it_ends(tmp_path, suspended, extra,
                                                               code, after):
     got, err = _finish(_run_once(_kubectl(tmp_path, suspended), **extra))
-    assert got == code
+    assert got == code, err
     assert _state(tmp_path) == after
     if code == 4:
         assert "patch cronjob zuora-reaper" in err
 
 
+def test_a_failed_kubectl_read_is_tried_again_never_taken_as_an_answer(tmp_path):
+    """A failing `get` while waiting read as 'no job active' would start the manual job beside
+    the scheduled one; a failing `get` of the manual job read as 'failed' would resume the
+    schedule beside it. Both are tried again."""
+    env = _kubectl(tmp_path)
+    code, err = _finish(_run_once(env, FAIL_ACTIVE_GETS="2", ACTIVE_POLLS="0",
+                                  FAIL_JOB_GETS="2"))
+    assert code == 0, err
+    calls = (tmp_path / "calls").read_text().splitlines()
+    create = next(i for i, c in enumerate(calls) if "create job" in c)
+    assert len([c for c in calls[:create] if ".status.active" in c]) == 3  # 2 failed, 1 read
+    assert len([c for c in calls if ".status.succeeded" in c]) == 3
+
+
 def test_two_manual_runs_never_leave_the_schedule_suspended(tmp_path):
-    """A second run-once while one holds the CronJob is refused (exit 3): it used to read the
+    """A second run-once while one holds the lock is refused (exit 3): it used to read the
     first one's suspension as the schedule's own and 'restore' it, suspended for good."""
     env = _kubectl(tmp_path)
     first = _run_once(env, ACTIVE_POLLS="40", RUN_ONCE_POLL_S="0.05")
     deadline = time.monotonic() + 10
-    while not (tmp_path / "annotation").exists() and time.monotonic() < deadline:
+    while not (tmp_path / "lock").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert _finish(_run_once(env))[0] == 3
     assert _finish(first)[0] == 0
     assert _state(tmp_path) == ("false", False)
+    assert (tmp_path / "job").exists()
 
 
 def test_an_interrupted_manual_run_puts_the_schedule_back(tmp_path):
