@@ -119,29 +119,29 @@ def config_failed(ns: argparse.Namespace, settings: Settings | None, exc: Config
     if settings is None or ns.command not in ("plan", "run"):
         print(f"zuora-reaper: config error: {message}", file=sys.stderr)
         return exit_code_of(error)
-    configure_logging(settings.output.log_format, settings.output.log_level,
-                      secrets=job_secrets(settings))
-    job_id = new_job_id()
-    bind_job(job_id=job_id, target=settings.target.base_url, target_id=settings.identity.key,
-             mode=settings.command, version=__version__)
+    job_id = start_logging(settings)
+    assert job_id is not None  # plan and run have one
     return finish_unstarted(settings, error, job_id, exit_code_of)
 
 
 # ---------------------------------------------------------------- running a job command
 
 
-def execute(settings: Settings) -> int:
-    """Run ``settings.command`` and return the process exit code. Nothing it prints is
-    scrubbed as text: secrets were scrubbed where foreign text entered (``worker.logs``)."""
+def start_logging(settings: Settings) -> str | None:
+    """Configure logging for ``settings`` and bind the job's fields to every line; return the
+    job id (plan and run have one)."""
     out = settings.output
     configure_logging(out.log_format, out.log_level, secrets=job_secrets(settings))
-    return _execute(settings)
-
-
-def _execute(settings: Settings) -> int:
     job_id = new_job_id() if settings.command in ("plan", "run") else None
     bind_job(job_id=job_id, target=settings.target.base_url, target_id=settings.identity.key,
              mode=settings.command, version=__version__)
+    return job_id
+
+
+def execute(settings: Settings) -> int:
+    """Run ``settings.command`` and return the process exit code. Nothing it prints is
+    scrubbed as text: secrets were scrubbed where foreign text entered (``worker.logs``)."""
+    job_id = start_logging(settings)
     if settings.command == "explain":
         print(explain.render_explain(settings))
         return 0

@@ -226,11 +226,6 @@ def page_cap(size: int) -> int:
     return size * BYTES_PER_RUN + ENVELOPE_BYTES
 
 
-def page_items(resp: Response, field: str | None, number: int, size: int) -> list[object]:
-    """The items of one listing page (see :func:`page_body`)."""
-    return page_body(resp, field, number, size).items
-
-
 def page_body(resp: Response, field: str | None, number: int, size: int) -> PageBody:
     """The items and totals of one listing page; UnusableResponse when it is not JSON, has
     no list, or holds more than ``MAX_PAGE_RUNS`` items (and more than asked): a page that

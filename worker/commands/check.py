@@ -21,7 +21,7 @@ from worker.config import Settings
 from worker.control import JobControl
 from worker.errors import WorkerError
 from worker.http import Response
-from worker.listing import columns_for, fetch_page, page_items
+from worker.listing import columns_for, fetch_page, page_body
 from worker.pacer import PacerConfig, cancels_with, plan_for
 from worker.ratelimit import Limits, Window, parse_concurrency_limit, parse_limits
 from worker.retry import RetryPolicy
@@ -82,8 +82,8 @@ async def _ask(settings: Settings, control: JobControl) -> dict[str, Any]:
         statuses = [("status", s) for s in settings.selection.filters.statuses]
         resp = await fetch_page(client, statuses, 1, settings.listing.page_size,
                                 columns_for(settings.selection))
-        items = page_items(resp, settings.listing.list_items_field, 1,
-                           settings.listing.page_size)
+        items = page_body(resp, settings.listing.list_items_field, 1,
+                          settings.listing.page_size).items
         runs = [parse_run(i) for i in items]
         if settings.run.capture:
             first = next((r.id for r in runs if r.id is not None), None)
