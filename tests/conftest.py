@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import json
@@ -21,6 +22,7 @@ import pytest
 import structlog
 from aiohttp import web
 from local import clean_env
+from pgcluster import PgCluster, PgUnavailable
 from staged import Script, ScriptedZuora
 
 from worker.cli import main
@@ -72,6 +74,19 @@ _shim_aioresponses()
 
 
 # ---------------------------------------------------------------- isolation
+@pytest.fixture(autouse=True, scope="session")
+def _state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Jobs keep their default state (``worker.state.location``) in a folder of the session,
+    never in the developer's home; tests of memory name their own ``--state``."""
+    saved = {name: os.environ.pop(name, None) for name in ("XDG_STATE_HOME", "STATE_DIRECTORY")}
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state-home"))
+    yield
+    for name, value in saved.items():
+        os.environ.pop(name, None)
+        if value is not None:
+            os.environ[name] = value
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No ZUORA_* variable from the developer's shell leaks into a test; logging is reset."""
@@ -198,7 +213,7 @@ def _defaults(emu: Emulator | None, args: tuple[str, ...], tmp_path: Path,
     extra: list[str] = []
     if emu is not None and "--base-url" not in args and "--environment" not in args:
         extra += ["--base-url", emu.base_url]
-    if args and args[0] == "check":  # check writes no report and takes no lock
+    if args and args[0] in ("check", "spare", "history"):  # no report and no lock
         return extra
     if "--report-file" not in args:
         extra += ["--report-file", str(tmp_path / "report.json")]
@@ -256,9 +271,9 @@ def popen_job(tmp_path: Path) -> Iterator[Callable[..., Job]]:
     """
     started: list[subprocess.Popen[str]] = []
 
-    def start(emu: Emulator, *args: str, name: str = "job", grace: float | None = None) -> Job:
-        env = clean_env()
-        env.update(OAUTH_ENV)
+    def start(emu: Emulator, *args: str, name: str = "job", grace: float | None = None,
+              env: dict[str, str] | None = None) -> Job:
+        env = clean_env(**OAUTH_ENV, **(env or {}))
         report = tmp_path / f"{name}-report.json"
         entry = ["-m", "worker"]
         if grace is not None:  # a shorter grace period, so a test need not wait 5 s
@@ -528,3 +543,54 @@ def receiver() -> Iterator[Callable[..., Receiver]]:
     yield factory
     for rt in threads:
         rt.stop()
+
+
+# ---------------------------------------------------------------- a real PostgreSQL (state store)
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL cluster (tests/support/pgcluster.py): started the first time a
+    test asks for it, once per session, stopped and its directory deleted at the end. Skips,
+    saying exactly why, where it cannot be had; with CI_REQUIRE_POSTGRES set, that is an error."""
+    try:
+        cluster = PgCluster.start()
+    except PgUnavailable as exc:
+        reason = str(exc)
+    else:
+        reason = ""
+    if reason and os.environ.get("CI_REQUIRE_POSTGRES"):
+        pytest.fail(f"CI_REQUIRE_POSTGRES is set, but: {reason}", pytrace=False)
+    if reason:
+        pytest.skip(f"PostgreSQL unavailable: {reason}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _fresh_database(cluster: PgCluster) -> Iterator[str]:
+    """A new empty database on ``cluster`` for one test; dropped after it (open connections
+    too), so a long session does not pile databases up."""
+    url = cluster.create_database()
+    yield url
+    with contextlib.suppress(Exception):  # the cluster is deleted at the end anyway
+        cluster.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The state store's URL, once per backend: ``sqlite:///TMP/state.db``, then
+    ``postgresql://reaper:PASSWORD@127.0.0.1:PORT/DB``, a fresh empty database on the session's
+    cluster. Only the postgresql case needs (and starts) PostgreSQL; it skips where there is none.
+    """
+    if request.param == "sqlite":
+        yield "sqlite:///" + str(tmp_path / "state.db")
+        return
+    yield from _fresh_database(request.getfixturevalue("pg_cluster"))
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """``postgresql://reaper:PASSWORD@127.0.0.1:PORT/DB``: a fresh empty database (PostgreSQL
+    only; skips where there is none)."""
+    yield from _fresh_database(pg_cluster)

@@ -13,7 +13,7 @@ def test_outcome_values_are_the_documented_names():
     """The outcome enum spells exactly the issue's outcome names."""
     assert {o.value for o in Outcome} == {"cancelled", "already_cancelled", "already_finished",
                                           "not_found", "failed", "would_cancel",
-                                          "not_attempted", "still_running", "unknown"}
+                                          "not_attempted", "still_running", "unknown", "noticed"}
 
 
 def _record(key: str, selected: bool = True) -> RunRecord:

@@ -145,10 +145,21 @@ def parse_run(item: Any) -> ReportRun:
         updated_on=parse_time(item.get("updatedOn")),
         created_by=_created_by(item),
         problem=problem,
+        report_name=_report_name(item),
     ))
 
 
-_TEXT_FIELDS = ("id", "report_id", "report_type", "status", "created_by")
+def _report_name(item: Mapping[str, Any]) -> str | None:
+    """``reportName``, or the GET's ``reportDefinition.name``; None when neither is text."""
+    definition = item.get("reportDefinition")
+    name = item.get("reportName")
+    if name is None and isinstance(definition, Mapping):
+        name = definition.get("name")
+    text = _text(name)
+    return text[:200] if text else None
+
+
+_TEXT_FIELDS = ("id", "report_id", "report_type", "status", "created_by", "report_name")
 
 
 def _unechoed(run: ReportRun) -> ReportRun:
@@ -168,7 +179,7 @@ def _unechoed(run: ReportRun) -> ReportRun:
 
     return replace(run, id=None if "id" in leaked else run.id, report_id=clean("report_id"),
                    report_type=clean("report_type"), status=clean("status"),
-                   created_by=clean("created_by"),
+                   created_by=clean("created_by"), report_name=clean("report_name"),
                    problem=f"{', '.join(leaked)} held a configured secret (an echo of what "
                            "was sent?): never cancelled")
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -39,11 +40,14 @@ from worker.logs import (
     is_terminal,
     url_secrets,
 )
+from worker.memory import Memory
 from worker.models import JobResult, RunRecord
-from worker.options import UnknownCommand, given_flags, normalise, parse
+from worker.options import UnknownCommand, command_args, given_flags, normalise, parse
 from worker.progress import Progress, progress_for
 from worker.screen import ask
 from worker.secrets import env_secrets
+from worker.state.location import state_secrets
+from worker.state.store import Store, open_for
 
 log = structlog.get_logger("worker.cli")
 
@@ -54,9 +58,10 @@ EXIT_CODES: dict[Kind, int] = {
 
 
 def _on_demand(module: str) -> Callable[..., Kind]:
-    """The ``main`` of a command that brings the emulator (and aiohttp's server) in: ``demo``
-    and ``emulator`` load it when asked for, so no job pays for it at start-up (the one module
-    loaded on demand; tests/test_layout.py checks ``import worker.cli`` stays free of it)."""
+    """The ``main`` of a command no job needs: ``demo`` and ``emulator`` (they bring the
+    emulator and aiohttp's server in), ``spare`` and ``history``; loaded when asked for, so no
+    job pays for them at start-up (tests/test_layout.py checks ``import worker.cli`` stays
+    free of the emulator)."""
     main: Callable[..., Kind] = importlib.import_module(module).main
     return main
 
@@ -103,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings: Settings | None = None
     try:
         settings = load_settings(ns.command, flags_from(ns), os.environ, ns.config)
+        settings = dataclasses.replace(settings, args=command_args(ns))
         require_basis(settings)
     except ConfigError as exc:
         return config_failed(ns, settings, exc)
@@ -147,34 +153,53 @@ def execute(settings: Settings) -> int:
         return 0
     if settings.command == "check":
         return exit_code_of(run_loop(check.run_check(settings, exit_code_of)))
+    if settings.command in ("spare", "history"):
+        return exit_code_of(_on_demand(f"worker.commands.{settings.command}")(settings))
     log.info("job.start", command=settings.command, identity=settings.identity.describe(),
              environment=settings.target.environment, auth=settings.target.auth,
              dry_run=settings.dry_run)
-    with signals.restored():
+    with signals.restored(), contextlib.ExitStack() as stack:
         try:
-            with job_lock(settings) if not settings.dry_run else contextlib.nullcontext():
-                result = run_loop(_run_with_signals(settings, job_id))
-        except WorkerError as exc:  # the lock is held by another job
+            store = open_for(settings, os.environ)
+            if store is not None:
+                stack.callback(store.close)
+            stack.enter_context(_single_flight(settings, store))
+            memory = Memory(store, settings, datetime.now(UTC)) if store else None
+        except WorkerError as exc:  # a state store refused, or another job holds the lock
             return finish_unstarted(settings, exc, job_id or "", exit_code_of)
-        return finish(settings, result, exit_code_of)
+        result = run_loop(_run_with_signals(settings, job_id, memory))
+        return finish(settings, result, exit_code_of, store=store)
+
+
+def _single_flight(settings: Settings, store: Store | None) -> contextlib.AbstractContextManager[
+        object]:
+    """``run``'s lock: a PostgreSQL advisory lock when the state is there (hosts and pods
+    share it), else the lock file; ``plan`` cancels nothing and takes none."""
+    if settings.dry_run:
+        return contextlib.nullcontext()
+    if store is not None and store.is_postgresql:
+        return store.lock(settings.identity.key, settings.identity.describe())
+    return job_lock(settings)
 
 
 def job_secrets(settings: Settings) -> list[str]:
     """Every secret known before the job starts: credentials, proxy and webhook credentials
     (the access tokens are added as they are received)."""
     return [*settings.credentials.secrets(), *settings.network.secrets(),
-            *url_secrets(settings.output.notify_webhook)]
+            *url_secrets(settings.output.notify_webhook), *state_secrets(settings.state.url)]
 
 
 # ---------------------------------------------------------------- signals
 
 
-async def _run_with_signals(settings: Settings, job_id: str | None = None) -> JobResult:
+async def _run_with_signals(settings: Settings, job_id: str | None = None,
+                            memory: Memory | None = None) -> JobResult:
     control = JobControl(settings.pacing.deadline, job_id)
     progress = progress_for(settings)
     job = Job(settings, JobDeps(control=control, on_selected=progress.selected,
                                 on_done=progress.finished, on_page=progress.page,
-                                confirm=_confirm_for(settings, progress, control)))
+                                confirm=_confirm_for(settings, progress, control),
+                                memory=memory))
     loop = asyncio.get_running_loop()
     hooked = signals.install(loop, signals.stopper(control))
     try:

@@ -22,6 +22,7 @@ from worker.keys import KEYS, KEYS_BY_NAME, SECTIONS, Key, default_of
 from worker.models import IN_PROGRESS
 from worker.network import Network, network_from
 from worker.secrets import Credentials, load_credentials
+from worker.state.location import resolve
 
 SOURCE_RANK = {"default": 0, "file": 1, "env": 2, "flag": 3}
 RULE_FIELDS = ("older_than", "older_than_by_status", "idle_for", "statuses", "report_types",
@@ -68,6 +69,8 @@ class Selection:
     rules: tuple[Rule, ...] = ()
     exclude: Exclusions = Exclusions()
     min_age: float = default_of("safety.min_age")  # 0 when --allow-young
+    stalled_for: float | None = None  # across jobs, from the state store (worker.memory)
+    notice: float | None = None  # warn first; cancel only this long after the notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +167,14 @@ class RunOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class StateOptions:
+    """Where the memory across jobs lives (``worker.state``), and how long it is kept."""
+
+    url: str | None = None  # None: the default SQLite file; "none": no memory
+    keep: float = default_of("state.keep")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The one config object passed through the job."""
 
@@ -177,8 +188,11 @@ class Settings:
     output: Output
     run: RunOptions
     network: Network = field(default_factory=Network)
+    state: StateOptions = field(default_factory=StateOptions)
     values: Mapping[str, Any] = field(default_factory=dict, repr=False)
     sources: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # a command's own arguments that are no config key (spare's run ids, history's --since)
+    args: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def dry_run(self) -> bool:
@@ -415,6 +429,11 @@ _COERCE: dict[str, Any] = {
 # ---------------------------------------------------------------- building Settings
 
 
+# What each command needs of the credentials: 2 both (it sends requests), 1 the principal
+# (``spare`` records under the target's identity), 0 nothing (``history`` reads the state).
+CREDENTIALS_NEEDED = {"spare": 1, "history": 0}
+
+
 def load_settings(command: str, flags: Mapping[str, Any], env: Mapping[str, str],
                   config_path: str | None = None) -> Settings:
     """Build validated Settings; raise ConfigError naming the first bad key."""
@@ -433,7 +452,8 @@ def settings_from(command: str, flags: Mapping[str, Any], env: Mapping[str, str]
     values[BY_STATUS] = _by_status(BY_STATUS, raw[BY_STATUS])
     _validate_ranges(values)
     _validate_outputs(values)
-    target = _target(values, sources)
+    _validate_state(values, sources, env)
+    target = _target(values, sources, optional=command == "history")
     rules = _rules(file_data.get("rules", []))
     selection = Selection(
         filters=_filters(values, "filters."),
@@ -441,12 +461,14 @@ def settings_from(command: str, flags: Mapping[str, Any], env: Mapping[str, str]
         exclude=Exclusions(values["exclude.report_types"], values["exclude.created_by"],
                            values["exclude.report_ids"]),
         min_age=0.0 if values["safety.allow_young"] else values["safety.min_age"],
+        stalled_for=values["filters.stalled_for"],
+        notice=values["safety.notice"],
     )
     check_age_coverage(selection)
     return Settings(
         command=command,
         target=target,
-        credentials=load_credentials(env, target.auth),
+        credentials=load_credentials(env, target.auth, need=CREDENTIALS_NEEDED.get(command, 2)),
         selection=selection,
         max_cancel=values["safety.max_cancel"],
         pacing=Pacing(**_section(values, "pacing")),
@@ -454,6 +476,7 @@ def settings_from(command: str, flags: Mapping[str, Any], env: Mapping[str, str]
         output=Output(**_section(values, "output")),
         run=RunOptions(**_section(values, "run")),
         network=network_from(values, sources, env),
+        state=StateOptions(**_section(values, "state")),
         values=values,
         sources=sources,
     )
@@ -491,7 +514,8 @@ def _refuse_uncovered(rule: Rule | None, uncovered: list[str], statuses: Iterabl
         f"--older-than {uncovered[0]}=1h), add a plain --older-than D for the rest{narrow}"))
 
 
-BASIS = ("filters.older_than", BY_STATUS, "filters.idle_for", "run.ids_file", "run.plan")
+BASIS = ("filters.older_than", BY_STATUS, "filters.idle_for", "filters.stalled_for",
+         "run.ids_file", "run.plan")
 
 
 def require_basis(settings: Settings) -> None:
@@ -505,7 +529,7 @@ def require_basis(settings: Settings) -> None:
     floor = format_duration(values["safety.min_age"])
     raise ConfigError("filters.older_than", (
         "run needs an explicit basis for selection: --older-than (e.g. --older-than 2h), "
-        "--idle-for, [[rules]] in the config file, --ids-file or --plan (flag, "
+        "--idle-for, --stalled-for, [[rules]] in the config file, --ids-file or --plan (flag, "
         f"ZUORA_REAPER_* or config file); without one it would cancel every in-progress run "
         f"older than {floor}. Preview with 'zuora-reaper plan' first"))
 
@@ -579,8 +603,29 @@ _RANGES: tuple[tuple[str, float, float], ...] = (
     ("pacing.concurrency", 1, 500), ("pacing.quota_share", 0.01, 1.0),
     ("pacing.max_attempts", 1, 20), ("pacing.attempt_timeout", 0.1, 600),
     ("pacing.retry_budget", 0, 1_000_000), ("safety.max_cancel", 0, 10_000_000),
-    ("pacing.deadline", 0.001, 7 * 86400),
+    ("pacing.deadline", 0.001, 7 * 86400), ("filters.stalled_for", 1, 365 * 86400),
+    ("safety.notice", 1, 365 * 86400), ("state.keep", 86400, 10 * 366 * 86400),
 )
+
+
+def _validate_state(values: Mapping[str, Any], sources: Mapping[str, str],
+                    env: Mapping[str, str]) -> None:
+    """A ``--state`` that names no store is refused here, and a password in it unless it came
+    from the environment (a flag shows in ``ps``, a file is no place for secrets);
+    --stalled-for and --notice must be shorter than --keep (or the state they read would be
+    pruned first)."""
+    if values["state.url"]:
+        location = resolve(values["state.url"], env)
+        if location and location.password() and sources["state.url"] != "env":
+            raise ConfigError("state.url", "a password in the URL is a secret: give the URL "
+                                           "in ZUORA_REAPER_STATE, or the password in "
+                                           "PGPASSWORD or a PGPASSFILE, never in a flag or "
+                                           "the config file")
+    for name in ("filters.stalled_for", "safety.notice"):
+        if values[name] is not None and values[name] >= values["state.keep"]:
+            raise ConfigError(name, f"{format_duration(values[name])} is not shorter than "
+                                    f"--keep {format_duration(values['state.keep'])}: the "
+                                    "state would be pruned before it is used; raise --keep")
 
 
 def _validate_ranges(values: Mapping[str, Any]) -> None:
@@ -595,7 +640,8 @@ def _validate_ranges(values: Mapping[str, Any]) -> None:
                                               + ", ".join(IN_PROGRESS))
 
 
-def _target(values: Mapping[str, Any], sources: Mapping[str, str]) -> Target:
+def _target(values: Mapping[str, Any], sources: Mapping[str, str],
+            optional: bool = False) -> Target:
     auth = values["target.auth"]
     base, env_name = values["target.base_url"], values["target.environment"]
     if base and env_name:
@@ -609,6 +655,8 @@ def _target(values: Mapping[str, Any], sources: Mapping[str, str]) -> Target:
             raise ConfigError("target.environment", f"unknown environment {env_name!r}; allowed: "
                                                     + ", ".join(environments.ENVIRONMENTS))
         base = environments.base_url_for(env_name, auth)
+    if not base and optional:  # history: every target, unless one is named
+        return Target(base_url="", environment=None, auth=auth)
     if not base:
         raise ConfigError("target.base_url",
                           "no target: set --base-url or --environment (see README)")

@@ -1,13 +1,16 @@
 """The one exception tree of zuora-reaper, and the kinds of failure a job can end with.
 
 Library errors (aiohttp, json, OS) are translated into these classes only at the HTTP edge
-(``worker.http``). Every error carries a :class:`Kind`; only the CLI (``worker.cli``) turns a
+(``worker.http``), and the database's at the state edge (``worker.state.store``). Every
+error carries a :class:`Kind`; only the CLI (``worker.cli``) turns a
 kind into an exit code.
 
 ::
 
     WorkerError                                                       kind
     ├── ConfigError                 bad flag, env var or config file  config
+    │   └── StateUnavailable        the state store cannot be opened  config
+    ├── StateError                  the state store failed mid-job    failed
     ├── GuardRefused                a safety guard refused to act     guard
     ├── LockHeld                    another job holds the lock        guard
     ├── Interrupted                 SIGTERM/SIGINT, deadline, budget  interrupted
@@ -58,6 +61,22 @@ class ConfigError(WorkerError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
         self.key = key
+
+
+class StateUnavailable(ConfigError):
+    """The state store cannot be opened, is not a database of ours, or is newer than this
+    version knows; ``unwritable`` when only permissions stand in the way (the default location
+    then degrades to no memory, with a warning)."""
+
+    def __init__(self, message: str, *, unwritable: bool = False) -> None:
+        super().__init__("state.url", message)
+        self.unwritable = unwritable
+
+
+class StateError(WorkerError):
+    """The state store failed after it was opened (a write, a read, the connection)."""
+
+    kind = Kind.FAILED
 
 
 class GuardRefused(WorkerError):

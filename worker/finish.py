@@ -18,10 +18,11 @@ import structlog
 from worker import signals
 from worker.config import Settings
 from worker.control import run_loop
-from worker.errors import Kind, WorkerError
+from worker.errors import Kind, StateError, WorkerError
+from worker.memory import record_job
 from worker.metrics import push_metrics, sample_of, write_metrics_file
 from worker.models import JobResult
-from worker.notify import build_payload, post_webhook, should_notify
+from worker.notify import build_payload, notices, post_webhook, should_notify
 from worker.report import (
     build_header,
     counts,
@@ -32,6 +33,7 @@ from worker.report import (
     write_report,
 )
 from worker.screen import render
+from worker.state.store import Store
 
 log = structlog.get_logger("worker.finish")
 
@@ -44,7 +46,7 @@ SUMMARY_LEVELS: dict[Kind, int] = {
 CodeOf = Callable[[Kind], int]  # the CLI's table of exit codes (only the CLI maps kinds)
 
 def finish(settings: Settings, result: JobResult, code_of: CodeOf, *,
-           started: bool = True) -> int:
+           started: bool = True, store: Store | None = None) -> int:
     """Write the report, print the output, log the summary, publish; return the exit code.
     A job that never ``started`` writes no report file and prints no result table (only the
     ``--output json`` summary): it has neither.
@@ -53,6 +55,8 @@ def finish(settings: Settings, result: JobResult, code_of: CodeOf, *,
     the log summary, the metrics and the webhook all carry the same ones.
     """
     result.settle_unattempted()
+    if store is not None and started:
+        _remember(store, settings, result, code_of)
     kind, doc = _report(settings, result, code_of, write=started)
     code = code_of(kind)
     if started or settings.output.output == "json":
@@ -103,6 +107,18 @@ def finish_unstarted(settings: Settings, error: WorkerError, job_id: str, code_o
     result = JobResult(mode="plan" if settings.dry_run else "run", started_at=now,
                        finished_at=now, error=error, job_id=job_id)
     return finish(settings, result, code_of, started=False)
+
+
+def _remember(store: Store, settings: Settings, result: JobResult, code_of: CodeOf) -> None:
+    """Record the job in the state store before anything shows it: a notice is recorded
+    before the webhook sends it. A failure is said on every output and the job is not "all
+    well" (exit 1): the next job would judge on a memory that lacks this one."""
+    try:
+        record_job(store, settings, result, code_of(verdict(result)[0]))
+    except StateError as exc:
+        result.state_error = str(exc)
+        result.warnings.append(f"the job was not recorded in the state store: {exc}")
+        log.error("state.write_failed", error=str(exc))
 
 
 def _report(settings: Settings, result: JobResult, code_of: CodeOf, *,
@@ -157,7 +173,8 @@ def publish(settings: Settings, result: JobResult, code: int, doc: dict[str, Any
                      network=settings.network)
     left = until - time.monotonic()
     if out.notify_webhook and notify and left > 1.0:  # the first test narrows the type
-        payload = build_payload(doc, failed_ids(result), out.job_name, sample.duration_s)
+        payload = build_payload(doc, failed_ids(result), out.job_name, sample.duration_s,
+                                notices=notices(result))
         run_loop(post_webhook(out.notify_webhook, payload, attempt_timeout=(left - 0.5) / 2,
                               network=settings.network))
     elif out.notify_webhook and notify:

@@ -24,6 +24,7 @@ from worker.config import Settings
 from worker.control import JobControl
 from worker.errors import GuardRefused, InternalError, Interrupted, WorkerError
 from worker.listing import LOOKAHEAD, columns_for, fetch_runs, iter_pages, read_ids
+from worker.memory import Memory
 from worker.models import TERMINAL_STATUSES, JobResult, Outcome, ReportRun, RunRecord
 from worker.planfile import Plan, check_options, load_plan, write_plan
 from worker.retry import RetryPolicy
@@ -55,6 +56,7 @@ class JobDeps:
     # Asked before each pass's cancels with the runs about to be cancelled; False refuses.
     confirm: Callable[[list[RunRecord]], Awaitable[bool]] | None = None
     stdin: TextIO | None = None  # read by --ids-file - (default: sys.stdin)
+    memory: Memory | None = None  # the state store's view of this target (worker.memory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +213,8 @@ class Job:
         """Record and judge one page's new runs; return the running count of id-less runs."""
         records = self.result.records
         now = self.control.clock.now()
+        if self.deps.memory is not None:
+            self.deps.memory.recall(runs)
         for run in runs:
             anonymous += run.id is None
             key = run.id if run.id is not None else f"#unparseable-{anonymous}"
@@ -231,6 +235,8 @@ class Job:
         fetched = await fetch_runs(client, self.inputs.ids,
                                    workers=self.settings.pacing.concurrency * 4)
         now = self.control.clock.now()
+        if self.deps.memory is not None:
+            self.deps.memory.recall(item.run for item in fetched)
         for item in fetched:
             rec = (RunRecord(item.run, item.requested, 1, False, item.reason) if item.reason
                    else self._judge(item.run, item.requested, 1, now))
@@ -268,7 +274,10 @@ class Job:
             verdict = Verdict.no(conflict)
         if verdict.selected and plan is not None and run.id not in plan.run_ids:
             verdict = Verdict.no("not_in_plan")
-        return RunRecord(run, key, pass_no, verdict.selected, verdict.reason, verdict.rule)
+        rec = RunRecord(run, key, pass_no, verdict.selected, verdict.reason, verdict.rule)
+        if self.deps.memory is not None:
+            self.deps.memory.judge(rec, now)
+        return rec
 
     async def _confirmed(self, fresh: list[RunRecord]) -> None:
         """Ask the person at the terminal (when the caller asks); a no cancels nothing."""
@@ -310,6 +319,11 @@ class Job:
         for warning in missing_field_warnings(self.settings.selection,
                                               (rec.run for rec in records)):
             self._warn("selection.field_missing", warning)
+        noticed = sum(1 for rec in records if rec.outcome is Outcome.NOTICED)
+        if noticed and not self.settings.output.notify_webhook:
+            self._warn("notice.no_webhook", f"{noticed} run(s) got a notice, but no "
+                       "--notify-webhook is set to send it: it is only in the report and the "
+                       "state store")
 
     def _warn(self, event: str, warning: str) -> None:
         """A warning in the report (once, however many passes or pages say it) and on the

@@ -28,6 +28,7 @@ class Key:
     choices: tuple[str, ...] = ()
     flag: str | None = None  # defaults to --<field with dashes>; "" means no flag
     repeat_flag: str | None = None  # the singular flag of a list key, e.g. --status
+    env_name: str | None = None  # defaults to ZUORA_REAPER_<FIELD>
 
     @property
     def field(self) -> str:
@@ -40,6 +41,8 @@ class Key:
     @property
     def env(self) -> str:
         """ZUORA_REAPER_<FIELD>; exclusions get EXCLUDE_ so they never share a filter's name."""
+        if self.env_name:
+            return self.env_name
         prefix = ENV_PREFIX + "EXCLUDE_" if self.section == "exclude" else ENV_PREFIX
         return prefix + self.field.upper()
 
@@ -64,6 +67,9 @@ KEYS: tuple[Key, ...] = (
     Key("filters.older_than", "duration", None,
         "select runs started at least this long ago; STATUS=DURATION sets one status"),
     Key("filters.idle_for", "duration", None, "select runs whose updatedOn is at least this old"),
+    Key("filters.stalled_for", "duration", None,
+        "select runs whose status and updatedOn have not changed for this long, across jobs "
+        "(needs the state store; a run seen for the first time is never stalled)"),
     Key("filters.statuses", "list", list(IN_PROGRESS), "statuses to select",
         IN_PROGRESS, repeat_flag="--status"),
     Key("filters.report_types", "list", [], "report types to select",
@@ -81,6 +87,9 @@ KEYS: tuple[Key, ...] = (
     Key("safety.max_cancel", "int", 100, "refuse to cancel anything when more runs match"),
     Key("safety.min_age", "duration", 300.0, "age floor no run younger than is cancelled"),
     Key("safety.allow_young", "bool", False, "lift the age floor"),
+    Key("safety.notice", "duration", None,
+        "warn before cancelling: a run that would be cancelled gets a notice (webhook, "
+        "state) instead; only a job starting this long after the notice cancels it"),
     Key("pacing.rate", "float", 10.0, "upper bound on requests per second"),
     Key("pacing.concurrency", "int", 8, "upper bound on requests in flight"),
     Key("pacing.quota_share", "float", 0.5,
@@ -104,6 +113,12 @@ KEYS: tuple[Key, ...] = (
     Key("output.pushgateway", "str", None, "Prometheus Pushgateway URL"),
     Key("output.notify_webhook", "str", None, "POST the job summary JSON here"),
     Key("output.job_name", "str", "zuora-reaper", "job label for metrics and notifications"),
+    Key("state.url", "str", None,
+        "the state store: a SQLite path (or sqlite:///PATH) or a postgresql:// URL; unset, "
+        "a SQLite file in the user's state directory; none runs without memory",
+        flag="--state", env_name="ZUORA_REAPER_STATE"),
+    Key("state.keep", "duration", 400 * 86400.0,
+        "sightings, jobs and expired spares older than this are pruned by the job that writes"),
     Key("run.lock_file", "str", None, "lock file; unset, one per target in a private folder"),
     Key("run.ids_file", "str", None, "cancel these run ids (one per line, - for stdin)"),
     Key("run.plan", "str", None, "run: cancel only runs in this plan file"),

@@ -71,9 +71,10 @@ class PageBody:
 
 def columns_for(selection: Selection) -> tuple[str, ...]:
     """The columns a listing asks for: the documented ones, and ``updatedOn`` when a filter
-    or rule idles on it (``--idle-for``)."""
-    idle = any(f.idle_for is not None
-               for f in (selection.filters, *(rule.filters for rule in selection.rules)))
+    or rule idles on it (``--idle-for``) or the stalled test reads it (``--stalled-for``)."""
+    idle = selection.stalled_for is not None or any(
+        f.idle_for is not None
+        for f in (selection.filters, *(rule.filters for rule in selection.rules)))
     return (*DOCUMENTED_COLUMNS, *(("updatedOn",) if idle else ()))
 
 

@@ -27,7 +27,7 @@ from worker import __version__
 from worker.config import Settings
 from worker.files import refuse_non_regular
 from worker.logs import hide_url
-from worker.models import JobResult, Outcome
+from worker.models import JobResult, Outcome, RunRecord
 from worker.network import Network
 from worker.report import counts
 
@@ -52,6 +52,7 @@ class Sample:
     finished: datetime
     duration_s: float
     result: JobResult
+    stalled_for: float | None = None  # --stalled-for: what "stalled" means in the metrics
 
 
 def sample_of(settings: Settings, result: JobResult, exit_code: int) -> Sample:
@@ -62,7 +63,7 @@ def sample_of(settings: Settings, result: JobResult, exit_code: int) -> Sample:
                           "job_name": settings.output.job_name},
                   exit_code=exit_code, dry_run=settings.dry_run, finished=finished,
                   duration_s=max(0.0, (finished - result.started_at).total_seconds()),
-                  result=result)
+                  result=result, stalled_for=settings.selection.stalled_for)
 
 
 def stamp(moment: datetime) -> float:
@@ -94,6 +95,7 @@ def build_registry(sample: Sample, last_success: float | None,
     _job_gauges(gauge, sample)
     _run_gauges(gauge, sample.result)
     _by_report_type(gauge, sample.result)
+    _memory_gauges(gauge, sample)
     return reg
 
 
@@ -143,6 +145,34 @@ def _by_report_type(gauge: Callable[..., None], result: JobResult) -> None:
         gauge("last_run_cancels_by_report_type", "Selected runs of the last run by report "
               f"type (the {TOP_REPORT_TYPES} largest; the rest as other) and outcome.",
               count, report_type=name, outcome=outcome)
+
+
+MEMORY_KINDS: dict[str, tuple[str, Callable[[RunRecord, float], bool]]] = {
+    "noticed": ("given a notice instead of a cancel (--notice)",
+                lambda r, _: r.outcome is Outcome.NOTICED),
+    "spared": ("left alone by a spare in force", lambda r, _: r.reason == "spared"),
+    "stalled": ("in progress with status and updatedOn unchanged across jobs for at least "
+                "--stalled-for (without it: since an earlier job)",
+                lambda r, least: (r.unchanged_s is not None and r.unchanged_s >= least > 0)
+                or (least == 0 and (r.unchanged_s or 0) > 0)),
+}
+
+
+def _memory_gauges(gauge: Callable[..., None], sample: Sample) -> None:
+    """Runs noticed, spared and stalled in the last run, by report type (the largest
+    ``TOP_REPORT_TYPES``, the rest as other; ``report_type="none"`` is 0 when there were
+    none, so a sum over a target is never empty). Never a run id or an owner."""
+    least = sample.stalled_for or 0.0
+    for kind, (doc, test) in MEMORY_KINDS.items():
+        names = Counter(r.run.report_type or "unknown" for r in sample.result.records.values()
+                        if test(r, least))
+        top = {name for name, _ in names.most_common(TOP_REPORT_TYPES)}
+        cells = Counter({OTHER if name not in top else name: 0 for name in names})
+        for name, count in names.items():
+            cells[name if name in top else OTHER] += count
+        for name, count in sorted((cells or Counter({"none": 0})).items()):
+            gauge(f"last_run_runs_{kind}", f"Runs of the last run {doc}, by report type.",
+                  count, report_type=name)
 
 
 def previous_success(path: str, labels: dict[str, str]) -> float | None:

@@ -33,6 +33,7 @@ class Outcome(StrEnum):
     NOT_ATTEMPTED = "not_attempted"
     STILL_RUNNING = "still_running"  # a DELETE without a definitive answer; a GET saw it running
     UNKNOWN = "unknown"  # a DELETE without a definitive answer, and no GET could tell
+    NOTICED = "noticed"  # --notice: warned instead of cancelled (the run is not selected)
 
 
 UNSUCCESSFUL = frozenset({Outcome.FAILED, Outcome.STILL_RUNNING, Outcome.UNKNOWN})
@@ -51,6 +52,7 @@ class ReportRun:
     updated_on: datetime | None
     created_by: str | None
     problem: str | None = None
+    report_name: str | None = None  # read when the server sends it (not a documented column)
 
     @property
     def parseable(self) -> bool:
@@ -76,6 +78,12 @@ class RunRecord:
     unsure: bool = False  # a DELETE went out without a definitive answer: reconcile it
     reconciled: bool = False  # the outcome was read back with a GET after the cancels
     refused: bool = False  # the last answer refused the cancel (an earlier one was lost)
+    # memory across jobs (worker.memory): when it was judged, how long its status and
+    # updatedOn had not changed, a spare's or notice's words, when a notice lets it be cancelled
+    seen_at: datetime | None = None
+    unchanged_s: float | None = None
+    note: str | None = None
+    cancel_after: datetime | None = None
 
     def settle(self, outcome: Outcome, error: str | None = None, *, unsure: bool = False,
                reconciled: bool = False, refused: bool = False) -> None:
@@ -140,6 +148,7 @@ class JobResult:
     warnings: list[str] = field(default_factory=list)
     pacing: dict[str, Any] = field(default_factory=dict)  # ``Pacer.summary()``, for the report
     clock: dict[str, Any] = field(default_factory=dict)  # ``ServerClock.summary()``
+    state_error: str | None = None  # the job could not be recorded in the state store
     age_skew_s: float = 0.0  # added to this host's clock where ages are read (worker.clock)
     phase_seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(PHASES, 0.0))  # wall time per phase, all passes

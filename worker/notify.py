@@ -15,7 +15,9 @@ import structlog
 from worker.errors import ApiError, TransientError
 from worker.http import Transport
 from worker.logs import hide_url
+from worker.models import JobResult, Outcome
 from worker.network import Network
+from worker.report import iso
 from worker.retry import few_times
 
 log = structlog.get_logger("worker.notify")
@@ -24,19 +26,33 @@ ATTEMPT_TIMEOUT_S = 5.0
 ATTEMPTS = 2
 RETRY_WAIT_S = 0.5
 MAX_FAILED_IDS = 100
+MAX_NOTICES = 500  # a notice is sent once: the whole list, up to a size a chat hook takes
 
 
 def should_notify(doc: dict[str, Any]) -> bool:
     """True when the job cancelled something, failed to cancel something, or did not exit 0."""
     c = doc["counts"]
     return bool(c["cancelled"] or c["failed"] or c["still_running"] or c["unknown"]
-                or doc["exit_code"])
+                or c["noticed"] or doc["exit_code"])
+
+
+def notices(result: JobResult) -> list[dict[str, Any]]:
+    """The runs this job gave a notice (``--notice``): who owns them, which report, and the
+    time after which a job cancels them."""
+    return [{"run_id": rec.key, "owner": rec.run.created_by, "report_id": rec.run.report_id,
+             "report_name": rec.run.report_name, "report_type": rec.run.report_type,
+             "status": rec.run.status, "started_on": iso(rec.run.started_on),
+             "cancel_after": iso(rec.cancel_after)}
+            for rec in result.records.values() if rec.outcome is Outcome.NOTICED]
 
 
 def build_payload(doc: dict[str, Any], failed: list[str], job_name: str,
-                  duration_s: float) -> dict[str, Any]:
-    """The summary sent to the webhook: counts, target, duration, exit code, failed run ids."""
+                  duration_s: float, notices: list[dict[str, Any]] | None = None
+                  ) -> dict[str, Any]:
+    """The summary sent to the webhook: counts, target, duration, exit code, failed run ids,
+    and the runs given a notice (``--notice``: owner, report, when they will be cancelled)."""
     reason = doc["exit_reason"]
+    notices = notices or []
     return {
         "event": "zuora_reaper.job_finished",
         "job_name": job_name,
@@ -52,6 +68,8 @@ def build_payload(doc: dict[str, Any], failed: list[str], job_name: str,
         "requests": {k: doc["requests"][k] for k in ("total", "rate_limited", "retries")},
         "failed_run_ids": failed[:MAX_FAILED_IDS],
         "failed_run_ids_truncated": len(failed) > MAX_FAILED_IDS,
+        "notices": notices[:MAX_NOTICES],
+        "notices_truncated": len(notices) > MAX_NOTICES,
     }
 
 

@@ -18,26 +18,29 @@ from worker.durations import format_duration
 from worker.environments import ENVIRONMENTS
 from worker.keys import KEYS, Key
 
-COMMANDS = ("plan", "run", "check", "explain", "demo", "emulator")
-JOB_COMMANDS = ("plan", "run", "check", "explain")
+COMMANDS = ("plan", "run", "check", "explain", "spare", "history", "demo", "emulator")
+JOB_COMMANDS = ("plan", "run", "check", "explain", "spare", "history")
 HELPS = {
     "plan": "list and select; report what would be cancelled (never cancels)",
     "run": "list, select and cancel",
     "check": "validate config, credentials and one listing page (never cancels)",
     "explain": "print the effective configuration and where each value came from",
+    "spare": "leave runs alone for a while (recorded in the state store; sends no request)",
+    "history": "what the state store remembers: jobs, cancels, stuck reports, by week",
     "demo": "run plan and run against the embedded emulator",
     "emulator": "serve the Zuora Reporting API emulator",
 }
 GROUPS = {  # section -> the help group its keys are shown in
     "target": "target", "filters": "selection", "exclude": "selection",
     "safety": "safety", "pacing": "pacing", "listing": "listing", "output": "output",
-    "run": "inputs and plan hand-off",
+    "run": "inputs and plan hand-off", "state": "memory across jobs",
 }
 # Keys a command does not take as a flag (they may still come from the env or a file).
 NOT_FOR = {
     "plan": {"run.plan", "run.plan_max_age", "run.yes", "run.capture"},
     "run": {"run.plan_out", "run.capture"},
 }
+MEMORY_KEYS = {"state.url", "output.log_format", "output.log_level"}  # spare and history
 CHECK_KEYS = {"filters.statuses", "pacing.rate", "pacing.attempt_timeout", "pacing.deadline",
               "listing.page_size", "listing.list_items_field", "output.output",
               "output.log_format", "output.log_level", "run.capture"}
@@ -47,7 +50,8 @@ NAMED_METAVARS = {"target.base_url": "URL", "target.environment": "NAME", "targe
                   "output.metrics_file": "PATH", "output.pushgateway": "URL",
                   "output.notify_webhook": "URL", "output.job_name": "NAME",
                   "run.lock_file": "PATH", "run.ids_file": "PATH", "run.plan": "PATH",
-                  "run.plan_out": "PATH", "listing.list_items_field": "FIELD"}
+                  "run.plan_out": "PATH", "listing.list_items_field": "FIELD",
+                  "state.url": "PATH|URL"}
 LIST_METAVARS = {"filters.statuses": "STATUS", "filters.report_types": "TYPE",
                  "filters.created_by": "USER", "filters.report_ids": "ID",
                  "exclude.report_types": "TYPE", "exclude.created_by": "USER",
@@ -62,6 +66,13 @@ EXAMPLES = {
             "zuora-reaper run --ids-file stuck.txt --older-than 30m"],
     "check": ["zuora-reaper check --environment us-sandbox",
               "zuora-reaper check --base-url https://rest.zuora.com --output json"],
+    "spare": ["zuora-reaper spare 2c9a8f1e0d4b4c6e8a1f3b5d7e9f0a1b --for 2d "
+              "--reason 'quarter close'",
+              "zuora-reaper spare --list",
+              "zuora-reaper spare --remove 2c9a8f1e0d4b4c6e8a1f3b5d7e9f0a1b"],
+    "history": ["zuora-reaper history --since 30d",
+                "zuora-reaper history --environment us-sandbox --output json",
+                "zuora-reaper history --state postgresql://reaper@db/reaper --output csv"],
     "explain": ["zuora-reaper explain --config reaper.toml",
                 "ZUORA_REAPER_RATE=5 zuora-reaper explain --older-than 2h"],
 }
@@ -79,6 +90,9 @@ def takes(command: str, key: Key) -> bool:
         return False
     if command == "check":
         return key.section == "target" or key.name in CHECK_KEYS
+    if command in ("spare", "history"):
+        return (key.section == "target" and key.name not in ("target.proxy", "target.ca_file")
+                ) or key.name in MEMORY_KEYS
     return key.name not in NOT_FOR.get(command, set())
 
 
@@ -161,7 +175,31 @@ def build_parser() -> argparse.ArgumentParser:
                                epilog=_epilog(name), allow_abbrev=False,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
         add_job_options(child, name)
+        COMMAND_ARGS.get(name, lambda _: None)(child)
     return parser
+
+
+def _spare_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("spare")
+    group.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="the runs to spare")
+    group.add_argument("--for", dest="spare_for", metavar="DURATION",
+                       help="how long the spare lasts, e.g. 2d (required to add one)")
+    group.add_argument("--reason", metavar="TEXT", help="why (shown in every report)")
+    what = group.add_mutually_exclusive_group()
+    what.add_argument("--list", action="store_true", help="list the spares in force")
+    what.add_argument("--remove", action="store_true", help="remove the spares of RUN_ID...")
+
+
+def _history_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("history")
+    group.add_argument("--since", metavar="DURATION", default="90d",
+                       help="how far back, e.g. 30d or 1w. Default: 90d")
+    group.add_argument("--output", dest="history_output", choices=("table", "json", "csv"),
+                       default="table", help="table (a bar chart per week on a terminal), "
+                                             "json or csv. Default: table")
+
+
+COMMAND_ARGS = {"spare": _spare_args, "history": _history_args}
 
 
 class UnknownCommand(Exception):
@@ -185,6 +223,11 @@ def normalise(argv: Sequence[str]) -> list[str]:
 def parse(args: list[str]) -> argparse.Namespace:
     """Parse a job command's arguments (argparse exits 2 on a usage error, 0 on --help)."""
     return build_parser().parse_args(args)
+
+
+def command_args(ns: argparse.Namespace) -> dict[str, Any]:
+    """A command's own arguments (no config key): spare's run ids, history's --since..."""
+    return {k: v for k, v in vars(ns).items() if "." not in k and k not in ("command", "config")}
 
 
 def given_flags(ns: argparse.Namespace) -> dict[str, Any]:

@@ -54,6 +54,8 @@ def verdict(result: JobResult) -> tuple[Kind, str | None]:
     if not failed and c[Outcome.NOT_ATTEMPTED.value]:  # left alone with no stop: never "all well"
         return Kind.FAILED, (f"{c[Outcome.NOT_ATTEMPTED.value]} selected run(s) were not "
                              "attempted; see the log for why")
+    if not failed and result.state_error:
+        return Kind.FAILED, f"the job was not recorded in the state store: {result.state_error}"
     if failed:
         unsure = c[Outcome.STILL_RUNNING.value] + c[Outcome.UNKNOWN.value]
         detail = f" ({unsure} of them still running or unknown)" if unsure else ""
@@ -101,6 +103,8 @@ def filters_doc(settings: Settings) -> dict[str, Any]:
         "older_than_s": sel.filters.older_than,
         "older_than_by_status_s": dict(sel.filters.older_than_by_status),
         "idle_for_s": sel.filters.idle_for,
+        "stalled_for_s": sel.stalled_for,
+        "notice_s": sel.notice,
         "statuses": list(sel.filters.statuses),
         "report_types": list(sel.filters.report_types),
         "created_by": list(sel.filters.created_by),
@@ -271,7 +275,13 @@ def run_entry(rec: RunRecord) -> dict[str, Any]:
         "problem": run.problem, "pass": rec.pass_no,
         "outcome": rec.outcome.value if rec.outcome is not None else None,
         "attempts": rec.attempts, "error": rec.error, "reconciled": rec.reconciled,
+        "report_name": run.report_name, "unchanged_s": _round(rec.unchanged_s),
+        "note": rec.note, "cancel_after": iso(rec.cancel_after),
     }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def write_report(path: str, header: Mapping[str, Any], lines: Iterable[str] | None = None) -> None:

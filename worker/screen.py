@@ -5,6 +5,7 @@ one-line summary; and the confirmation a terminal ``run`` asks for."""
 from __future__ import annotations
 
 import textwrap
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TextIO
@@ -16,6 +17,9 @@ from worker.report import counts, selection_doc
 MAX_TABLE_ROWS = 200
 WIDTH = 100  # summary lines wrap here (a group of ten owners is a long line)
 ATTENTION = (*sorted(UNSUCCESSFUL), Outcome.NOT_ATTEMPTED)  # shown first in the table
+# runs the selection matched but memory held back (worker.memory): shown in the table too
+HELD = ("noticed", "would_notice", "notice_pending", "spared")
+MEMORY_REASONS = (*HELD, "not_stalled", "first_sighting")
 GROUP_LABELS = (("by_status", "status"), ("by_report_type", "report type"),
                 ("by_owner", "owner"), ("by_rule", "rule"))
 
@@ -36,6 +40,9 @@ def summary_lines(result: JobResult, now: datetime,
     ``selection``: the report's ``selection`` (``report.selection_doc``), when already made."""
     doc = selection if selection is not None else selection_doc(result, now)
     lines = [headline(result, doc)]
+    held = memory_counts(result)
+    if held:
+        lines.append(f"  {'memory:':<13} {_counts(held)}")
     if not doc["selected"]:
         return lines
     for key, label in GROUP_LABELS:
@@ -54,13 +61,23 @@ def _counts(group: Mapping[str, int]) -> str:
 
 
 def _priority(rec: RunRecord) -> int:
-    return ATTENTION.index(rec.outcome) if rec.outcome in ATTENTION else len(ATTENTION)
+    if rec.outcome in ATTENTION:
+        return ATTENTION.index(rec.outcome)
+    return len(ATTENTION) + (not rec.selected)
+
+
+def memory_counts(result: JobResult) -> dict[str, int]:
+    """Runs held back or kept by memory across jobs, by reason (the non-zero ones)."""
+    found = Counter(r.reason for r in result.records.values() if r.reason in MEMORY_REASONS)
+    return {reason.replace("_", " "): found[reason] for reason in MEMORY_REASONS
+            if found[reason]}
 
 
 def table_rows(records: Iterable[RunRecord]) -> list[RunRecord]:
     """The selected runs, those that need attention (failed, still running, unknown, not
-    attempted) first, each group in listing order (oldest first)."""
-    return sorted((r for r in records if r.selected), key=_priority)
+    attempted) first, each group in listing order (oldest first); then the runs a spare or
+    a notice held back."""
+    return sorted((r for r in records if r.selected or r.reason in HELD), key=_priority)
 
 
 def render_table(result: JobResult, now: datetime, out: TextIO) -> None:
@@ -75,7 +92,8 @@ def render_table(result: JobResult, now: datetime, out: TextIO) -> None:
         lines.append((rec.run.id or "?", rec.run.report_type or "-", rec.run.status or "-",
                       format_duration(age) if age is not None else "-",
                       rec.run.created_by or "-", rec.rule or "-",
-                      rec.outcome.value if rec.outcome else "-"))
+                      rec.outcome.value if rec.outcome else
+                      rec.reason if rec.reason in HELD else "-"))
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=False)]
     for line in (header, *lines):
         out.write("  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
@@ -88,7 +106,7 @@ def render(result: JobResult, now: datetime, out: TextIO,
            selection: Mapping[str, Any] | None = None) -> None:
     """The whole text output: the selection summary, the table, the one-line summary."""
     out.write("\n".join(summary_lines(result, now, selection)) + "\n")
-    if any(r.selected for r in result.records.values()):
+    if any(r.selected or r.reason in HELD for r in result.records.values()):
         out.write("\n")
     render_table(result, now, out)
     out.write(summary_line(result) + "\n")
@@ -99,6 +117,8 @@ def summary_line(result: JobResult) -> str:
     c = counts(result)
     parts = [f"{result.mode}: listed {c['listed']}", f"selected {c['selected']}"]
     parts += [f"{o.value} {c[o.value]}" for o in Outcome if c[o.value]]
+    parts += [f"{reason} {n}" for reason, n in memory_counts(result).items()
+              if reason != "noticed"]
     if c["unparseable"]:
         parts.append(f"unparseable {c['unparseable']}")
     if result.finished_at:

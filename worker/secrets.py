@@ -60,8 +60,9 @@ def _read(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def load_credentials(env: Mapping[str, str], auth: str) -> Credentials:
-    """Read credentials for ``auth`` ("oauth" or "legacy"); raise ConfigError if any is missing."""
+def load_credentials(env: Mapping[str, str], auth: str, need: int = 2) -> Credentials:
+    """Read credentials for ``auth`` ("oauth" or "legacy"); raise ConfigError if one of the
+    first ``need`` (the principal, then its secret) is missing."""
     values = {name: _read(env, name) for name in _NAMES}
     creds = Credentials(
         client_id=values["ZUORA_CLIENT_ID"], client_secret=values["ZUORA_CLIENT_SECRET"],
@@ -71,7 +72,7 @@ def load_credentials(env: Mapping[str, str], auth: str) -> Credentials:
     needed = (("ZUORA_CLIENT_ID", creds.client_id), ("ZUORA_CLIENT_SECRET", creds.client_secret))
     if auth == "legacy":
         needed = (("ZUORA_USERNAME", creds.username), ("ZUORA_PASSWORD", creds.password))
-    missing = [name for name, value in needed if not value]
+    missing = [name for name, value in needed[:need] if not value]
     if missing:
         raise ConfigError(missing[0], f"required for --auth {auth}: set {' and '.join(missing)} "
                                       f"(or {missing[0]}_FILE naming a file that holds it)")

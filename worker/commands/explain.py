@@ -33,7 +33,7 @@ def _show(name: str, kind: str, value: Any) -> str:
         return "-"
     if name in SECRET_URL_KEYS:
         return hide_url(str(value), show="marked")
-    if name == "target.proxy":
+    if name == "target.proxy" or (name == "state.url" and "://" in str(value)):
         return hide_url(str(value), show="all_but_user")
     if kind == "duration":
         return format_duration(float(value))

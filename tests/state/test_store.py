@@ -1,0 +1,279 @@
+"""The state store on SQLite and on a real PostgreSQL (``state_url``): migrations equal to the
+declared tables, refusals that leave a store untouched, recording, pruning, spares, the lock."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from worker.errors import ConfigError, LockHeld, StateUnavailable
+from worker.memory import StateRows
+from worker.state.location import resolve
+from worker.state.schema import TABLES, VERSION_TABLE, metadata
+from worker.state.store import HEAD, MIGRATIONS, REVISIONS, Spare, open_store
+
+T = "0123456789abcdef"
+
+
+def _open(url: str):
+    return open_store(resolve(url, {}))
+
+
+def _snapshot(url: str) -> object:
+    """What a store holds: a SQLite file's bytes, or PostgreSQL's tables and version rows."""
+    if url.startswith("sqlite:///"):
+        return hashlib.sha256(Path(url[len("sqlite:///"):]).read_bytes()).hexdigest()
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        tables = sorted(sa.inspect(conn).get_table_names())
+        version = (list(conn.execute(sa.text("SELECT version_num FROM reaper_schema_version")))
+                   if VERSION_TABLE in tables else None)
+    engine.dispose()
+    return tables, version
+
+
+def _execute(url: str, sql: str) -> None:
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url[len("sqlite:///"):])
+        with conn:
+            conn.execute(sql)
+        conn.close()
+        return
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql))
+    engine.dispose()
+
+
+def test_head_is_alembics_head_and_every_revision_is_known() -> None:
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    script = ScriptDirectory.from_config(config)
+    assert script.get_current_head() == HEAD
+    assert sorted(r.revision for r in script.walk_revisions()) == sorted(REVISIONS)
+
+
+def test_migrations_build_exactly_the_declared_tables(state_url) -> None:
+    """The migrated schema and ``worker/state/schema.py`` agree (Alembic's comparison)."""
+    store = _open(state_url)
+    try:
+        with store.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(
+                conn, opts={"version_table": VERSION_TABLE}), metadata)
+            assert sorted(set(sa.inspect(conn).get_table_names()) & {*TABLES, VERSION_TABLE}) \
+                == sorted({*TABLES, VERSION_TABLE})
+    finally:
+        store.close()
+    assert diff == []
+
+
+def test_opening_twice_migrates_once(state_url) -> None:
+    _open(state_url).close()
+    before = _snapshot(state_url) if "postgresql" in state_url else None
+    _open(state_url).close()
+    if before is not None:
+        assert _snapshot(state_url) == before
+
+
+def test_a_newer_schema_is_refused_and_left_untouched(state_url) -> None:
+    _open(state_url).close()
+    _execute(state_url, "UPDATE reaper_schema_version SET version_num = '9999'")
+    before = _snapshot(state_url)
+    with pytest.raises(StateUnavailable, match=r"9999.*newer zuora-reaper"):
+        _open(state_url)
+    assert _snapshot(state_url) == before
+
+
+def test_a_database_with_our_tables_but_no_version_is_refused(state_url) -> None:
+    _execute(state_url, "CREATE TABLE reaper_jobs (x INTEGER)")
+    before = _snapshot(state_url)
+    with pytest.raises(StateUnavailable, match="not a zuora-reaper state store"):
+        _open(state_url)
+    assert _snapshot(state_url) == before
+
+
+def test_a_sqlite_file_of_another_application_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StateUnavailable, match="holds invoices"):
+        _open(str(path))
+    assert path.read_bytes() == before
+
+
+def test_a_postgresql_database_shared_with_other_tables_is_used(pg_url) -> None:
+    """A shared database is normal on PostgreSQL: our tables go beside the others'."""
+    _execute(pg_url, "CREATE TABLE invoices (id INTEGER)")
+    _open(pg_url).close()
+    tables, version = _snapshot(pg_url)
+    assert "invoices" in tables
+    assert version == [(HEAD,)]
+
+
+def test_a_garbage_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"not a database at all\n" * 100)
+    with pytest.raises(StateUnavailable, match="not a SQLite database"):
+        _open(str(path))
+    assert path.read_bytes() == b"not a database at all\n" * 100
+
+
+def test_a_new_sqlite_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    _open(str(path)).close()
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_missing_folder_of_a_named_store_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StateUnavailable, match="does not exist"):
+        _open(str(tmp_path / "nope" / "state.db"))
+    assert not (tmp_path / "nope").exists()
+
+
+def test_a_wrong_postgresql_password_is_refused_without_showing_it(pg_url) -> None:
+    bad = pg_url.replace("@", "x@", 1).replace("reaper:", "reaper:Wr0ngPassw0rd", 1)
+    with pytest.raises(StateUnavailable) as info:
+        _open(bad)
+    assert "Wr0ngPassw0rd" not in str(info.value)
+    assert "password" in str(info.value).lower() or "authentication" in str(info.value)
+
+
+def _sighting(run_id: str, seen: float, status: str = "STARTED", updated: float = 1.0,
+              outcome: str | None = None) -> dict:
+    return {"job_id": f"job-{seen}", "target": T, "run_id": run_id, "seen_at": seen,
+            "status": status, "updated_on": updated, "started_on": 0.0, "owner": "a@x",
+            "report_id": "r", "report_name": "R", "report_type": "Detail",
+            "reason": "selected", "rule": None, "outcome": outcome, "stuck": True,
+            "age_s": seen, "unchanged_s": None}
+
+
+def _job(job_id: str, started: float) -> dict:
+    return {"job_id": job_id, "target": T, "base_url": "https://x", "principal": "sha256:1",
+            "entity_id": None, "mode": "run", "started_at": started, "finished_at": started,
+            "exit_code": 0, "listed": 1, "selected": 1, "cancelled": 0, "noticed": 0,
+            "spared": 0, "failed": 0, "thresholds": "{}"}
+
+
+def test_state_since_is_the_first_sighting_of_the_current_state(state_url) -> None:
+    store = _open(state_url)
+    try:
+        for seen, status, updated in ((100.0, "STARTED", 1.0), (200.0, "STARTED", 1.0),
+                                      (300.0, "QUERYDATA", 1.0), (400.0, "QUERYDATA", 1.0),
+                                      (500.0, "QUERYDATA", 450.0)):
+            rows = StateRows(T, f"job-{seen}", seen, 0.0).rows
+            store.record(_job(f"job-{seen}", seen), [_sighting("x", seen, status, updated)],
+                         rows, prune_before=0.0)
+            known = store.recall(T, ["x"])["x"]
+            expected = {100.0: 100.0, 200.0: 100.0, 300.0: 300.0, 400.0: 300.0, 500.0: 500.0}
+            assert known.state_since == expected[seen]
+            assert known.first_seen == 100.0
+    finally:
+        store.close()
+
+
+def test_a_notice_is_kept_until_a_new_one(state_url) -> None:
+    store = _open(state_url)
+    try:
+        noticing = StateRows(T, "job-1", 1000.0, 60.0).rows
+        store.record(_job("job-1", 1000.0), [_sighting("x", 1000.0, outcome="noticed")],
+                     noticing, prune_before=0.0)
+        later = StateRows(T, "job-2", 1100.0, 60.0).rows
+        store.record(_job("job-2", 1100.0), [_sighting("x", 1100.0)], later, prune_before=0.0)
+        known = store.recall(T, ["x"])["x"]
+        assert (known.noticed_at, known.cancel_after, known.notice_job) == (1000.0, 1060.0,
+                                                                            "job-1")
+    finally:
+        store.close()
+
+
+def test_pruning_drops_what_is_older_than_keep(state_url) -> None:
+    store = _open(state_url)
+    try:
+        store.record(_job("old", 10.0), [_sighting("old-run", 10.0)],
+                     StateRows(T, "old", 10.0, 0.0).rows, prune_before=0.0)
+        store.add_spares([Spare(T, "s", 20.0, "me", None, 5.0)])
+        store.record(_job("new", 1000.0), [_sighting("new-run", 1000.0)],
+                     StateRows(T, "new", 1000.0, 0.0).rows, prune_before=500.0)
+        assert set(store.recall(T, ["old-run", "new-run"])) == {"new-run"}
+        assert store.spares(T) == []
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT job_id FROM reaper_jobs")).scalars().all() \
+                == ["new"]
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM reaper_sightings")).scalar() == 1
+    finally:
+        store.close()
+
+
+def test_a_failed_record_writes_nothing(state_url) -> None:
+    """One transaction: a job row is never left without its sightings."""
+    store = _open(state_url)
+    try:
+        store.record(_job("j", 1.0), [], StateRows(T, "j", 1.0, 0.0).rows, prune_before=0.0)
+        with pytest.raises(Exception, match="record the job"):
+            store.record(_job("j", 2.0), [_sighting("x", 2.0)],  # the same job id again
+                         StateRows(T, "j", 2.0, 0.0).rows, prune_before=0.0)
+        assert store.recall(T, ["x"]) == {}
+    finally:
+        store.close()
+
+
+def test_spares_in_force_expire_and_are_per_target(state_url) -> None:
+    store = _open(state_url)
+    try:
+        store.add_spares([Spare(T, "a", 200.0, "dana", "close", 100.0),
+                          Spare("fedcba9876543210", "a", 200.0, "eve", None, 100.0)])
+        assert [s.by_user for s in store.spares(T, 150.0)] == ["dana"]
+        assert store.spares(T, 250.0) == []
+        store.add_spares([Spare(T, "a", 900.0, "dana", "longer", 150.0)])  # replaces
+        assert [(s.until, s.reason) for s in store.spares(T)] == [(900.0, "longer")]
+        assert store.remove_spares(T, ["a", "b"]) == 1
+        assert store.spares(T) == []
+    finally:
+        store.close()
+
+
+def test_the_advisory_lock_is_one_per_target(pg_url) -> None:
+    first, second = _open(pg_url), _open(pg_url)
+    try:
+        with first.lock(T, "the target"):
+            with pytest.raises(LockHeld, match="advisory lock"), second.lock(T, "the target"):
+                pass
+            with second.lock("fedcba9876543210", "another target"):
+                pass
+        with second.lock(T, "the target"):
+            pass
+    finally:
+        first.close()
+        second.close()
+
+
+def test_default_location_follows_systemd_then_xdg(tmp_path: Path) -> None:
+    assert resolve(None, {"STATE_DIRECTORY": "/var/lib/zr:/x"}).path == "/var/lib/zr/state.db"
+    assert resolve(None, {"XDG_STATE_HOME": "/xdg"}).path == "/xdg/zuora-reaper/state.db"
+    home = os.path.expanduser("~")
+    assert resolve(None, {"XDG_STATE_HOME": "relative"}).path == \
+        f"{home}/.local/state/zuora-reaper/state.db"
+    assert resolve("none", {}) is None
+    assert resolve("sqlite:////abs/s.db", {}).path == "/abs/s.db"
+    pg = resolve("postgresql://u:s3cret@db:5433/reaper", {})
+    assert pg.kind == "postgresql"
+    assert pg.shown() == "postgresql://u@db:5433/reaper"
+    assert "s3cret" not in repr(pg)
+
+
+@pytest.mark.parametrize("value", ["mysql://db/x", "sqlite://", "sqlite:///", "postgresql:///x"])
+def test_a_location_of_no_store_is_refused_naming_the_allowed(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"state\.url"):
+        resolve(value, {})

@@ -1,0 +1,207 @@
+"""Memory across jobs, the job's side: how long a run has not changed, a person's spare, a
+notice before the cancel; and what a job leaves in the state store (``worker.state``).
+
+A run the pure selection (``worker.selection``) picked is then, in this order:
+
+- ``spared`` while a spare (``zuora-reaper spare``) is in force: never selected;
+- with ``--stalled-for D``: kept unless its status and ``updatedOn`` are what an earlier job
+  saw for at least D (``first_sighting``: never seen before; ``not_stalled``: it moved, or not
+  long enough; ``no_updated_on``: the server did not say, and a guess would be silent);
+- with ``--notice D``: a run without a notice gets one instead of a cancel (outcome
+  ``noticed``; a plan shows ``would_notice``); a noticed run is cancelled only by a job that
+  starts at least D after the notice was recorded (``notice_pending`` before). A notice is sent
+  once per run.
+
+Times are this host's clock: a notice, a spare and a sighting are all stamped by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from worker.config import Settings
+from worker.durations import format_duration
+from worker.models import UNSUCCESSFUL, JobResult, Outcome, ReportRun, RunRecord
+from worker.report import filters_doc, iso
+from worker.state.store import Known, Spare, Store
+
+STUCK_REASONS = frozenset({"spared", "noticed", "notice_pending", "would_notice"})
+"""Reasons of runs the selection matched but memory held back: they were stuck all the same."""
+
+
+def stamp(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+class Memory:
+    """One job's view of the state store for one target."""
+
+    def __init__(self, store: Store, settings: Settings, started_at: datetime) -> None:
+        self.store, self.settings = store, settings
+        self.target = settings.identity.key
+        self.started = started_at.timestamp()
+        self.spared = {s.run_id: s for s in store.spares(self.target, self.started)}
+        self.known: dict[str, Known] = {}
+
+    def recall(self, runs: Iterable[ReportRun]) -> None:
+        """Read what the store knows of these runs (one page's) before they are judged."""
+        self.known = self.store.recall(self.target, [r.id for r in runs if r.id is not None])
+
+    def judge(self, rec: RunRecord, now: datetime) -> None:
+        """Note what memory says of ``rec`` and hold it back when a spare, the stalled test
+        or a notice says so (``now``: the clock the run's age was read on)."""
+        run = rec.run
+        known = self.known.get(run.id) if run.id is not None else None
+        rec.seen_at = now
+        rec.unchanged_s = unchanged_for(run, known, now)
+        if not rec.selected or run.id is None:
+            return
+        spare = self.spared.get(run.id)
+        if spare is not None:
+            rec.withdraw("spared")
+            rec.note = spare_note(spare)
+            return
+        stalled_for = self.settings.selection.stalled_for
+        if stalled_for is not None:
+            reason = stalled_miss(run, rec.unchanged_s, stalled_for)
+            if reason is not None:
+                rec.withdraw(reason)
+                return
+        if self.settings.selection.notice is not None:
+            self._notice(rec, known)
+
+    def _notice(self, rec: RunRecord, known: Known | None) -> None:
+        notice = self.settings.selection.notice
+        assert notice is not None
+        if known is None or known.noticed_at is None or known.cancel_after is None:
+            rec.withdraw("would_notice" if self.settings.dry_run else "noticed")
+            rec.cancel_after = datetime.now(UTC) + timedelta(seconds=notice)  # set on record
+            if not self.settings.dry_run:
+                rec.settle(Outcome.NOTICED)
+            rec.note = f"no notice yet: cancelled only {format_duration(notice)} after one"
+            return
+        due = datetime.fromtimestamp(known.cancel_after, UTC)
+        rec.cancel_after = due
+        noticed = iso(datetime.fromtimestamp(known.noticed_at, UTC))
+        if self.started < known.cancel_after:
+            rec.withdraw("notice_pending")
+            rec.note = f"noticed at {noticed}; a job starting after {iso(due)} cancels it"
+        else:
+            rec.note = f"noticed at {noticed}"
+
+
+def unchanged_for(run: ReportRun, known: Known | None, now: datetime) -> float | None:
+    """How long the run's status and ``updatedOn`` have been what they are, from the first
+    sighting of that state by any job; 0 when they changed; None at a first sighting."""
+    if known is None:
+        return None
+    if (known.status, known.updated_on) != (run.status, stamp(run.updated_on)):
+        return 0.0
+    return max(0.0, now.timestamp() - known.state_since)
+
+
+def stalled_miss(run: ReportRun, unchanged_s: float | None, stalled_for: float) -> str | None:
+    """Why a run is not stalled for ``stalled_for`` (None when it is)."""
+    if run.updated_on is None:
+        return "no_updated_on"
+    if unchanged_s is None:
+        return "first_sighting"
+    return "not_stalled" if unchanged_s < stalled_for else None
+
+
+def spare_note(spare: Spare) -> str:
+    until = iso(datetime.fromtimestamp(spare.until, UTC))
+    why = f": {spare.reason}" if spare.reason else ""
+    return f"spared by {spare.by_user} until {until}{why}"
+
+
+# ---------------------------------------------------------------- what a job leaves behind
+
+
+def record_job(store: Store, settings: Settings, result: JobResult, exit_code: int) -> None:
+    """Write the job, a sighting per listed run and the runs' state; stamp the notices given
+    (``cancel_after`` counts from now, when the notice is recorded and about to be sent); and
+    prune what is older than ``--keep``."""
+    now = datetime.now(UTC)
+    notice = settings.selection.notice or 0.0
+    for rec in result.records.values():
+        if rec.outcome is Outcome.NOTICED:
+            rec.cancel_after = now + timedelta(seconds=notice)
+    target = settings.identity.key
+    store.record(job_row(settings, result, exit_code), sighting_rows(target, result),
+                 StateRows(target, result.job_id, now.timestamp(), notice).rows,
+                 prune_before=now.timestamp() - settings.state.keep)
+
+
+def job_row(settings: Settings, result: JobResult, exit_code: int) -> dict[str, Any]:
+    ident = settings.identity
+    records = result.records.values()
+    outcomes = [rec.outcome for rec in records]
+    return {
+        "job_id": result.job_id, "target": ident.key, "base_url": ident.base_url,
+        "principal": ident.principal, "entity_id": ident.entity_id, "mode": result.mode,
+        "started_at": result.started_at.timestamp(),
+        "finished_at": stamp(result.finished_at), "exit_code": exit_code,
+        "listed": len(result.records), "selected": sum(1 for r in records if r.selected),
+        "cancelled": outcomes.count(Outcome.CANCELLED),
+        "noticed": outcomes.count(Outcome.NOTICED),
+        "spared": sum(1 for r in records if r.reason == "spared"),
+        "failed": sum(1 for o in outcomes if o in UNSUCCESSFUL),
+        "thresholds": orjson.dumps(filters_doc(settings)).decode(),
+    }
+
+
+def is_stuck(rec: RunRecord) -> bool:
+    """Whether the selection matched the run (cancelled or not, spared, noticed...)."""
+    return rec.selected or rec.outcome is not None or rec.reason in STUCK_REASONS
+
+
+def sighting_rows(target: str, result: JobResult) -> Iterator[dict[str, Any]]:
+    """One row per listed run with an id: what was seen, the verdict, the outcome."""
+    fallback = result.age_clock(result.started_at)
+    for rec in result.records.values():
+        run = rec.run
+        if run.id is None:
+            continue
+        seen = rec.seen_at or fallback
+        yield {
+            "job_id": result.job_id, "target": target, "run_id": run.id,
+            "seen_at": seen.timestamp(), "status": run.status,
+            "updated_on": stamp(run.updated_on), "started_on": stamp(run.started_on),
+            "owner": run.created_by, "report_id": run.report_id,
+            "report_name": run.report_name, "report_type": run.report_type,
+            "reason": rec.reason[:40], "rule": rec.rule,
+            "outcome": rec.outcome.value if rec.outcome is not None else None,
+            "stuck": is_stuck(rec), "age_s": rec.age_s(seen), "unchanged_s": rec.unchanged_s,
+        }
+
+
+class StateRows:
+    """The runs' latest state from a chunk of sightings and what was known before."""
+
+    def __init__(self, target: str, job_id: str, now: float, notice: float) -> None:
+        self.target, self.job_id, self.now, self.notice = target, job_id, now, notice
+
+    def rows(self, chunk: list[dict[str, Any]], known: dict[str, Known]
+             ) -> list[dict[str, Any]]:
+        return [self.row(s, known.get(s["run_id"])) for s in chunk]
+
+    def row(self, seen: dict[str, Any], known: Known | None) -> dict[str, Any]:
+        same = known is not None and (known.status, known.updated_on) == (
+            seen["status"], seen["updated_on"])
+        noticed = seen["outcome"] == Outcome.NOTICED.value
+        return {
+            "target": self.target, "run_id": seen["run_id"], "status": seen["status"],
+            "updated_on": seen["updated_on"],
+            "state_since": known.state_since if same and known else seen["seen_at"],
+            "first_seen": known.first_seen if known else seen["seen_at"],
+            "last_seen": seen["seen_at"],
+            "noticed_at": self.now if noticed else known and known.noticed_at,
+            "cancel_after": (self.now + self.notice if noticed
+                             else known and known.cancel_after),
+            "notice_job": self.job_id if noticed else known and known.notice_job,
+        }

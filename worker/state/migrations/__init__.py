@@ -1,0 +1,1 @@
+"""Alembic migrations of the state store (``worker.state.store.migrate`` runs them)."""

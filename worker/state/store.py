@@ -1,0 +1,384 @@
+"""The state edge: open the store, refuse one that is not ours or is newer, migrate, and read
+and write it. Database errors become :class:`StateUnavailable` (opening, exit 2) or
+:class:`StateError` (later) here and nowhere else.
+
+Opening never changes a database it then refuses: a file that is not SQLite, a database with
+tables but no zuora-reaper schema version, or one whose version this release does not know
+(a newer zuora-reaper wrote it) is refused before anything is written. Alembic (and its
+templates) is imported only when a migration is due, so a job on an up-to-date store does not
+pay for it. On PostgreSQL, migrations run under an advisory lock (two pods starting at once
+migrate once), and ``run``'s single-flight lock is an advisory lock on the target's identity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import os
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import (
+    Engine,
+    column,
+    create_engine,
+    delete,
+    event,
+    inspect,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from worker.config import Settings
+from worker.errors import LockHeld, StateError, StateUnavailable
+from worker.state.location import Location, resolve
+from worker.state.schema import TABLES, VERSION_TABLE, jobs, runs, sightings, spares
+
+log = structlog.get_logger("worker.state")
+
+HEAD = "0001"  # the newest migration (tests/state/test_store.py checks it is Alembic's head)
+REVISIONS = ("0001",)  # every migration this release knows, oldest first
+MIGRATIONS = str(Path(__file__).with_name("migrations"))
+SQLITE_MAGIC = b"SQLite format 3\x00"
+CHUNK = 2000  # rows per statement when recording (memory stays flat at 50k runs)
+IN_LIMIT = 500  # ids per IN (...) when reading
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the store knew of a run before this job."""
+
+    status: str | None
+    updated_on: float | None
+    state_since: float
+    first_seen: float
+    noticed_at: float | None
+    cancel_after: float | None
+    notice_job: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Spare:
+    """A person's request to leave a run alone until ``until``."""
+
+    target: str
+    run_id: str
+    until: float
+    by_user: str
+    reason: str | None
+    created_at: float
+
+
+def _short(exc: BaseException, location: Location) -> str:
+    """A database error in one line, without the URL's password."""
+    orig = getattr(exc, "orig", None) or exc
+    message = " ".join(str(orig).split()) or type(orig).__name__
+    secret = location.password()
+    return message.replace(secret, "***")[:500] if secret else message[:500]
+
+
+def lock_key(identity_key: str) -> int:
+    """A signed 64-bit advisory lock key for a target (``config.Identity.key``)."""
+    digest = hashlib.sha256(f"zuora-reaper:{identity_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+MIGRATION_LOCK = lock_key("schema-migration")
+version_table = table(VERSION_TABLE, column("version_num"))  # Alembic's, read before it runs
+
+
+class Store:
+    """An open, checked, up-to-date state store."""
+
+    def __init__(self, engine: Engine, location: Location) -> None:
+        self.engine, self.location = engine, location
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.location.kind == "postgresql"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def fail(self, what: str, exc: BaseException) -> StateError:
+        return StateError(f"the state store {self.location.shown()} failed to {what}: "
+                          f"{_short(exc, self.location)}")
+
+    # ------------------------------------------------------------ reading
+
+    def recall(self, target: str, run_ids: Iterable[str]) -> dict[str, Known]:
+        """The known state of these runs (those the store has seen)."""
+        found: dict[str, Known] = {}
+        try:
+            with self.engine.connect() as conn:
+                for chunk in batched(run_ids, IN_LIMIT):
+                    found.update(_known(conn, target, chunk))
+        except SQLAlchemyError as exc:
+            raise self.fail("read the runs' state", exc) from exc
+        return found
+
+    def spares(self, target: str | None, now: float | None = None) -> list[Spare]:
+        """The spares of ``target`` (every target: None), those in force at ``now`` when
+        given, soonest to expire first."""
+        query = select(spares).order_by(spares.c.until, spares.c.run_id)
+        if target is not None:
+            query = query.where(spares.c.target == target)
+        if now is not None:
+            query = query.where(spares.c.until > now)
+        try:
+            with self.engine.connect() as conn:
+                return [Spare(**row._mapping) for row in conn.execute(query)]
+        except SQLAlchemyError as exc:
+            raise self.fail("read the spares", exc) from exc
+
+    # ------------------------------------------------------------ writing
+
+    def record(self, job: Mapping[str, Any], rows: Iterable[dict[str, Any]],
+               states: Any, prune_before: float) -> None:
+        """Write one job: its row, a sighting per run, the runs' latest state (``states``
+        turns a chunk of sightings and what was known into state rows), then prune what is
+        older than ``prune_before``. One transaction: all of it or nothing."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(jobs.insert(), [dict(job)])
+                target = job["target"]
+                for chunk in batched(rows, CHUNK):
+                    ids = [row["run_id"] for row in chunk]
+                    known = _known(conn, target, ids)
+                    conn.execute(sightings.insert(), list(chunk))
+                    conn.execute(delete(runs).where(runs.c.target == target,
+                                                    runs.c.run_id.in_(ids)))
+                    conn.execute(runs.insert(), states(chunk, known))
+                _prune(conn, prune_before)
+        except SQLAlchemyError as exc:
+            raise self.fail("record the job", exc) from exc
+
+    def add_spares(self, items: list[Spare]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                for item in items:
+                    conn.execute(delete(spares).where(spares.c.target == item.target,
+                                                      spares.c.run_id == item.run_id))
+                conn.execute(spares.insert(), [vars_of(item) for item in items])
+        except SQLAlchemyError as exc:
+            raise self.fail("record the spares", exc) from exc
+
+    def remove_spares(self, target: str, run_ids: list[str]) -> int:
+        try:
+            with self.engine.begin() as conn:
+                done = conn.execute(delete(spares).where(spares.c.target == target,
+                                                         spares.c.run_id.in_(run_ids)))
+                return int(done.rowcount or 0)
+        except SQLAlchemyError as exc:
+            raise self.fail("remove the spares", exc) from exc
+
+    # ------------------------------------------------------------ the lock
+
+    @contextlib.contextmanager
+    def lock(self, identity_key: str, describe: str) -> Iterator[None]:
+        """PostgreSQL's single-flight lock: a session advisory lock on the target, held on a
+        connection of its own for the job's life (the server drops it if the process dies)."""
+        key = lock_key(identity_key)
+        try:
+            conn = self.engine.connect()
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+            conn.commit()
+        except SQLAlchemyError as exc:
+            raise self.fail("take the job lock", exc) from exc
+        try:
+            if not got:
+                raise LockHeld(f"another zuora-reaper job holds the PostgreSQL advisory lock "
+                               f"for {describe} on {self.location.shown()}; this job sent "
+                               "nothing")
+            yield
+        finally:
+            with contextlib.suppress(SQLAlchemyError):
+                if got:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+            with contextlib.suppress(SQLAlchemyError):
+                conn.close()
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (itertools.batched is Python 3.12)."""
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def vars_of(item: Spare) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in Spare.__slots__}
+
+
+def _known(conn: Any, target: str, ids: Iterable[str]) -> dict[str, Known]:
+    query = select(runs.c.run_id, runs.c.status, runs.c.updated_on, runs.c.state_since,
+                   runs.c.first_seen, runs.c.noticed_at, runs.c.cancel_after,
+                   runs.c.notice_job).where(runs.c.target == target,
+                                            runs.c.run_id.in_(list(ids)))
+    return {row[0]: Known(*row[1:]) for row in conn.execute(query)}
+
+
+def _prune(conn: Any, before: float) -> None:
+    conn.execute(delete(sightings).where(sightings.c.seen_at < before))
+    conn.execute(delete(jobs).where(jobs.c.started_at < before))
+    conn.execute(delete(runs).where(runs.c.last_seen < before))
+    conn.execute(delete(spares).where(spares.c.until < before))
+
+
+# ---------------------------------------------------------------- opening
+
+
+def open_store(location: Location) -> Store:
+    """Open ``location``, check it is ours and not newer, migrate it to ``HEAD``."""
+    if location.kind == "sqlite":
+        _check_sqlite_file(location)
+    engine = _engine(location)
+    try:
+        with engine.connect() as conn:
+            version = _version(conn, location)
+        if version != HEAD:
+            _migrate(engine, location)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StateUnavailable(f"cannot open the state store {location.shown()}: "
+                               f"{_short(exc, location)}") from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine, location)
+
+
+def _engine(location: Location) -> Engine:
+    if location.kind == "postgresql":
+        return create_engine(location.url, poolclass=NullPool,
+                             connect_args={"connect_timeout": 10,
+                                           "application_name": "zuora-reaper"})
+    engine = create_engine(location.url, poolclass=NullPool, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    return engine
+
+
+def _check_sqlite_file(location: Location) -> None:
+    """Refuse, before SQLite touches it, a path that is not a writable SQLite file of ours
+    (``unwritable``: only permissions stand in the way). A missing file is created 0600 (it
+    holds owners' addresses); the default folder 0700."""
+    assert location.path is not None
+    path, folder = location.path, os.path.dirname(location.path)
+    if not location.explicit:
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise StateUnavailable(f"cannot create {folder}: {exc.strerror}",
+                                   unwritable=True) from exc
+    if not os.path.isdir(folder):
+        raise StateUnavailable(f"{folder} (the folder of {path}) does not exist")
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        _create(path, folder)
+        return
+    if not stat.S_ISREG(info.st_mode):
+        raise StateUnavailable(f"{path} is not a regular file")
+    with open(path, "rb") as handle:
+        head = handle.read(len(SQLITE_MAGIC))
+    if head and head != SQLITE_MAGIC:
+        raise StateUnavailable(f"{path} is not a SQLite database (left as it is); give "
+                               "another --state, or move it away")
+    if not (os.access(path, os.W_OK) and os.access(folder, os.W_OK)):
+        raise StateUnavailable(f"{path} is not writable by this user (SQLite also needs to "
+                               f"write in {folder})", unwritable=True)
+
+
+def _create(path: str, folder: str) -> None:
+    if not os.access(folder, os.W_OK):
+        raise StateUnavailable(f"cannot create {path}: {folder} is not writable by this user",
+                               unwritable=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StateUnavailable(f"cannot create {path}: {exc.strerror}",
+                               unwritable=exc.errno in (1, 13, 30)) from exc
+
+
+def _version(conn: Any, location: Location) -> str | None:
+    """The schema version; None for a database with none of our tables (to create). Refuses
+    one that is not ours, and one newer than this release."""
+    tables = set(inspect(conn).get_table_names())
+    if VERSION_TABLE not in tables:
+        ours = sorted(tables & set(TABLES))
+        others = sorted(tables - set(TABLES))
+        if ours or (others and location.kind == "sqlite"):
+            held = ", ".join((ours or others)[:5])
+            raise StateUnavailable(f"{location.shown()} is not a zuora-reaper state store "
+                                   f"(it holds {held} and no {VERSION_TABLE}); left as it is")
+        return None
+    found = list(conn.execute(select(version_table.c.version_num)).scalars())
+    if len(found) == 1 and found[0] in REVISIONS:
+        return str(found[0])
+    raise StateUnavailable(
+        f"{location.shown()} has schema version {', '.join(found) or 'none'}, which this "
+        f"zuora-reaper does not know (it knows {', '.join(REVISIONS)}): a newer zuora-reaper "
+        "wrote it. Upgrade zuora-reaper; the store was left as it is")
+
+
+def _migrate(engine: Engine, location: Location) -> None:
+    """Upgrade to ``HEAD`` with Alembic, in one transaction (checked again inside it)."""
+    command = importlib.import_module("alembic.command")  # only when a migration is due:
+    config = importlib.import_module("alembic.config").Config()  # ~10 MB and 0.1 s a job
+    config.set_main_option("script_location", MIGRATIONS)
+    with engine.begin() as conn:
+        if location.kind == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+        if _version(conn, location) == HEAD:
+            return  # another job migrated it meanwhile
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    if location.kind == "sqlite":
+        with engine.connect() as conn:  # readers never wait for the writer
+            conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+
+
+def open_for(settings: Settings, env: Mapping[str, str]) -> Store | None:
+    """The store ``settings`` name, open; None when there is none (``--state none``) or the
+    default location is not writable (one warning: the job runs without memory). Raises
+    StateUnavailable (exit 2) for a named store that cannot be used, and when an option that
+    needs memory (``--stalled-for``, ``--notice``) would run without it."""
+    needs = [flag for flag, value in (("--stalled-for", settings.selection.stalled_for),
+                                      ("--notice", settings.selection.notice))
+             if value is not None and settings.command in ("plan", "run")]
+    location = resolve(settings.state.url, env)
+    if location is None:
+        if needs:
+            raise StateUnavailable(f"{needs[0]} needs the state store, and --state is none")
+        return None
+    try:
+        return open_store(location)
+    except StateUnavailable as exc:
+        if location.explicit or not exc.unwritable:
+            raise
+        if needs:
+            raise StateUnavailable(f"{needs[0]} needs the state store, and the default one "
+                                   f"cannot be used: {exc}; give --state PATH|URL") from exc
+        log.warning("state.unavailable", path=location.path, error=str(exc),
+                    hint="this job runs without memory; give --state PATH|URL, or --state "
+                         "none to say so")
+        return None
