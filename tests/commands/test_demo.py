@@ -29,16 +29,24 @@ def test_demo_console_script_prints_table():
     proc = _run([str(CONSOLE_SCRIPT), "demo"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    header = next(line for line in lines if line.split() == ["plan", "run"])
+    header = next(line for line in lines if line.split() == ["plan", "run", "pass", "1",
+                                                             "pass", "2"])
     assert header
-    rows = {line.rsplit(None, 2)[0].strip(): line.split()[-2:] for line in lines
-            if len(line.split()) >= 3 and line.split()[-1].rstrip("s").replace(".", "").isdigit()}
+    rows = {line.rsplit(None, 4)[0].strip(): line.split()[-4:] for line in lines
+            if len(line.split()) >= 5 and line.split()[-1].rstrip("s").replace(".", "").isdigit()}
     assert rows["would_cancel"][0] == rows["selected"][0] != "0"
     assert rows["cancelled"][1] != "0"
-    assert rows["failed"] == ["0", "0"]
+    assert rows["failed"] == ["0", "0", "0", "0"]
     assert rows["DELETEs (emulator)"][0] == "0"
-    assert rows["exit code"] == ["0", "0"]
+    assert rows["exit code"] == ["0", "0", "0", "0"]
+    # memory across jobs: the moving runs were not stalled; the stalled ones got a notice on
+    # pass 1 (no DELETE) and were cancelled on pass 2
+    assert rows["not stalled (moved)"][2] != "0"
+    assert rows["noticed"][2] == rows["cancelled"][3] != "0"
+    assert rows["DELETEs (emulator)"][2] == "0"
     assert "[FAILED]" not in proc.stdout
+    assert "zuora-reaper history" in proc.stdout
+    assert "cancelled by ISO week" in proc.stdout
     assert "zuora-reaper plan --environment" in proc.stdout
 
 
@@ -58,6 +66,7 @@ def test_demo_json_module_entry():
     assert run["failed"] == run["not_attempted"] == 0
     assert run["exit_code"] == plan["exit_code"] == 0
     assert run["emulator_deletes"] >= run["cancelled"]
+    assert doc["history"]["cancelled"] == sum(p["cancelled"] for p in doc["phases"].values())
 
 
 def test_demo_bad_option_exits_2():

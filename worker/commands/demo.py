@@ -1,9 +1,13 @@
-"""``zuora-reaper demo``: plan and run against the embedded emulator, then print what happened.
+"""``zuora-reaper demo``: plan and run against the embedded emulator, then two passes with
+memory across jobs a few seconds apart, then ``history``; and print what happened.
 
 Everything stays on loopback: the emulator is served in-process on a free port with the demo
 credentials, seeded with a reproducible population, a rate quota, a concurrency cap, a little
-latency and a few recoverable 503s, so pacing and retries show in the numbers. The job runs
-exactly as ``zuora-reaper plan`` / ``run`` would (``worker.job.run_job`` over real HTTP);
+latency and a few recoverable 503s, so pacing and retries show in the numbers. The jobs run
+exactly as ``zuora-reaper plan`` / ``run`` would (``worker.job.run_job`` over real HTTP), with a
+state store in a temporary folder (never the user's). Between the passes some recent runs move
+(their ``updatedOn`` changes): with ``--stalled-for`` they are not selected; the stalled ones
+get a notice (``--notice``) on the first pass and are cancelled on the second.
 ``os.environ`` is neither read for settings nor changed.
 """
 
@@ -13,19 +17,27 @@ import argparse
 import asyncio
 import json
 import sys
+import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from worker.config import Settings, load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
 from worker.emulator.runs import USERS
 from worker.errors import ConfigError, Interrupted, Kind
-from worker.job import run_job
+from worker.commands.history import render as render_history
+from worker.job import JobDeps, run_job
 from worker.logs import configure_logging
+from worker.memory import Memory, record_job
 from worker.models import JobResult, Outcome
 from worker.report import counts, verdict
+from worker.state.history import History, Scope, read_history
+from worker.state.location import Location
+from worker.state.store import Store, open_store
 
 ExitCodes = Callable[[Kind], int]
 
@@ -40,6 +52,11 @@ DEMO_FLAGS: dict[str, Any] = {
     "pacing.deadline": "60s",
     "output.log_level": "warning",
 }
+MEMORY_FLAGS: dict[str, Any] = {**DEMO_FLAGS, "filters.older_than": "10m",
+                                "filters.stalled_for": "2s", "safety.notice": "2s"}
+RECENT = 12  # runs 20-100 minutes old: under --older-than 2h, left for the memory passes
+MOVING = 4  # of them, the ones that move between passes
+PAUSE_S = 2.5  # between passes: longer than --stalled-for and --notice
 REAL_TENANT = f"""\
 Point it at a real tenant (plan first: it never cancels anything):
   export ZUORA_CLIENT_ID=... ZUORA_CLIENT_SECRET=...   # an OAuth client of the API user
@@ -72,6 +89,7 @@ class DemoRun:
     emulator: EmulatorConfig
     phases: list[Phase] = field(default_factory=list)
     checks: list[tuple[str, bool]] = field(default_factory=list)
+    history: History | None = None
 
     @property
     def ok(self) -> bool:
@@ -97,48 +115,94 @@ def emulator_config(runs: int, seed: int) -> EmulatorConfig:
         fail_503_ratio=0.02, fault_retry_after=0.0, drift_complete=1)
 
 
-def demo_settings(command: str, base_url: str) -> Settings:
-    """The settings ``zuora-reaper COMMAND --base-url URL <DEMO_FLAGS>`` would build."""
-    return load_settings(command, {**DEMO_FLAGS, "target.base_url": base_url}, DEMO_ENV, None)
+def demo_settings(command: str, base_url: str, state: str = "none",
+                  flags: dict[str, Any] | None = None) -> Settings:
+    """The settings ``zuora-reaper COMMAND --base-url URL --state STATE <DEMO_FLAGS>`` would
+    build."""
+    given = {**(flags or DEMO_FLAGS), "target.base_url": base_url, "state.url": state}
+    return load_settings(command, given, DEMO_ENV, None)
 
 
-async def run_demo(runs: int, seed: int) -> DemoRun:
-    """Serve the emulator, run plan then run against it, and check the emulator's records."""
+async def run_demo(runs: int, seed: int, codes: ExitCodes) -> DemoRun:
+    """Serve the emulator; plan, run, and the two memory passes against it; check the
+    emulator's records against what each job reported."""
     config = emulator_config(runs, seed)
     emu = Emulator(config)
     await emu.start()
-    try:
-        demo = DemoRun(emu.base_url, config)
-        for command in ("plan", "run"):
-            demo.phases.append(await _phase(emu, command))
-        plan, run = demo.phases
-        cancelled = {k for k, r in run.result.records.items() if r.outcome is Outcome.CANCELLED}
-        demo.checks = [
-            ("plan sent no DELETE", plan.emulator_deletes == 0),
-            ("the emulator cancelled exactly the runs reported cancelled",
-             emu.cancelled_ids() == cancelled),
-            ("no excluded or too-young run was cancelled",
-             all(_protected_ok(emu, rid) for rid in emu.cancelled_ids())),
-        ]
-        return demo
-    finally:
-        await emu.stop()
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="zuora-reaper-demo-") as folder:
+        store = open_store(Location(f"sqlite:///{folder}/state.db", "sqlite", True,
+                                    f"{folder}/state.db"))
+        try:
+            demo = DemoRun(emu.base_url, config)
+            recent = [emu.add_run(age_s=(20 + 7 * i) * 60.0, created_by=USERS[i % 4]).id
+                      for i in range(RECENT)]
+            for command in ("plan", "run"):
+                demo.phases.append(await _phase(emu, store, command, codes))
+            await _memory_passes(demo, emu, store, recent, codes)
+            demo.history = read_history(store, Scope(started - 60.0))
+            demo.checks = _checks(demo, emu, recent)
+            return demo
+        finally:
+            store.close()
+            await emu.stop()
 
 
-def _protected_ok(emu: Emulator, run_id: str) -> bool:
+async def _memory_passes(demo: DemoRun, emu: Emulator, store: Store, recent: list[str],
+                         codes: ExitCodes) -> None:
+    """Two runs with --stalled-for and --notice, a pause apart; some recent runs move first."""
+    for name in ("pass 1", "pass 2"):
+        await asyncio.sleep(PAUSE_S)
+        if name == "pass 1":
+            for run_id in recent[:MOVING]:  # they made progress since the last job
+                emu.runs[run_id].updated_on = emu.config.clock()
+        demo.phases.append(await _phase(emu, store, "run", codes, name, MEMORY_FLAGS))
+
+
+def _checks(demo: DemoRun, emu: Emulator, recent: list[str]) -> list[tuple[str, bool]]:
+    plan, run, first, second = demo.phases
+    reported = {k for p in demo.phases for k, r in p.result.records.items()
+                if r.outcome is Outcome.CANCELLED}
+    listed = first.result.records  # the emulator completes a run per listing: some are gone
+    moving = {k for k in recent[:MOVING] if k in listed}
+    still = {k for k in recent[MOVING:] if k in listed}
+    noticed = {k for k, r in first.result.records.items() if r.outcome is Outcome.NOTICED}
+    assert demo.history is not None
+    return [
+        ("plan sent no DELETE", plan.emulator_deletes == 0),
+        ("the emulator cancelled exactly the runs reported cancelled",
+         emu.cancelled_ids() == reported),
+        ("no excluded or too-young run was cancelled",
+         all(_protected_ok(emu, rid, noticed) for rid in emu.cancelled_ids())),
+        ("pass 1: moving runs were not stalled, the stalled ones got a notice and no DELETE",
+         all(listed[k].reason == "not_stalled" for k in moving)
+         and still <= noticed and not noticed & moving and first.emulator_deletes == 0),
+        ("pass 2: the noticed runs were cancelled after the notice (those still running)",
+         {k for k, r in second.result.records.items() if r.selected}
+         == noticed & set(second.result.records) and not moving & emu.cancelled_ids()),
+        ("history counts what the emulator cancelled", demo.history.cancelled
+         == len(emu.cancelled_ids())),
+    ]
+
+
+def _protected_ok(emu: Emulator, run_id: str, noticed: set[str]) -> bool:
     run = emu.runs[run_id]
-    return run.created_by != BOT_USER and emu.config.clock() - run.started_on >= 2 * 3600
+    old = emu.config.clock() - run.started_on >= 2 * 3600 or run_id in noticed
+    return run.created_by != BOT_USER and old
 
 
-async def _phase(emu: Emulator, command: str) -> Phase:
-    settings = demo_settings(command, emu.base_url)
+async def _phase(emu: Emulator, store: Store, command: str, codes: ExitCodes,
+                 name: str | None = None, flags: dict[str, Any] | None = None) -> Phase:
+    settings = demo_settings(command, emu.base_url, flags=flags)
     seen, deletes = len(emu.records), len(emu.deletes())
     start = time.perf_counter()
-    result = await run_job(settings)
+    memory = Memory(store, settings, datetime.now(UTC))
+    result = await run_job(settings, JobDeps(memory=memory))
     seconds = time.perf_counter() - start
     result.settle_unattempted()
     kind, reason = verdict(result)
-    return Phase(command, result, seconds, kind, reason,
+    record_job(store, settings, result, codes(kind))
+    return Phase(name or command, result, seconds, kind, reason,
                  len(emu.records) - seen, len(emu.deletes()) - deletes)
 
 
@@ -151,6 +215,9 @@ def phase_rows(phase: Phase, codes: ExitCodes) -> dict[str, str]:
     k = phase.result.counters
     rows: dict[str, object] = {"listed": c["listed"], "selected": c["selected"]}
     rows.update({o.value: c[o.value] for o in Outcome})
+    reasons = Counter(r.reason for r in phase.result.records.values())
+    rows.update({"  not stalled (moved)": reasons["not_stalled"],
+                 "  notice pending": reasons["notice_pending"]})
     rows.update({
         "time taken": f"{phase.seconds:.2f}s",
         "requests sent": k.requests + k.network_errors,
@@ -193,6 +260,12 @@ def render(demo: DemoRun, out: TextIO, codes: ExitCodes) -> None:
     for phase in demo.phases:
         if phase.reason:
             out.write(f"{phase.name}: exit {codes(phase.kind)}: {phase.reason}\n")
+    if demo.history is not None:
+        out.write(f"\nzuora-reaper history (memory across jobs; passes 1 and 2 ran with "
+                  f"--older-than {MEMORY_FLAGS['filters.older_than']} --stalled-for "
+                  f"{MEMORY_FLAGS['filters.stalled_for']} --notice "
+                  f"{MEMORY_FLAGS['safety.notice']}, {PAUSE_S:g}s apart):\n")
+        render_history(demo.history, out, chart=True)
     out.write("\n" + REAL_TENANT + "\n")
 
 
@@ -211,6 +284,7 @@ def as_json(demo: DemoRun, codes: ExitCodes) -> dict[str, Any]:
                             "exit_code": codes(p.kind), "exit_reason": p.reason}
                    for p in demo.phases},
         "checks": {label: ok for label, ok in demo.checks},
+        "history": demo.history.as_dict() if demo.history is not None else None,
     }
 
 
@@ -220,9 +294,10 @@ def main(argv: Sequence[str], codes: ExitCodes) -> Kind:
     args = build_parser().parse_args(list(argv))
     if not 1 <= args.runs <= 100_000:
         raise ConfigError("--runs", "must be within 1 to 100000")
-    configure_logging("console", "warning")
+    configure_logging("console", "error")  # the table says it all (a notice without a
+    # webhook, the demo's case, would warn on every pass)
     try:
-        demo = asyncio.run(run_demo(args.runs, args.seed))
+        demo = asyncio.run(run_demo(args.runs, args.seed, codes))
     except KeyboardInterrupt:
         print("zuora-reaper demo: interrupted", file=sys.stderr)
         return Interrupted.kind
