@@ -122,11 +122,12 @@ def spare_note(spare: Spare) -> str:
 # ---------------------------------------------------------------- what a job leaves behind
 
 
-def record_job(store: Store, settings: Settings, result: JobResult, exit_code: int) -> None:
+def record_job(store: Store, settings: Settings, result: JobResult, exit_code: int,
+               now: datetime | None = None) -> None:
     """Write the job, a sighting per listed run and the runs' state; stamp the notices given
-    (``cancel_after`` counts from now, when the notice is recorded and about to be sent); and
-    prune what is older than ``--keep``."""
-    now = datetime.now(UTC)
+    (``cancel_after`` counts from ``now``: the notice is recorded, then sent); and prune what
+    is older than ``--keep``."""
+    now = now or datetime.now(UTC)
     notice = settings.selection.notice or 0.0
     for rec in result.records.values():
         if rec.outcome is Outcome.NOTICED:

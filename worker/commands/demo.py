@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from worker.commands.history import render as render_history
 from worker.config import Settings, load_settings
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
 from worker.emulator.runs import USERS
 from worker.errors import ConfigError, Interrupted, Kind
-from worker.commands.history import render as render_history
 from worker.job import JobDeps, run_job
 from worker.logs import configure_logging
 from worker.memory import Memory, record_job
@@ -160,7 +160,7 @@ async def _memory_passes(demo: DemoRun, emu: Emulator, store: Store, recent: lis
 
 
 def _checks(demo: DemoRun, emu: Emulator, recent: list[str]) -> list[tuple[str, bool]]:
-    plan, run, first, second = demo.phases
+    plan, _run, first, second = demo.phases
     reported = {k for p in demo.phases for k, r in p.result.records.items()
                 if r.outcome is Outcome.CANCELLED}
     listed = first.result.records  # the emulator completes a run per listing: some are gone
