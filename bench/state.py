@@ -742,10 +742,11 @@ def history_process(pacing: ModuleType, backend: Backend, value: str, tmp: Path
     out = tmp / f"history-{time.monotonic_ns()}.json"
     cmd = [sys.executable, "-m", "worker", "history", "--output", "json", "--since", "400d",
            "--log-level", "warning", *flags]
-    with out.open("w") as fh:
-        wall, cpu, rss, code = pacing.run_child(cmd, {**pacing.reaper_env(), **env}, stdout=fh)
+    _, (m,) = lean({"op": "child", "cmd": cmd, "env": {**pacing.reaper_env(), **env},
+                    "stdout": str(out)})
+    code = m["exit_code"]
     doc = json.loads(out.read_text()) if code == 0 else {}
-    return wall, cpu, rss, code, doc
+    return m["wall_s"], m["cpu_s"], m["maxrss_mb"], code, doc
 
 
 def history_breakdown(value: str, scope: Scope) -> list[str]:
@@ -796,52 +797,74 @@ def load_pacing_bench() -> ModuleType:
     return module
 
 
-@contextlib.contextmanager
-def child_env(pacing: ModuleType, extra: dict[str, str]) -> Iterator[None]:
-    """``run_reaper`` builds its child's environment with ``reaper_env()``: add ``extra``
-    (ZUORA_REAPER_STATE, for a URL with a password) for the calls inside."""
-    original = pacing.reaper_env
-    pacing.reaper_env = lambda: {**original(), **extra}
-    try:
-        yield
-    finally:
-        pacing.reaper_env = original
+# A lean launcher: ru_maxrss counts the process a child was forked from (its RSS at the fork),
+# and this script holds tens of thousands of runs; so the measured processes are started by a
+# fresh interpreter that imports bench/bench.py alone (~15 MB), with bench.py's own functions.
+LAUNCHER = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import bench as pacing
+job = json.load(sys.stdin)
+rss = [l for l in open("/proc/self/status") if l.startswith("VmRSS:")][0].split()[1]
+print(json.dumps({"launcher_rss_mb": int(rss) / 1024}), flush=True)
+if job["op"] == "child":
+    with open(job["stdout"], "w") as fh:
+        wall, cpu, peak, code = pacing.run_child(job["cmd"], job["env"], stdout=fh)
+    print(json.dumps({"wall_s": wall, "cpu_s": cpu, "maxrss_mb": peak, "exit_code": code}))
+else:
+    cfg = pacing.BenchConfig(**job["cfg"])
+    for case in job["cases"]:
+        env = {**job["env"], **case["env"]}
+        pacing.reaper_env = lambda env=env: env  # run_reaper's child environment
+        m = pacing.run_reaper(case["label"], job["n"], cfg, Path(job["tmp"]), case["flags"],
+                              command="plan")
+        print(json.dumps({"label": m.label, "wall_s": m.wall_s, "cpu_s": m.cpu_s,
+                          "maxrss_mb": m.maxrss_mb, "job_s": m.job_s,
+                          "exit_code": m.exit_code}), flush=True)
+"""
+
+
+def lean(job: dict[str, Any]) -> tuple[float, list[dict[str, Any]]]:
+    """Run ``job`` in the lean launcher: its RSS, and one result per measured process."""
+    proc = subprocess.run([sys.executable, "-c", LAUNCHER, str(ROOT / "bench")],
+                          input=json.dumps(job), capture_output=True, text=True, check=False,
+                          cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the launcher failed: {proc.stderr.strip()[-2000:]}")
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    return lines[0]["launcher_rss_mb"], lines[1:]
 
 
 def bench_rss(pacing: ModuleType, found: list[Backend], n: int, checks: list[Check],
               tmp: Path) -> None:
-    cfg = pacing.BenchConfig(rate=500.0, rate_window=10.0, concurrency=40, latency_ms=50.0,
-                             concurrency_retry_after=120.0, naive_cap_s=20.0)
-    flags = ["--rate", "10000", "--concurrency", str(cfg.concurrency)]
+    cfg = {"rate": 500.0, "rate_window": 10.0, "concurrency": 40, "latency_ms": 50.0,
+           "concurrency_retry_after": 120.0, "naive_cap_s": 20.0}
+    flags = ["--rate", "10000", "--concurrency", str(cfg["concurrency"])]
     print(f"\npeak RSS of zuora-reaper plan, {n:,} runs listed and selected (would_cancel), "
-          f"as bench.py --rss-runs measures it")
+          f"as bench.py --rss-runs measures it (bench.run_reaper)")
     pacing.compile_bytecode()
-    print(f"  this process's RSS as it starts each child: {rss_now():.0f} MB (a child forked "
-          "from it cannot read below that; every figure here is above it)")
     imports = {label: import_hwm(what) for label, what in IMPORTS}
     print("  start-up alone, peak RSS (VmHWM) of a child that imports and exits: "
           + "; ".join(f"{k} {v:.0f} MB" for k, v in imports.items()))
-    cases: list[tuple[str, Backend | None, str | None]] = [("--state none", None, "none")]
+    cases = [{"label": "--state none", "flags": [*flags, "--state", "none"], "env": {}}]
     for backend in found:
         value = backend.fresh()
-        cases += [(f"{backend.name}, a fresh store", backend, value),
-                  (f"{backend.name}, the same store again", backend, value)]
-    rows = []
-    for label, backend, value in cases:
-        if backend is None:
-            extra, env = ["--state", "none"], {}
-        else:
-            assert value is not None
-            extra, env = backend.child_args(value)
-        with child_env(pacing, env):
-            m = pacing.run_reaper(label, n, cfg, tmp, [*flags, *extra], command="plan")
-        rows.append(m)
-        print(f"  {label:<34} peak RSS {m.maxrss_mb:5.0f} MB  job {m.job_s:6.2f} s  process "
-              f"{m.wall_s:6.2f} s  CPU {m.cpu_s:5.2f} s  exit {m.exit_code}")
-        if backend is not None:
-            checks.append(Check(f"peak RSS, {n:,}-run plan, {label.split(', ')[1]}",
-                                backend.name, m.maxrss_mb, RSS_TARGET_MB, "MB",
-                                f"--state none: {rows[0].maxrss_mb:.0f} MB"))
+        extra, env = backend.child_args(value)
+        cases += [{"label": f"{backend.name}, {what}", "flags": [*flags, *extra], "env": env}
+                  for what in ("a fresh store", "the same store again")]
+    launcher_rss, results = lean({"op": "reaper", "n": n, "cfg": cfg, "tmp": str(tmp),
+                                  "env": pacing.reaper_env(), "cases": cases})
+    print(f"  (launched from a process of {launcher_rss:.0f} MB RSS: no figure is below it)")
+    for m in results:
+        label = m["label"]
+        print(f"  {label:<34} peak RSS {m['maxrss_mb']:5.0f} MB  job {m['job_s']:6.2f} s  "
+              f"process {m['wall_s']:6.2f} s  CPU {m['cpu_s']:5.2f} s  exit {m['exit_code']}")
+        if label != "--state none":
+            backend_name, what = label.split(", ", 1)
+            checks.append(Check(f"peak RSS, {n:,}-run plan, {what}", backend_name,
+                                m["maxrss_mb"], RSS_TARGET_MB, "MB",
+                                f"--state none: {results[0]['maxrss_mb']:.0f} MB"))
     record_heap(n)
 
 
@@ -852,10 +875,6 @@ IMPORTS = (
     ("+ alembic (a migration)", "worker.cli, worker.job, alembic.command, alembic.config"),
     ("+ psycopg", "worker.cli, worker.job, psycopg, sqlalchemy.dialects.postgresql.psycopg"),
 )
-
-
-def rss_now() -> float:
-    return vm_kb("VmRSS", Path("/proc/self/status").read_text()) / 1024
 
 
 def vm_kb(name: str, status: str) -> float:

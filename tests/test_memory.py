@@ -120,10 +120,11 @@ def _result() -> JobResult:
     noticed.cancel_after = NOW + timedelta(hours=1)
     spared = RunRecord(_run("s1", report_type="Summary"), "s1", 1, False, "spared",
                        note="spared by dana")
-    stalled = RunRecord(_run("t1"), "t1", 1, True, "selected", unchanged_s=4000.0)
-    stalled.settle(Outcome.CANCELLED)
+    stalled = RunRecord(_run("t1"), "t1", 1, False, "excluded_created_by", unchanged_s=4000.0)
+    gone = RunRecord(_run("c1"), "c1", 1, True, "selected", unchanged_s=4000.0)
+    gone.settle(Outcome.CANCELLED)
     moving = RunRecord(_run("m1"), "m1", 1, False, "not_stalled", unchanged_s=0.0)
-    result.records = {r.key: r for r in (noticed, spared, stalled, moving)}
+    result.records = {r.key: r for r in (noticed, spared, stalled, gone, moving)}
     return result
 
 
@@ -138,7 +139,8 @@ def test_metrics_count_noticed_spared_and_stalled_by_report_type() -> None:
         return float(lines[key])
     assert value("noticed", "Detail") == 1
     assert value("spared", "Summary") == 1
-    assert value("stalled", "Detail") == 1  # t1 (4000 s); n1 (300 s) is under 10m
+    # t1 (4000 s, left alone); c1 was cancelled, n1 (300 s) is under 10m
+    assert value("stalled", "Detail") == 1
     assert "a@example.com" not in text
     assert 'run_id' not in text
 
@@ -181,7 +183,7 @@ def test_record_job_writes_the_notice_time(store) -> None:
     result = _result()
     record_job(store, settings, result, 0, now=NOW)
     assert result.records["n1"].cancel_after == NOW + timedelta(hours=1)
-    known = store.recall(settings.identity.key, ["n1", "s1", "t1", "m1"])
+    known = store.recall(settings.identity.key, ["n1", "s1", "t1", "c1", "m1"])
     assert known["n1"].cancel_after == (NOW + timedelta(hours=1)).timestamp()
     assert known["t1"].noticed_at is None
 

@@ -147,14 +147,16 @@ def _by_report_type(gauge: Callable[..., None], result: JobResult) -> None:
               count, report_type=name, outcome=outcome)
 
 
+DONE = frozenset({Outcome.CANCELLED, Outcome.ALREADY_CANCELLED, Outcome.ALREADY_FINISHED,
+                  Outcome.NOT_FOUND})  # a run this job ended (or found ended): no longer stuck
 MEMORY_KINDS: dict[str, tuple[str, Callable[[RunRecord, float], bool]]] = {
     "noticed": ("given a notice instead of a cancel (--notice)",
                 lambda r, _: r.outcome is Outcome.NOTICED),
     "spared": ("left alone by a spare in force", lambda r, _: r.reason == "spared"),
-    "stalled": ("in progress with status and updatedOn unchanged across jobs for at least "
-                "--stalled-for (without it: since an earlier job)",
-                lambda r, least: (r.unchanged_s is not None and r.unchanged_s >= least > 0)
-                or (least == 0 and (r.unchanged_s or 0) > 0)),
+    "stalled": ("left in progress (not cancelled) with status and updatedOn unchanged across "
+                "jobs for at least --stalled-for (without it: since an earlier job)",
+                lambda r, least: r.outcome not in DONE and r.unchanged_s is not None
+                and r.unchanged_s >= max(least, 1e-9)),
 }
 
 
