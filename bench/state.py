@@ -806,6 +806,8 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 import bench as pacing
 job = json.load(sys.stdin)
+if job.get("compile"):
+    pacing.compile_bytecode()
 rss = [l for l in open("/proc/self/status") if l.startswith("VmRSS:")][0].split()[1]
 print(json.dumps({"launcher_rss_mb": int(rss) / 1024}), flush=True)
 if job["op"] == "child":
@@ -825,9 +827,10 @@ else:
 """
 
 
-def lean(job: dict[str, Any]) -> tuple[float, list[dict[str, Any]]]:
-    """Run ``job`` in the lean launcher: its RSS, and one result per measured process."""
-    proc = subprocess.run([sys.executable, "-c", LAUNCHER, str(ROOT / "bench")],
+def lean(job: dict[str, Any], tree: Path = ROOT) -> tuple[float, list[dict[str, Any]]]:
+    """Run ``job`` in the lean launcher, with the bench.py (and so the worker/) of ``tree``:
+    its RSS, and one result per measured process."""
+    proc = subprocess.run([sys.executable, "-c", LAUNCHER, str(tree / "bench")],
                           input=json.dumps(job), capture_output=True, text=True, check=False,
                           cwd=ROOT)
     if proc.returncode != 0:
@@ -837,7 +840,7 @@ def lean(job: dict[str, Any]) -> tuple[float, list[dict[str, Any]]]:
 
 
 def bench_rss(pacing: ModuleType, found: list[Backend], n: int, checks: list[Check],
-              tmp: Path) -> None:
+              tmp: Path, before: str | None) -> None:
     cfg = {"rate": 500.0, "rate_window": 10.0, "concurrency": 40, "latency_ms": 50.0,
            "concurrency_retry_after": 120.0, "naive_cap_s": 20.0}
     flags = ["--rate", "10000", "--concurrency", str(cfg["concurrency"])]
@@ -855,16 +858,28 @@ def bench_rss(pacing: ModuleType, found: list[Backend], n: int, checks: list[Che
                   for what in ("a fresh store", "the same store again")]
     launcher_rss, results = lean({"op": "reaper", "n": n, "cfg": cfg, "tmp": str(tmp),
                                   "env": pacing.reaper_env(), "cases": cases})
+    if before:  # the same job on the tree before the state store, as the baseline
+        tree = tmp / "before"
+        tree.mkdir()
+        archive = subprocess.run(["git", "archive", before], cwd=ROOT, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        _, older = lean({"op": "reaper", "n": n, "cfg": cfg, "tmp": str(tmp), "compile": True,
+                         "env": pacing.reaper_env(),
+                         "cases": [{"label": f"before the store ({before})", "flags": flags,
+                                    "env": {}}]}, tree)
+        results = older + results
     print(f"  (launched from a process of {launcher_rss:.0f} MB RSS: no figure is below it)")
+    none = next(m["maxrss_mb"] for m in results if m["label"] == "--state none")
     for m in results:
         label = m["label"]
         print(f"  {label:<34} peak RSS {m['maxrss_mb']:5.0f} MB  job {m['job_s']:6.2f} s  "
               f"process {m['wall_s']:6.2f} s  CPU {m['cpu_s']:5.2f} s  exit {m['exit_code']}")
-        if label != "--state none":
+        if ", " in label:
             backend_name, what = label.split(", ", 1)
             checks.append(Check(f"peak RSS, {n:,}-run plan, {what}", backend_name,
                                 m["maxrss_mb"], RSS_TARGET_MB, "MB",
-                                f"--state none: {results[0]['maxrss_mb']:.0f} MB"))
+                                f"--state none: {none:.0f} MB"))
     record_heap(n)
 
 
@@ -981,6 +996,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--only", choices=("record", "history", "rss"), action="append",
                    help="run only these parts (repeatable)")
     p.add_argument("--profile", action="store_true", help="cProfile record_job")
+    p.add_argument("--before", metavar="REV",
+                   help="also measure the RSS job on this git revision (e.g. the one before "
+                        "the state store, d5fc305) as a baseline")
     args = p.parse_args(argv)
     n = args.runs or (5_000 if args.quick else 50_000)
     shape = YearShape(args.jobs or (240 if args.quick else 8_760), args.per_job)
@@ -994,7 +1012,7 @@ def main(argv: list[str] | None = None) -> None:
         tmp = Path(tmpdir)
         with backends(tmp, not args.no_pg) as found:
             if "rss" in parts and rss_runs:  # first, while this process is small
-                bench_rss(pacing, found, rss_runs, checks, tmp)
+                bench_rss(pacing, found, rss_runs, checks, tmp, args.before)
             if "record" in parts:
                 for backend in found:
                     bench_record(backend, settings, n, args.profile, checks)

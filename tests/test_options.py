@@ -72,4 +72,4 @@ def test_an_unknown_command_names_the_commands(capsys):
     assert main(["cancel", "--older-than", "2h"]) == 2
     err = capsys.readouterr().err
     assert "unknown command 'cancel'" in err
-    assert "plan, run, check, explain, demo, emulator" in err
+    assert "plan, run, check, explain, spare, history, demo, emulator" in err
