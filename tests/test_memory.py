@@ -13,10 +13,10 @@ from prometheus_client import generate_latest
 from worker.commands.history import render, rows, write_csv
 from worker.config import load_settings, require_basis
 from worker.errors import ConfigError
-from worker.memory import Memory, record_job, stalled_miss, unchanged_for
+from worker.memory import Memory, StateRows, record_job, stalled_miss, unchanged_for
 from worker.metrics import build_registry, sample_of
 from worker.models import JobResult, Outcome, ReportRun, RunRecord
-from worker.notify import build_payload, notices, should_notify
+from worker.notify import build_payload, notice_payload, notices, should_notify
 from worker.report import build_header
 from worker.screen import render as render_screen
 from worker.state.history import History, week_of
@@ -93,7 +93,8 @@ def test_a_notice_then_pending_then_due(store) -> None:
     settings = _settings(**{"safety.notice": "1h"})
     run = _run()
     first = _judged(store, settings, run)
-    assert (first.selected, first.reason, first.outcome) == (False, "noticed", Outcome.NOTICED)
+    # held for a notice; the job gives it (outcome noticed) once the guard lets it
+    assert (first.selected, first.reason, first.outcome) == (False, "noticed", None)
     noticed, due = NOW - timedelta(minutes=30), NOW + timedelta(minutes=30)
     pending = _judged(store, settings, run, _known(run, noticed, noticed, due))
     assert (pending.selected, pending.reason, pending.outcome) == (False, "notice_pending", None)
@@ -156,14 +157,16 @@ def test_the_webhook_carries_the_notices() -> None:
     result = _result()
     settings = _settings(**{"safety.notice": "1h"})
     doc = build_header(settings, result, 0, None)
-    assert should_notify(doc)
-    payload = build_payload(doc, [], "nightly", 1.0, notices=notices(result))
+    assert should_notify(doc)  # c1 was cancelled
+    assert "notices" not in build_payload(doc, [], "nightly", 1.0)  # a message of their own
+    payload = notice_payload(settings, result, notices(result))
+    assert (payload["event"], payload["count"], payload["notice_s"]) == (
+        "zuora_reaper.notices", 1, 3600.0)
     [only] = payload["notices"]
     assert only == {"run_id": "n1", "owner": "a@example.com", "report_id": "rep",
                     "report_name": "Daily", "report_type": "Detail", "status": "STARTED",
                     "started_on": "2026-12-02T09:00:00.000Z",
                     "cancel_after": "2026-12-02T13:00:00.000Z"}
-    assert payload["notices_truncated"] is False
 
 
 def test_the_screen_shows_what_memory_held_back() -> None:
@@ -233,3 +236,18 @@ def test_stalled_for_is_a_basis_for_run() -> None:
     settings = load_settings("run", {"target.base_url": "https://rest.zuora.com",
                                      "filters.stalled_for": "1h"}, ENV, None)
     require_basis(settings)  # no error: it is explicit
+
+
+def test_a_sighting_without_updated_on_neither_resets_nor_proves_a_change() -> None:
+    """A job that did not ask for updatedOn (or a server that dropped it) keeps what was known:
+    interleaving --older-than and --stalled-for jobs must not make every run look moved."""
+    run = _run()
+    known = _known(run, NOW - timedelta(hours=1))
+    blind = ReportRun("r1", "rep", "Detail", "STARTED", run.started_on, None, "a@example.com")
+    assert unchanged_for(blind, known, NOW) == 3600.0
+    row = StateRows("t", "j", NOW.timestamp(), 0.0).row(
+        {"run_id": "r1", "status": "STARTED", "updated_on": None, "seen_at": NOW.timestamp(),
+         "outcome": None}, known)
+    assert (row["updated_on"], row["state_since"]) == (known.updated_on, known.state_since)
+    moved = ReportRun("r1", "rep", "Detail", "QUERYDATA", run.started_on, None, "a@x")
+    assert unchanged_for(moved, known, NOW) == 0.0

@@ -163,7 +163,7 @@ def execute(settings: Settings) -> int:
             store = open_for(settings, os.environ)
             if store is not None:
                 stack.callback(store.close)
-            stack.enter_context(_single_flight(settings, store))
+            _single_flight(stack, settings, store)
             memory = Memory(store, settings, datetime.now(UTC)) if store else None
         except WorkerError as exc:  # a state store refused, or another job holds the lock
             return finish_unstarted(settings, exc, job_id or "", exit_code_of)
@@ -171,15 +171,15 @@ def execute(settings: Settings) -> int:
         return finish(settings, result, exit_code_of, store=store)
 
 
-def _single_flight(settings: Settings, store: Store | None) -> contextlib.AbstractContextManager[
-        object]:
-    """``run``'s lock: a PostgreSQL advisory lock when the state is there (hosts and pods
-    share it), else the lock file; ``plan`` cancels nothing and takes none."""
+def _single_flight(stack: contextlib.ExitStack, settings: Settings, store: Store | None) -> None:
+    """``run``'s locks: the lock file (every job on this host, whatever its store), and a
+    PostgreSQL advisory lock when the state is there (every host and pod of the fleet);
+    ``plan`` cancels nothing and takes none."""
     if settings.dry_run:
-        return contextlib.nullcontext()
+        return
+    stack.enter_context(job_lock(settings))
     if store is not None and store.is_postgresql:
-        return store.lock(settings.identity.key, settings.identity.describe())
-    return job_lock(settings)
+        stack.enter_context(store.lock(settings.identity.key, settings.identity.describe()))
 
 
 def job_secrets(settings: Settings) -> list[str]:

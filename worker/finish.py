@@ -19,10 +19,10 @@ from worker import signals
 from worker.config import Settings
 from worker.control import run_loop
 from worker.errors import Kind, StateError, WorkerError
-from worker.memory import record_job
+from worker.memory import record_job, unnotice
 from worker.metrics import push_metrics, sample_of, write_metrics_file
 from worker.models import JobResult
-from worker.notify import build_payload, notices, post_webhook, should_notify
+from worker.notify import build_payload, notice_payload, notices, post_webhook, should_notify
 from worker.report import (
     build_header,
     counts,
@@ -110,15 +110,39 @@ def finish_unstarted(settings: Settings, error: WorkerError, job_id: str, code_o
 
 
 def _remember(store: Store, settings: Settings, result: JobResult, code_of: CodeOf) -> None:
-    """Record the job in the state store before anything shows it: a notice is recorded
-    before the webhook sends it. A failure is said on every output and the job is not "all
-    well" (exit 1): the next job would judge on a memory that lacks this one."""
+    """Record the job in the state store before anything shows it, then send the notices
+    (``--notice``): a notice counts only once it is both recorded and sent. A job that could
+    not be recorded gives no notice; a notice the webhook refused is withdrawn from the store.
+    Either is said on every output, and the job is not "all well" (exit 1)."""
     try:
         record_job(store, settings, result, code_of(verdict(result)[0]))
     except StateError as exc:
-        result.state_error = str(exc)
-        result.warnings.append(f"the job was not recorded in the state store: {exc}")
-        log.error("state.write_failed", error=str(exc))
+        unnotice(result)
+        _memory_failed(result, f"the job was not recorded in the state store: {exc}")
+        return
+    given = notices(result)
+    if not (given and settings.output.notify_webhook):
+        return
+    payload = notice_payload(settings, result, given)
+    if run_loop(post_webhook(settings.output.notify_webhook, payload, network=settings.network)):
+        return
+    ids = [n["run_id"] for n in given]
+    unnotice(result)
+    try:
+        store.withdraw_notices(settings.identity.key, result.job_id, ids)
+    except StateError as exc:
+        _memory_failed(result, f"{len(ids)} notice(s) could not be sent, and withdrawing them "
+                               f"from the state failed: {exc}; a job after --notice may cancel "
+                               "them unannounced")
+        return
+    _memory_failed(result, f"{len(ids)} notice(s) could not be sent (the webhook refused or "
+                           "did not answer): none was given, the next job tries again")
+
+
+def _memory_failed(result: JobResult, message: str) -> None:
+    result.memory_error = message
+    result.warnings.append(message)
+    log.error("state.memory_failed", error=message)
 
 
 def _report(settings: Settings, result: JobResult, code_of: CodeOf, *,
@@ -173,8 +197,7 @@ def publish(settings: Settings, result: JobResult, code: int, doc: dict[str, Any
                      network=settings.network)
     left = until - time.monotonic()
     if out.notify_webhook and notify and left > 1.0:  # the first test narrows the type
-        payload = build_payload(doc, failed_ids(result), out.job_name, sample.duration_s,
-                                notices=notices(result))
+        payload = build_payload(doc, failed_ids(result), out.job_name, sample.duration_s)
         run_loop(post_webhook(out.notify_webhook, payload, attempt_timeout=(left - 0.5) / 2,
                               network=settings.network))
     elif out.notify_webhook and notify:

@@ -170,14 +170,21 @@ class Job:
                 fresh = await self._list_and_select(client, pass_no)
             log.info("pass.selected", pass_no=pass_no, listed=len(self.result.records),
                      selected=len(fresh))
-            if not fresh or not await self._act(client, fresh):
+            if not await self._act(client, fresh):  # notices are given even with no cancel
                 return
 
     async def _act(self, client: ApiClient, fresh: list[RunRecord]) -> bool:
-        """Guard, then cancel (run) or mark would_cancel (plan); True when another pass helps."""
+        """Guard (the runs to cancel and those to notice), give the notices, then cancel (run)
+        or mark would_cancel (plan); True when another pass helps."""
+        notices = self._pending_notices()
+        if not fresh and not notices:
+            return False
+        self._guard(fresh, notices)
+        if not self.settings.dry_run:
+            for rec in notices:
+                rec.settle(Outcome.NOTICED)
         if not fresh:
             return False
-        self._guard(fresh)
         if self.settings.dry_run:
             for rec in fresh:
                 rec.settle(Outcome.WOULD_CANCEL)
@@ -203,6 +210,7 @@ class Job:
             async for page in pages:
                 for note in page.notes:
                     self._warn("listing.paging", note)
+                await self._recall(page.runs)
                 anonymous = self._select_page(page.runs, fresh, pass_no, anonymous)
                 if self.deps.on_page:
                     self.deps.on_page(page.number, len(self.result.records))
@@ -213,8 +221,6 @@ class Job:
         """Record and judge one page's new runs; return the running count of id-less runs."""
         records = self.result.records
         now = self.control.clock.now()
-        if self.deps.memory is not None:
-            self.deps.memory.recall(runs)
         for run in runs:
             anonymous += run.id is None
             key = run.id if run.id is not None else f"#unparseable-{anonymous}"
@@ -234,9 +240,8 @@ class Job:
         assert self.inputs.ids is not None
         fetched = await fetch_runs(client, self.inputs.ids,
                                    workers=self.settings.pacing.concurrency * 4)
+        await self._recall([item.run for item in fetched])
         now = self.control.clock.now()
-        if self.deps.memory is not None:
-            self.deps.memory.recall(item.run for item in fetched)
         for item in fetched:
             rec = (RunRecord(item.run, item.requested, 1, False, item.reason) if item.reason
                    else self._judge(item.run, item.requested, 1, now))
@@ -244,6 +249,13 @@ class Job:
         log.info("ids.selected", requested=len(self.inputs.ids), fetched=len(fetched),
                  selected=sum(1 for r in self.result.records.values() if r.selected))
         return [r for r in self.result.records.values() if r.selected]
+
+    async def _recall(self, runs: list[ReportRun]) -> None:
+        """What the state store knows of these runs, read on the loop's executor: a store
+        that is slow to answer never holds the stop (deadline, signal) back."""
+        if self.deps.memory is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self.deps.memory.recall, runs)
 
     def _note_sighting(self, run: ReportRun, fresh: dict[str, RunRecord]) -> None:
         """A run listed both in a terminal status and in another one, or with another report,
@@ -288,15 +300,25 @@ class Job:
         raise GuardRefused(f"not confirmed: cancelled none of the {len(fresh)} selected runs "
                            "(answer yes to go on, or pass --yes)")
 
-    def _guard(self, fresh: list[RunRecord]) -> None:
-        """The max-cancel guard over every run selected so far: a plan warns, a run refuses
-        (and the fresh runs are not attempted)."""
-        selected = sum(1 for r in self.result.records.values() if r.selected)
+    def _pending_notices(self) -> list[RunRecord]:
+        """Runs memory holds back for a notice not yet given (``would_notice`` in a plan)."""
+        reason = "would_notice" if self.settings.dry_run else "noticed"
+        return [r for r in self.result.records.values()
+                if r.reason == reason and r.outcome is None]
+
+    def _guard(self, fresh: list[RunRecord], notices: list[RunRecord]) -> None:
+        """The max-cancel guard over every run selected so far and every run to notice (a
+        notice announces a cancel the guard must allow): a plan warns, a run refuses (the
+        fresh runs are not attempted, and no notice is given)."""
+        selected = sum(1 for r in self.result.records.values() if r.selected) + len(notices)
         try:
             warning = guard_max_cancel(selected, self.settings.max_cancel, self.settings.dry_run)
         except GuardRefused:
             for rec in fresh:
                 rec.settle(Outcome.NOT_ATTEMPTED)
+            for rec in notices:
+                rec.withdraw("would_notice")
+                rec.note = "no notice given: the job refused over --max-cancel"
             raise
         if warning:
             self.result.warnings.append(warning)

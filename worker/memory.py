@@ -25,11 +25,14 @@ import orjson
 
 from worker.config import Settings
 from worker.durations import format_duration
+from worker.errors import StateError, StateUnavailable
 from worker.models import UNSUCCESSFUL, JobResult, Outcome, ReportRun, RunRecord
 from worker.report import filters_doc, iso
 from worker.state.store import Known, Spare, Store
 
-STUCK_REASONS = frozenset({"spared", "noticed", "notice_pending", "would_notice"})
+STUCK_REASONS = frozenset({"spared", "noticed", "notice_pending", "would_notice",
+                           "notice_deferred", "notice_unsent"})
+MAX_NOTICES = 500  # per job: one webhook message carries them all; the rest wait a job
 """Reasons of runs the selection matched but memory held back: they were stuck all the same."""
 
 
@@ -44,8 +47,12 @@ class Memory:
         self.store, self.settings = store, settings
         self.target = settings.identity.key
         self.started = started_at.timestamp()
-        self.spared = {s.run_id: s for s in store.spares(self.target, self.started)}
+        try:
+            self.spared = {s.run_id: s for s in store.spares(self.target, self.started)}
+        except StateError as exc:  # before any request: the store cannot be used
+            raise StateUnavailable(str(exc)) from exc
         self.known: dict[str, Known] = {}
+        self.noticing: set[str] = set()  # runs this job decided to notice
 
     def recall(self, runs: Iterable[ReportRun]) -> None:
         """Read what the store knows of these runs (one page's) before they are judged."""
@@ -75,13 +82,20 @@ class Memory:
             self._notice(rec, known)
 
     def _notice(self, rec: RunRecord, known: Known | None) -> None:
+        """Hold back a run without a notice: ``noticed`` (the job gives the notice once the
+        max-cancel guard let it, ``worker.job``), ``would_notice`` in a plan, and
+        ``notice_deferred`` past ``MAX_NOTICES`` in one job."""
         notice = self.settings.selection.notice
         assert notice is not None
         if known is None or known.noticed_at is None or known.cancel_after is None:
+            key = rec.run.id or rec.key
+            if not self.settings.dry_run and len(self.noticing - {key}) >= MAX_NOTICES:
+                rec.withdraw("notice_deferred")
+                rec.note = f"over {MAX_NOTICES} notices in one job: a later job gives it"
+                return
+            self.noticing.add(key)
             rec.withdraw("would_notice" if self.settings.dry_run else "noticed")
             rec.cancel_after = datetime.now(UTC) + timedelta(seconds=notice)  # set on record
-            if not self.settings.dry_run:
-                rec.settle(Outcome.NOTICED)
             rec.note = f"no notice yet: cancelled only {format_duration(notice)} after one"
             return
         due = datetime.fromtimestamp(known.cancel_after, UTC)
@@ -94,12 +108,21 @@ class Memory:
             rec.note = f"noticed at {noticed}"
 
 
+def same_state(known: Known, status: str | None, updated_on: float | None) -> bool:
+    """Whether a sighting shows the state ``known`` holds. A sighting without ``updatedOn``
+    (a job that did not ask for it, a server that dropped it) is judged on the status alone:
+    it cannot tell of a change, so it neither resets nor proves one."""
+    if updated_on is None:
+        return known.status == status
+    return (known.status, known.updated_on) == (status, updated_on)
+
+
 def unchanged_for(run: ReportRun, known: Known | None, now: datetime) -> float | None:
     """How long the run's status and ``updatedOn`` have been what they are, from the first
     sighting of that state by any job; 0 when they changed; None at a first sighting."""
     if known is None:
         return None
-    if (known.status, known.updated_on) != (run.status, stamp(run.updated_on)):
+    if not same_state(known, run.status, stamp(run.updated_on)):
         return 0.0
     return max(0.0, now.timestamp() - known.state_since)
 
@@ -136,6 +159,15 @@ def record_job(store: Store, settings: Settings, result: JobResult, exit_code: i
     store.record(job_row(settings, result, exit_code), sighting_rows(target, result),
                  StateRows(target, result.job_id, now.timestamp(), notice).rows,
                  prune_before=now.timestamp() - settings.state.keep)
+
+
+def unnotice(result: JobResult) -> None:
+    """Take back the notices of a job that could not record or send them."""
+    for rec in result.records.values():
+        if rec.outcome is Outcome.NOTICED:
+            rec.settle_none()
+            rec.withdraw("notice_unsent")
+            rec.note = "the notice could not be recorded or sent: a later job gives it"
 
 
 def job_row(settings: Settings, result: JobResult, exit_code: int) -> dict[str, Any]:
@@ -192,12 +224,14 @@ class StateRows:
         return [self.row(s, known.get(s["run_id"])) for s in chunk]
 
     def row(self, seen: dict[str, Any], known: Known | None) -> dict[str, Any]:
-        same = known is not None and (known.status, known.updated_on) == (
-            seen["status"], seen["updated_on"])
+        same = known is not None and same_state(known, seen["status"], seen["updated_on"])
         noticed = seen["outcome"] == Outcome.NOTICED.value
+        updated = seen["updated_on"]
+        if updated is None and same and known is not None:
+            updated = known.updated_on  # a sighting without it keeps what was known
         return {
             "target": self.target, "run_id": seen["run_id"], "status": seen["status"],
-            "updated_on": seen["updated_on"],
+            "updated_on": updated,
             "state_since": known.state_since if same and known else seen["seen_at"],
             "first_seen": known.first_seen if known else seen["seen_at"],
             "last_seen": seen["seen_at"],

@@ -92,6 +92,10 @@ class RunRecord:
         self.unsure = self.unsure or unsure
         self.reconciled, self.refused = reconciled, refused
 
+    def settle_none(self) -> None:
+        """Take an outcome back (a notice that could not be given)."""
+        self.outcome, self.error = None, None
+
     def withdraw(self, reason: str) -> None:
         """Unselect a run not yet acted on (e.g. listed in two statuses)."""
         self.selected, self.reason, self.rule = False, reason, None
@@ -148,7 +152,7 @@ class JobResult:
     warnings: list[str] = field(default_factory=list)
     pacing: dict[str, Any] = field(default_factory=dict)  # ``Pacer.summary()``, for the report
     clock: dict[str, Any] = field(default_factory=dict)  # ``ServerClock.summary()``
-    state_error: str | None = None  # the job could not be recorded in the state store
+    memory_error: str | None = None  # not recorded in the state store, or notices not sent
     age_skew_s: float = 0.0  # added to this host's clock where ages are read (worker.clock)
     phase_seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(PHASES, 0.0))  # wall time per phase, all passes

@@ -12,12 +12,13 @@ from typing import Any
 
 import structlog
 
+from worker.config import Settings
 from worker.errors import ApiError, TransientError
 from worker.http import Transport
 from worker.logs import hide_url
 from worker.models import JobResult, Outcome
 from worker.network import Network
-from worker.report import iso
+from worker.report import iso, target_doc
 from worker.retry import few_times
 
 log = structlog.get_logger("worker.notify")
@@ -26,14 +27,13 @@ ATTEMPT_TIMEOUT_S = 5.0
 ATTEMPTS = 2
 RETRY_WAIT_S = 0.5
 MAX_FAILED_IDS = 100
-MAX_NOTICES = 500  # a notice is sent once: the whole list, up to a size a chat hook takes
 
 
 def should_notify(doc: dict[str, Any]) -> bool:
     """True when the job cancelled something, failed to cancel something, or did not exit 0."""
     c = doc["counts"]
     return bool(c["cancelled"] or c["failed"] or c["still_running"] or c["unknown"]
-                or c["noticed"] or doc["exit_code"])
+                or doc["exit_code"])  # notices go in a message of their own
 
 
 def notices(result: JobResult) -> list[dict[str, Any]]:
@@ -46,13 +46,19 @@ def notices(result: JobResult) -> list[dict[str, Any]]:
             for rec in result.records.values() if rec.outcome is Outcome.NOTICED]
 
 
+def notice_payload(settings: Settings, result: JobResult, given: list[dict[str, Any]]
+                   ) -> dict[str, Any]:
+    """The notices of one job (``--notice``), sent before the job's summary and as a message
+    of their own: each run's owner, report and the time after which a job cancels it."""
+    return {"event": "zuora_reaper.notices", "job_name": settings.output.job_name,
+            "job_id": result.job_id, "target": target_doc(settings),
+            "notice_s": settings.selection.notice, "count": len(given), "notices": given}
+
+
 def build_payload(doc: dict[str, Any], failed: list[str], job_name: str,
-                  duration_s: float, notices: list[dict[str, Any]] | None = None
-                  ) -> dict[str, Any]:
-    """The summary sent to the webhook: counts, target, duration, exit code, failed run ids,
-    and the runs given a notice (``--notice``: owner, report, when they will be cancelled)."""
+                  duration_s: float) -> dict[str, Any]:
+    """The summary sent to the webhook: counts, target, duration, exit code, failed run ids."""
     reason = doc["exit_reason"]
-    notices = notices or []
     return {
         "event": "zuora_reaper.job_finished",
         "job_name": job_name,
@@ -68,8 +74,6 @@ def build_payload(doc: dict[str, Any], failed: list[str], job_name: str,
         "requests": {k: doc["requests"][k] for k in ("total", "rate_limited", "retries")},
         "failed_run_ids": failed[:MAX_FAILED_IDS],
         "failed_run_ids_truncated": len(failed) > MAX_FAILED_IDS,
-        "notices": notices[:MAX_NOTICES],
-        "notices_truncated": len(notices) > MAX_NOTICES,
     }
 
 

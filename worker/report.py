@@ -54,8 +54,8 @@ def verdict(result: JobResult) -> tuple[Kind, str | None]:
     if not failed and c[Outcome.NOT_ATTEMPTED.value]:  # left alone with no stop: never "all well"
         return Kind.FAILED, (f"{c[Outcome.NOT_ATTEMPTED.value]} selected run(s) were not "
                              "attempted; see the log for why")
-    if not failed and result.state_error:
-        return Kind.FAILED, f"the job was not recorded in the state store: {result.state_error}"
+    if not failed and result.memory_error:
+        return Kind.FAILED, result.memory_error
     if failed:
         unsure = c[Outcome.STILL_RUNNING.value] + c[Outcome.UNKNOWN.value]
         detail = f" ({unsure} of them still running or unknown)" if unsure else ""

@@ -5,10 +5,14 @@ D, a spare and its expiry, and ``history`` equal to what the emulator's journal 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections import Counter
 
 import pytest
+
+from worker.state.location import resolve
+from worker.state.store import open_store
 
 FAST = ("--rate", "1000", "--concurrency", "8", "--max-cancel", "1000")
 HOUR = 3600.0
@@ -137,6 +141,7 @@ def test_a_spare_holds_until_it_expires(emu_thread, cli, state, monkeypatch):
     a = emu.add_run(run_id="spared-run", age_s=3 * HOUR).id
     b = emu.add_run(age_s=3 * HOUR).id
     monkeypatch.setenv("USER", "dana")
+    assert cli(emu, "plan", "--older-than", "1h").code == 0  # the store a spare goes into
     spared = cli(None, "spare", a, "--for", "2s", "--reason", "quarter close", "--base-url",
                  emu.base_url)
     assert spared.code == 0, spared.stderr
@@ -161,6 +166,7 @@ def test_a_spare_is_kept_per_target(emu_thread, cli, state):
     emu = emu_thread(runs=0)
     a = emu.add_run(age_s=3 * HOUR).id
     other = {"ZUORA_CLIENT_ID": "someone-else", "ZUORA_CLIENT_SECRET": "x"}
+    assert cli(emu, "plan", "--older-than", "1h").code == 0
     assert cli(None, "spare", a, "--for", "1h", "--base-url", emu.base_url,
                env=other).code == 0
     res = cli(emu, "plan", "--older-than", "1h")
@@ -171,6 +177,7 @@ def test_spare_and_remove(emu_thread, cli, state):
     emu = emu_thread(runs=0)
     a = emu.add_run(age_s=3 * HOUR).id
     base = ("--base-url", emu.base_url)
+    assert cli(emu, "plan", "--older-than", "1h").code == 0
     assert cli(None, "spare", a, "--for", "1h", *base).code == 0
     assert _by_id(cli(emu, "plan", "--older-than", "1h", *base[2:]).report)[a]["reason"] \
         == "spared"
@@ -181,13 +188,37 @@ def test_spare_and_remove(emu_thread, cli, state):
         == "would_cancel"
 
 
-@pytest.mark.parametrize("args", [("--for", "2d"), ("x", "--for", "soon"), ("x",),
-                                  ("x", "--for", "400d")])
-def test_spare_refuses_bad_input_with_exit_2(cli, args, tmp_path):
-    res = cli(None, "spare", *args, "--base-url", "https://rest.zuora.com", "--state",
-              str(tmp_path / "s.db"))
+@pytest.mark.parametrize(("args", "said"), [
+    (("--for", "2d"), "name the runs"), (("x", "--for", "soon"), "not a duration"),
+    (("x",), "--for DURATION is needed"), (("x", "--for", "400d"), "out of range"),
+    (("..", "--for", "1d"), "not a run id"),
+])
+def test_spare_refuses_bad_input_with_exit_2(cli, args, said, tmp_path):
+    path = tmp_path / "s.db"
+    open_store(resolve(str(path), {})).close()
+    res = cli(None, "spare", *args, "--base-url", "https://rest.zuora.com", "--state", str(path))
     assert res.code == 2, res.stderr
-    assert "spare" in res.stderr or "--for" in res.stderr
+    assert said in res.stderr
+
+
+@pytest.mark.parametrize("command", [("spare", "abc", "--for", "1d"), ("spare", "--list"),
+                                     ("history",)])
+def test_spare_and_history_refuse_a_store_no_job_wrote(cli, command, tmp_path):
+    """A spare recorded where the scheduled job never looks would protect nothing: a store
+    that does not exist (or that no job wrote) is exit 2, and is not created."""
+    path = tmp_path / "typo.db"
+    res = cli(None, *command, "--base-url", "https://rest.zuora.com", "--state", str(path))
+    assert res.code == 2, res.stderr
+    assert "no job has recorded there" in res.stderr
+    assert not path.exists()
+
+
+def test_a_spare_of_a_run_no_job_saw_is_recorded_with_a_warning(emu_thread, cli, state):
+    emu = emu_thread(runs=0)
+    assert cli(emu, "plan", "--older-than", "1h").code == 0
+    res = cli(None, "spare", "never-listed", "--for", "1h", "--base-url", emu.base_url)
+    assert res.code == 0, res.stderr
+    assert "has seen never-listed" in res.stderr
 
 
 def test_history_equals_the_emulators_journal(emu_thread, cli, state):
@@ -230,3 +261,81 @@ def test_history_csv_and_target_narrowing(emu_thread, cli, state):
     mine = cli(None, "history", "--output", "json", "--base-url",
                emu.base_url)
     assert json.loads(mine.stdout)["cancelled"] == 1
+
+
+def test_notices_count_against_max_cancel(emu_thread, cli, receiver, state):
+    """A notice announces a cancel the guard must allow: over --max-cancel, a run gives no
+    notice and exits 4, and the next job still has every run without one."""
+    emu = emu_thread(runs=0)
+    for _ in range(3):
+        emu.add_run(age_s=3 * HOUR)
+    hook = receiver()
+    args = ("run", "--older-than", "1h", "--notice", "1h", "--notify-webhook",
+            hook.base_url + "/hook", "--rate", "1000")
+    res = cli(emu, *args, "--max-cancel", "2")
+    assert res.code == 4, res.stderr
+    assert res.report["counts"]["noticed"] == 0
+    assert {r["reason"] for r in res.report["runs"]} == {"would_notice"}
+    assert not any(json.loads(r.body).get("notices") for r in hook.requests)
+    again = cli(emu, *args, "--max-cancel", "3")
+    assert again.code == 0, again.stderr
+    assert again.report["counts"]["noticed"] == 3
+
+
+def test_a_notice_the_webhook_refused_is_not_given(emu_thread, cli, receiver, state):
+    """A notice counts once recorded and sent: when the webhook refuses it, the job exits 1,
+    claims no notice, and the next job notices again (and cancels only D after that)."""
+    emu = emu_thread(runs=0)
+    a = emu.add_run(age_s=3 * HOUR).id
+    down, up = receiver(status=500), receiver()
+    base = ("run", "--older-than", "1h", "--notice", "1s", *FAST)
+    res = cli(emu, *base, "--notify-webhook", down.base_url + "/hook")
+    assert res.code == 1, res.stderr
+    assert "notice(s) could not be sent" in res.report["exit_reason"]
+    assert res.report["counts"]["noticed"] == 0
+    assert _by_id(res.report)[a]["reason"] == "notice_unsent"
+    time.sleep(1.1)
+    again = cli(emu, *base, "--notify-webhook", up.base_url + "/hook")
+    assert again.code == 0, again.stderr
+    assert _by_id(again.report)[a]["outcome"] == "noticed"  # not cancelled: never warned
+    assert not emu.deletes()
+    [sent] = up.requests
+    assert json.loads(sent.body)["event"] == "zuora_reaper.notices"
+
+
+def test_a_job_that_cannot_be_recorded_gives_no_notice(emu_thread, cli, receiver, tmp_path,
+                                                        monkeypatch):
+    emu = emu_thread(runs=0)
+    emu.add_run(age_s=3 * HOUR)
+    path = tmp_path / "state.db"
+    open_store(resolve(str(path), {})).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE reaper_sightings")  # the job's record will fail
+    conn.commit()
+    conn.close()
+    hook = receiver()
+    res = cli(emu, "run", "--older-than", "1h", "--notice", "1h", "--state", str(path),
+              "--notify-webhook", hook.base_url + "/hook", *FAST)
+    assert res.code == 1, res.stderr
+    assert "not recorded in the state store" in res.report["exit_reason"]
+    assert res.report["counts"]["noticed"] == 0
+    assert not hook.requests or all("notices" not in json.loads(r.body) for r in hook.requests)
+
+
+def test_notices_past_the_cap_wait_for_a_later_job(emu_thread, cli, receiver, state,
+                                                   monkeypatch):
+    monkeypatch.setattr("worker.memory.MAX_NOTICES", 2)
+    emu = emu_thread(runs=0)
+    for _ in range(5):
+        emu.add_run(age_s=3 * HOUR)
+    hook = receiver()
+    args = ("run", "--older-than", "1h", "--notice", "1h", "--notify-webhook",
+            hook.base_url + "/hook", *FAST)
+    res = cli(emu, *args)
+    assert res.code == 0, res.stderr
+    reasons = Counter(r["reason"] for r in res.report["runs"])
+    assert reasons == {"noticed": 2, "notice_deferred": 3}
+    assert json.loads(hook.requests[0].body)["count"] == 2
+    later = cli(emu, *args)
+    assert Counter(r["reason"] for r in later.report["runs"]) == {
+        "noticed": 2, "notice_pending": 2, "notice_deferred": 1}

@@ -17,6 +17,8 @@ import pytest
 from local import clean_env
 
 from worker.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from worker.state.location import resolve
+from worker.state.store import open_store
 
 HOUR = 3600.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,9 +40,13 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _made(path: Path) -> None:
+    """A store of ours, as the first job leaves it."""
+    open_store(resolve(str(path), {})).close()
+
+
 def _newer(path: Path) -> None:
-    assert _run("spare", "x", "--for", "1h", "--base-url", "https://rest.zuora.com",
-                "--state", str(path)).returncode == 0
+    _made(path)
     conn = sqlite3.connect(path)
     with conn:
         conn.execute("UPDATE reaper_schema_version SET version_num = '0099'")
@@ -48,8 +54,7 @@ def _newer(path: Path) -> None:
 
 
 def _unwritable(path: Path) -> None:
-    assert _run("spare", "x", "--for", "1h", "--base-url", "https://rest.zuora.com",
-                "--state", str(path)).returncode == 0
+    _made(path)
     path.chmod(0o444)
 
 
@@ -137,3 +142,21 @@ def test_a_password_in_a_state_flag_is_refused_unechoed(tmp_path):
     assert res.returncode == 2
     assert "ZUORA_REAPER_STATE" in res.stderr
     assert "Sup3rS3cret" not in res.stderr + res.stdout
+
+
+def test_a_run_with_postgresql_still_takes_the_hosts_lock_file(emu_thread, popen_job, pg_url,
+                                                               tmp_path, wait_for):
+    """A job on the fleet's PostgreSQL and a person's run with the default store on the same
+    host and target: the lock file still keeps the second out (exit 4, nothing sent)."""
+    emu = emu_thread(runs=0, latency_ms=1500.0)
+    emu.add_run(age_s=3 * HOUR)
+    lock = str(tmp_path / "host.lock")
+    first = popen_job(emu, "run", "--older-than", "1h", "--lock-file", lock, name="first",
+                      env={"ZUORA_REAPER_STATE": pg_url})
+    wait_for(lambda: len(emu.records) > 0, what="the first job's first request")
+    seen = len(emu.records)
+    res = _run("run", "--older-than", "1h", "--base-url", emu.base_url, "--lock-file", lock,
+               "--state", str(tmp_path / "mine.db"))
+    assert res.returncode == 4, res.stderr
+    assert len(emu.records) == seen
+    assert first.wait(60)[0] == 0

@@ -3,7 +3,9 @@ declared tables, refusals that leave a store untouched, recording, pruning, spar
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
+import multiprocessing
 import os
 import sqlite3
 from pathlib import Path
@@ -277,3 +279,66 @@ def test_default_location_follows_systemd_then_xdg(tmp_path: Path) -> None:
 def test_a_location_of_no_store_is_refused_naming_the_allowed(value: str) -> None:
     with pytest.raises(ConfigError, match=r"state\.url"):
         resolve(value, {})
+
+
+def _open_close(url: str) -> str:
+    try:
+        _open(url).close()
+    except StateUnavailable as exc:
+        return str(exc)
+    return "ok"
+
+
+def test_jobs_starting_together_on_a_new_store_migrate_once(state_url) -> None:
+    """Eight processes open one new store at once: each gets a migrated store (SQLite takes
+    its write lock before it looks; PostgreSQL an advisory lock), none is told it is newer."""
+    with concurrent.futures.ProcessPoolExecutor(8, mp_context=multiprocessing.get_context(
+            "spawn")) as pool:
+        assert list(pool.map(_open_close, [state_url] * 8)) == ["ok"] * 8
+
+
+def test_jobs_recording_one_target_at_once_all_succeed(state_url) -> None:
+    """Two jobs (a plan and a run) recording the same runs of one target at the same time:
+    both written, none refused by the other (PostgreSQL serialises them on the target)."""
+    stores = [_open(state_url) for _ in range(4)]
+    try:
+        def write(index: int) -> None:
+            rows = [_sighting(f"run{i}", 100.0 + index) for i in range(300)]
+            stores[index].record(_job(f"job-{index}", 100.0 + index),
+                                 [{**r, "job_id": f"job-{index}"} for r in rows],
+                                 StateRows(T, f"job-{index}", 100.0 + index, 0.0).rows,
+                                 prune_before=0.0)
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(write, range(4)))
+        assert len(stores[0].recall(T, [f"run{i}" for i in range(300)])) == 300
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_long_foreign_values_are_kept_whole(state_url) -> None:
+    """Ids, report types and statuses are the server's text: no length of ours refuses them."""
+    store = _open(state_url)
+    long_id = "r" * 128
+    try:
+        row = {**_sighting(long_id, 10.0, status="S" * 300), "report_type": "T" * 500,
+               "report_id": "x" * 300}
+        store.record(_job("j", 10.0), [row], StateRows(T, "j", 10.0, 0.0).rows,
+                     prune_before=0.0)
+        assert store.recall(T, [long_id])[long_id].status == "S" * 300
+    finally:
+        store.close()
+
+
+def test_pruning_keeps_other_targets_history(state_url) -> None:
+    store = _open(state_url)
+    try:
+        other = "fedcba9876543210"
+        store.record({**_job("theirs", 10.0), "target": other},
+                     [{**_sighting("x", 10.0), "target": other, "job_id": "theirs"}],
+                     StateRows(other, "theirs", 10.0, 0.0).rows, prune_before=0.0)
+        store.record(_job("mine", 1000.0), [_sighting("y", 1000.0)],
+                     StateRows(T, "mine", 1000.0, 0.0).rows, prune_before=500.0)
+        assert set(store.recall(other, ["x"])) == {"x"}
+    finally:
+        store.close()

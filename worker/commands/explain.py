@@ -19,6 +19,7 @@ from worker.models import IN_PROGRESS
 from worker.pacer import PacerConfig, cancels_with, plan_for
 from worker.ratelimit import TENANTS
 from worker.selection import threshold
+from worker.state.location import resolve
 
 # Keys whose value is a URL that may hold a secret in its user info, path or query.
 SECRET_URL_KEYS = frozenset({"output.notify_webhook", "output.pushgateway"})
@@ -33,8 +34,11 @@ def _show(name: str, kind: str, value: Any) -> str:
         return "-"
     if name in SECRET_URL_KEYS:
         return hide_url(str(value), show="marked")
-    if name == "target.proxy" or (name == "state.url" and "://" in str(value)):
+    if name == "target.proxy":
         return hide_url(str(value), show="all_but_user")
+    if name == "state.url" and "://" in str(value):
+        where = resolve(str(value), {})  # a PostgreSQL URL without its password (or query)
+        return where.shown() if where is not None else "none"
     if kind == "duration":
         return format_duration(float(value))
     if isinstance(value, tuple):

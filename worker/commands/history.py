@@ -34,17 +34,21 @@ def main(settings: Settings) -> Kind:
         print(f"zuora-reaper history: {exc}", file=sys.stderr)
         return exc.kind
     output = settings.args.get("history_output") or "table"
-    if output == "json":
-        print(json.dumps(history.as_dict(), indent=2))
-    elif output == "csv":
-        write_csv(history, sys.stdout)
-    else:
-        render(history, sys.stdout, chart=is_terminal(sys.stdout))
+    try:
+        if output == "json":
+            print(json.dumps(history.as_dict(), indent=2))
+        elif output == "csv":
+            write_csv(history, sys.stdout)
+        else:
+            render(history, sys.stdout, chart=is_terminal(sys.stdout))
+        sys.stdout.flush()
+    except BrokenPipeError:  # history | head: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return Kind.OK
 
 
 def _read(settings: Settings) -> History:
-    store = open_for(settings, os.environ)
+    store = open_for(settings, os.environ, create=False)
     if store is None:
         raise StateUnavailable("history reads the state store, and --state is none (or its "
                                "default location is not writable)")

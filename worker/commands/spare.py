@@ -31,7 +31,7 @@ MAX_REASON = 500
 def main(settings: Settings) -> Kind:
     """Add, list or remove spares; the kind of the ending (the CLI maps it to an exit code)."""
     try:
-        store = open_for(settings, os.environ)
+        store = open_for(settings, os.environ, create=False)
         if store is None:
             raise StateUnavailable("spare needs the state store, and --state is none (or its "
                                    "default location is not writable)")
@@ -57,13 +57,30 @@ def _act(settings: Settings, store: Store) -> Kind:
         return Kind.OK
     seconds = _duration(args.get("spare_for"))
     reason = (args.get("reason") or "").strip()[:MAX_REASON] or None
-    who = os.environ.get("USER") or os.environ.get("LOGNAME") or getpass.getuser()
+    who = _who()
+    unseen = sorted(set(ids) - set(store.recall(target, ids)))
+    if unseen:
+        print(f"zuora-reaper spare: warning: no job of {settings.identity.describe()} has seen "
+              f"{', '.join(unseen[:5])}{' ...' if len(unseen) > 5 else ''} in this store (is "
+              "--state the scheduled job's, and the target the same?); spared all the same",
+              file=sys.stderr)
     store.add_spares([Spare(target, run_id, now + seconds, who, reason, now) for run_id in ids])
     until = iso(datetime.fromtimestamp(now + seconds, UTC))
     log.info("spare.added", runs=len(ids), until=until, by=who)
     print(f"spared {len(ids)} run(s) until {until} ({format_duration(seconds)}) for "
           f"{settings.identity.describe()}")
     return Kind.OK
+
+
+def _who() -> str:
+    """Who asked: ``$USER`` (a container's arbitrary uid may have no name at all)."""
+    name = os.environ.get("USER") or os.environ.get("LOGNAME")
+    if name:
+        return name[:100]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def _run_ids(values: list[str]) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from worker.errors import ConfigError
 
@@ -43,8 +43,13 @@ class Location:
         return f"postgresql://{user}{host}{port}{parts.path}"
 
     def password(self) -> str | None:
-        """The URL's password (a secret the logs scrub), if any."""
-        return urlsplit(self.url).password if self.kind == "postgresql" else None
+        """The URL's password (a secret the logs scrub), if any: in the user info or as a
+        ``password=`` query parameter (libpq takes both)."""
+        if self.kind != "postgresql":
+            return None
+        parts = urlsplit(self.url)
+        query = parse_qs(parts.query).get("password")
+        return parts.password or (query[0] if query else None)
 
 
 def default_dir(env: Mapping[str, str]) -> str:
@@ -91,5 +96,6 @@ def state_secrets(value: str | None) -> list[str]:
     """The secret of a ``--state`` value: a PostgreSQL URL's password."""
     if not value or "://" not in value:
         return []
-    password = urlsplit(value.strip()).password
-    return [password] if password else []
+    parts = urlsplit(value.strip())
+    query = parse_qs(parts.query).get("password")
+    return [p for p in (parts.password, query[0] if query else None) if p]

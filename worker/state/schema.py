@@ -27,7 +27,7 @@ jobs = Table(
     Column("target", String(16), nullable=False, index=True),  # config.Identity.key
     Column("base_url", Text, nullable=False),
     Column("principal", String(32), nullable=False),  # a fingerprint, never a secret
-    Column("entity_id", String(64)),
+    Column("entity_id", Text),
     Column("mode", String(8), nullable=False),  # plan | run
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float),
@@ -48,15 +48,15 @@ sightings = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("job_id", String(64), nullable=False, index=True),
     Column("target", String(16), nullable=False),
-    Column("run_id", String(64), nullable=False),
+    Column("run_id", Text, nullable=False),
     Column("seen_at", Float, nullable=False),
-    Column("status", String(32)),
+    Column("status", Text),
     Column("updated_on", Float),
     Column("started_on", Float),
     Column("owner", Text),
-    Column("report_id", String(64)),
+    Column("report_id", Text),
     Column("report_name", Text),
-    Column("report_type", String(32)),
+    Column("report_type", Text),
     Column("reason", String(40), nullable=False),  # "selected" or why not
     Column("rule", Text),
     Column("outcome", String(24)),
@@ -73,8 +73,8 @@ Index("ix_reaper_sightings_stuck", sightings.c.target, sightings.c.seen_at,
 runs = Table(
     "reaper_runs", metadata,
     Column("target", String(16), primary_key=True),
-    Column("run_id", String(64), primary_key=True),
-    Column("status", String(32)),
+    Column("run_id", Text, primary_key=True),
+    Column("status", Text),
     Column("updated_on", Float),
     Column("state_since", Float, nullable=False),
     Column("first_seen", Float, nullable=False),
@@ -88,7 +88,7 @@ Index("ix_reaper_runs_target_last_seen", runs.c.target, runs.c.last_seen)
 spares = Table(
     "reaper_spares", metadata,
     Column("target", String(16), primary_key=True),
-    Column("run_id", String(64), primary_key=True),
+    Column("run_id", Text, primary_key=True),
     Column("until", Float, nullable=False),
     Column("by_user", Text, nullable=False),
     Column("reason", Text),

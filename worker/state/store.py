@@ -49,6 +49,7 @@ HEAD = "0001"  # the newest migration (tests/state/test_store.py checks it is Al
 REVISIONS = ("0001",)  # every migration this release knows, oldest first
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
 SQLITE_MAGIC = b"SQLite format 3\x00"
+WAIT_S = 20  # the longest a statement or a lock may wait (SQLite's busy timeout too)
 CHUNK = 2000  # rows per statement when recording (memory stays flat at 50k runs)
 IN_LIMIT = 500  # ids per IN (...) when reading
 
@@ -109,6 +110,20 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextlib.contextmanager
+    def writing(self, target: str) -> Iterator[Any]:
+        """A write transaction, one at a time per target: on SQLite ``BEGIN IMMEDIATE`` (the
+        database's write lock, taken before the first read), on PostgreSQL a transaction
+        advisory lock on the target (two jobs recording one target at once would race between
+        reading a run's state and writing it)."""
+        with self.engine.connect() as conn:
+            conn.info["immediate"] = True
+            with conn.begin():
+                if self.is_postgresql:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                                 {"k": lock_key(f"write:{target}")})
+                yield conn
+
     def fail(self, what: str, exc: BaseException) -> StateError:
         return StateError(f"the state store {self.location.shown()} failed to {what}: "
                           f"{_short(exc, self.location)}")
@@ -147,10 +162,10 @@ class Store:
         """Write one job: its row, a sighting per run, the runs' latest state (``states``
         turns a chunk of sightings and what was known into state rows), then prune what is
         older than ``prune_before``. One transaction: all of it or nothing."""
+        target = job["target"]
         try:
-            with self.engine.begin() as conn:
+            with self.writing(target) as conn:
                 conn.execute(jobs.insert(), [dict(job)])
-                target = job["target"]
                 for chunk in batched(rows, CHUNK):
                     ids = [row["run_id"] for row in chunk]
                     known = _known(conn, target, ids)
@@ -158,13 +173,13 @@ class Store:
                     conn.execute(delete(runs).where(runs.c.target == target,
                                                     runs.c.run_id.in_(ids)))
                     conn.execute(runs.insert(), states(chunk, known))
-                _prune(conn, prune_before)
+                _prune(conn, target, prune_before)
         except SQLAlchemyError as exc:
             raise self.fail("record the job", exc) from exc
 
     def add_spares(self, items: list[Spare]) -> None:
         try:
-            with self.engine.begin() as conn:
+            with self.writing(items[0].target) as conn:
                 for item in items:
                     conn.execute(delete(spares).where(spares.c.target == item.target,
                                                       spares.c.run_id == item.run_id))
@@ -172,9 +187,24 @@ class Store:
         except SQLAlchemyError as exc:
             raise self.fail("record the spares", exc) from exc
 
+    def withdraw_notices(self, target: str, job_id: str, run_ids: list[str]) -> None:
+        """Forget the notices this job recorded for ``run_ids`` (they could not be sent)."""
+        try:
+            with self.writing(target) as conn:
+                for chunk in batched(run_ids, IN_LIMIT):
+                    conn.execute(runs.update().where(
+                        runs.c.target == target, runs.c.notice_job == job_id,
+                        runs.c.run_id.in_(chunk)).values(
+                        noticed_at=None, cancel_after=None, notice_job=None))
+                    conn.execute(sightings.update().where(
+                        sightings.c.job_id == job_id, sightings.c.run_id.in_(chunk)).values(
+                        outcome=None, reason="notice_unsent"))
+        except SQLAlchemyError as exc:
+            raise self.fail("withdraw the notices that were not sent", exc) from exc
+
     def remove_spares(self, target: str, run_ids: list[str]) -> int:
         try:
-            with self.engine.begin() as conn:
+            with self.writing(target) as conn:
                 done = conn.execute(delete(spares).where(spares.c.target == target,
                                                          spares.c.run_id.in_(run_ids)))
                 return int(done.rowcount or 0)
@@ -192,8 +222,9 @@ class Store:
             conn = self.engine.connect()
             got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
             conn.commit()
-        except SQLAlchemyError as exc:
-            raise self.fail("take the job lock", exc) from exc
+        except SQLAlchemyError as exc:  # before any request: the store cannot be used
+            raise StateUnavailable(f"cannot take the job lock on {self.location.shown()}: "
+                                   f"{_short(exc, self.location)}") from exc
         try:
             if not got:
                 raise LockHeld(f"another zuora-reaper job holds the PostgreSQL advisory lock "
@@ -228,24 +259,31 @@ def _known(conn: Any, target: str, ids: Iterable[str]) -> dict[str, Known]:
     return {row[0]: Known(*row[1:]) for row in conn.execute(query)}
 
 
-def _prune(conn: Any, before: float) -> None:
-    conn.execute(delete(sightings).where(sightings.c.seen_at < before))
-    conn.execute(delete(jobs).where(jobs.c.started_at < before))
-    conn.execute(delete(runs).where(runs.c.last_seen < before))
-    conn.execute(delete(spares).where(spares.c.until < before))
+def _prune(conn: Any, target: str, before: float) -> None:
+    """Drop what of ``target`` is older than ``before`` (only the writing job's target: on a
+    shared database another team's history is theirs to keep)."""
+    conn.execute(delete(sightings).where(sightings.c.target == target,
+                                         sightings.c.seen_at < before))
+    conn.execute(delete(jobs).where(jobs.c.target == target, jobs.c.started_at < before))
+    conn.execute(delete(runs).where(runs.c.target == target, runs.c.last_seen < before))
+    conn.execute(delete(spares).where(spares.c.target == target, spares.c.until < before))
 
 
 # ---------------------------------------------------------------- opening
 
 
-def open_store(location: Location) -> Store:
-    """Open ``location``, check it is ours and not newer, migrate it to ``HEAD``."""
+def open_store(location: Location, create: bool = True) -> Store:
+    """Open ``location``, check it is ours and not newer, migrate it to ``HEAD``. Without
+    ``create`` (``spare``, ``history``), a store no job has written is refused: a spare
+    recorded where the scheduled job never looks would protect nothing."""
     if location.kind == "sqlite":
-        _check_sqlite_file(location)
+        _check_sqlite_file(location, create)
     engine = _engine(location)
     try:
         with engine.connect() as conn:
             version = _version(conn, location)
+        if version is None and not create:
+            raise StateUnavailable(_NOTHING_THERE.format(location.shown()))
         if version != HEAD:
             _migrate(engine, location)
     except SQLAlchemyError as exc:
@@ -259,28 +297,42 @@ def open_store(location: Location) -> Store:
 
 
 def _engine(location: Location) -> Engine:
-    if location.kind == "postgresql":
-        return create_engine(location.url, poolclass=NullPool,
-                             connect_args={"connect_timeout": 10,
-                                           "application_name": "zuora-reaper"})
-    engine = create_engine(location.url, poolclass=NullPool, connect_args={"timeout": 30})
+    if location.kind == "postgresql":  # no statement or lock wait holds a job for long
+        return create_engine(location.url, poolclass=NullPool, connect_args={
+            "connect_timeout": 10, "application_name": "zuora-reaper",
+            "options": f"-c statement_timeout={WAIT_S * 1000} -c lock_timeout={WAIT_S * 1000}",
+            "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+            "keepalives_count": 3})
+    engine = create_engine(location.url, poolclass=NullPool, connect_args={"timeout": WAIT_S})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy's BEGIN below: DDL is transactional
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute(f"PRAGMA busy_timeout = {WAIT_S * 1000}")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:  # a writer takes the write lock first (no upgrade deadlock)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.pop("immediate", False)
+                             else "BEGIN")
 
     return engine
 
 
-def _check_sqlite_file(location: Location) -> None:
+_NOTHING_THERE = ("no zuora-reaper state at {}: no job has recorded there; give --state where "
+                  "the scheduled jobs keep theirs (systemd: /var/lib/zuora-reaper/state.db)")
+
+
+def _check_sqlite_file(location: Location, create: bool = True) -> None:
     """Refuse, before SQLite touches it, a path that is not a writable SQLite file of ours
     (``unwritable``: only permissions stand in the way). A missing file is created 0600 (it
     holds owners' addresses); the default folder 0700."""
     assert location.path is not None
     path, folder = location.path, os.path.dirname(location.path)
+    if not create and not os.path.exists(path):
+        raise StateUnavailable(_NOTHING_THERE.format(path))
     if not location.explicit:
         try:
             os.makedirs(folder, mode=0o700, exist_ok=True)
@@ -334,6 +386,10 @@ def _version(conn: Any, location: Location) -> str | None:
     found = list(conn.execute(select(version_table.c.version_num)).scalars())
     if len(found) == 1 and found[0] in REVISIONS:
         return str(found[0])
+    if not found:
+        raise StateUnavailable(f"{location.shown()} has {VERSION_TABLE} but no version in it "
+                               "(not written by zuora-reaper, whose migrations are all or "
+                               "nothing); left as it is")
     raise StateUnavailable(
         f"{location.shown()} has schema version {', '.join(found) or 'none'}, which this "
         f"zuora-reaper does not know (it knows {', '.join(REVISIONS)}): a newer zuora-reaper "
@@ -345,19 +401,24 @@ def _migrate(engine: Engine, location: Location) -> None:
     command = importlib.import_module("alembic.command")  # only when a migration is due:
     config = importlib.import_module("alembic.config").Config()  # ~10 MB and 0.1 s a job
     config.set_main_option("script_location", MIGRATIONS)
-    with engine.begin() as conn:
-        if location.kind == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
-        if _version(conn, location) == HEAD:
-            return  # another job migrated it meanwhile
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
-    if location.kind == "sqlite":
-        with engine.connect() as conn:  # readers never wait for the writer
-            conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+    with engine.connect() as conn:
+        conn.info["immediate"] = True  # SQLite: migrations one at a time, all or nothing
+        with conn.begin():
+            if location.kind == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+            if _version(conn, location) == HEAD:
+                return  # another job migrated it meanwhile
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    if location.kind == "sqlite":  # readers never wait for the writer (outside a transaction)
+        raw = engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA journal_mode = WAL")
+        finally:
+            raw.close()
 
 
-def open_for(settings: Settings, env: Mapping[str, str]) -> Store | None:
+def open_for(settings: Settings, env: Mapping[str, str], create: bool = True) -> Store | None:
     """The store ``settings`` name, open; None when there is none (``--state none``) or the
     default location is not writable (one warning: the job runs without memory). Raises
     StateUnavailable (exit 2) for a named store that cannot be used, and when an option that
@@ -371,9 +432,9 @@ def open_for(settings: Settings, env: Mapping[str, str]) -> Store | None:
             raise StateUnavailable(f"{needs[0]} needs the state store, and --state is none")
         return None
     try:
-        return open_store(location)
+        return open_store(location, create)
     except StateUnavailable as exc:
-        if location.explicit or not exc.unwritable:
+        if location.explicit or not exc.unwritable or not create:
             raise
         if needs:
             raise StateUnavailable(f"{needs[0]} needs the state store, and the default one "
