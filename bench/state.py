@@ -7,8 +7,13 @@ Three targets from the issue:
    <= 2 s;
 3. the peak RSS of a 50,000-run job stays <= 80 MB with the state on.
 
-    .venv/bin/python bench/state.py            # the issue's sizes (about 10 minutes)
-    .venv/bin/python bench/state.py --quick    # a smoke run (about a minute)
+    .venv/bin/python bench/state.py --before d5fc305   # the issue's sizes (about 6 minutes)
+    .venv/bin/python bench/state.py --quick            # a smoke run (about 40 s)
+
+It measures the tree it lives in (worker/ beside bench/): to measure a revision while others
+edit the working tree, run it from an extracted copy (``git archive REV | tar -x -C DIR``,
+then ``DIR/bench/state.py --repo /path/to/repo``); bench/README.md says how the figures there
+were taken.
 
 PostgreSQL is a throwaway cluster (tests/support/pgcluster.py) on 127.0.0.1, with durability
 turned back on (fsync, synchronous_commit, full_page_writes) so it writes as a real server
@@ -74,9 +79,10 @@ from worker.state.history import (  # noqa: E402
 )
 from worker.state.location import resolve  # noqa: E402
 from worker.state.schema import jobs, runs, sightings  # noqa: E402
-from worker.state.store import CHUNK, Store, _known, batched, open_store  # noqa: E402
+from worker.state.store import Known, Store, open_store  # noqa: E402
 
 PAGE = 250  # runs per listing page: what a job recalls at a time (the emulator's page cap)
+CHUNK = 2000  # rows per statement, as worker/state/store.py records them
 RECORD_TARGET_S = 2.0
 HISTORY_TARGET_S = 2.0
 RSS_TARGET_MB = 80.0
@@ -406,9 +412,8 @@ def bench_record(backend: Backend, settings: Settings, n: int, profile: bool,
     for t in timings:
         print(f"  {t.label:<44} {t.open_s:6.3f} {t.memory_s:6.3f} {t.recall_s:6.3f} "
               f"{t.judge_s:6.3f} {t.record_s:7.3f} {t.added_s:6.3f}")
-    for t in timings:
-        print(f"    {t.label}: record_job, by statement")
-        print("\n".join(t.statements))
+    print(f"    {timings[-1].label}: record_job, by statement")
+    print("\n".join(timings[-1].statements))
     pages = -(-n // PAGE)
     conn_ms = connect_ms(value)
     print(f"  a new connection and SELECT 1: {conn_ms:.1f} ms; Store.recall pays one a page, "
@@ -431,6 +436,19 @@ def upsert_runs(is_pg: bool) -> Any:
     else:
         from sqlalchemy.dialects.sqlite import insert
     return on_conflict(insert(runs))
+
+
+def batched(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def known_rows(conn: Any, target: str, ids: list[str | None]) -> dict[str, tuple[Any, ...]]:
+    """What Store.recall reads of these runs, the same SELECT on a connection given."""
+    query = select(runs.c.run_id, runs.c.status, runs.c.updated_on, runs.c.state_since,
+                   runs.c.first_seen, runs.c.noticed_at, runs.c.cancel_after,
+                   runs.c.notice_job).where(runs.c.target == target, runs.c.run_id.in_(ids))
+    return {row[0]: tuple(row[1:]) for row in conn.execute(query)}
 
 
 def on_conflict(stmt: Any) -> Any:
@@ -475,7 +493,7 @@ def what_if(backend: Backend, value: str, settings: Settings, listed: list[Repor
         began = time.perf_counter()
         with store.engine.connect() as conn:
             for start in range(0, len(listed), PAGE):
-                _known(conn, target, [r.id for r in listed[start:start + PAGE]])
+                known_rows(conn, target, [r.id for r in listed[start:start + PAGE]])
         out.append(f"    recall, every page on one connection: "
                    f"{time.perf_counter() - began:.3f} s")
         if backend.is_pg:  # one array parameter instead of 250: one query text, prepared
@@ -522,7 +540,7 @@ def what_if(backend: Backend, value: str, settings: Settings, listed: list[Repor
         def read_delete_insert(conn: Any) -> None:
             for chunk in batched(rows, CHUNK):
                 ids = [row["run_id"] for row in chunk]
-                known = _known(conn, target, ids)
+                known = {k: Known(*v) for k, v in known_rows(conn, target, ids).items()}
                 conn.execute(delete(runs).where(runs.c.target == target,
                                                 runs.c.run_id.in_(ids)))
                 conn.execute(runs.insert(), states.rows(chunk, known))
@@ -641,6 +659,7 @@ def fill(store: Store, shape: YearShape, now: float, settings: Settings) -> dict
                     copy.write_row(values)
         else:
             marks = ", ".join("?" for _ in cols)
+            cursor.execute("BEGIN")  # one transaction, whatever the connection's mode
             cursor.executemany(f"INSERT INTO {sightings.name} ({names}) VALUES ({marks})",  # noqa: S608
                                rows)
         cursor.close()
@@ -840,7 +859,7 @@ def lean(job: dict[str, Any], tree: Path = ROOT) -> tuple[float, list[dict[str, 
 
 
 def bench_rss(pacing: ModuleType, found: list[Backend], n: int, checks: list[Check],
-              tmp: Path, before: str | None) -> None:
+              tmp: Path, before: str | None, repo: str) -> None:
     cfg = {"rate": 500.0, "rate_window": 10.0, "concurrency": 40, "latency_ms": 50.0,
            "concurrency_retry_after": 120.0, "naive_cap_s": 20.0}
     flags = ["--rate", "10000", "--concurrency", str(cfg["concurrency"])]
@@ -861,7 +880,7 @@ def bench_rss(pacing: ModuleType, found: list[Backend], n: int, checks: list[Che
     if before:  # the same job on the tree before the state store, as the baseline
         tree = tmp / "before"
         tree.mkdir()
-        archive = subprocess.run(["git", "archive", before], cwd=ROOT, check=True,
+        archive = subprocess.run(["git", "-C", repo, "archive", before], check=True,
                                  capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
         _, older = lean({"op": "reaper", "n": n, "cfg": cfg, "tmp": str(tmp), "compile": True,
@@ -961,7 +980,8 @@ def print_checks(checks: list[Check]) -> None:
     head = ("target", "backend", "measured", "limit", "met", "detail")
     table = [head] + [(c.what, c.backend, f"{c.value:.2f} {c.unit}",
                        f"<= {c.limit:g} {c.unit}",
-                       "yes" if c.met else f"NO (+{c.value - c.limit:.2f} {c.unit})", c.detail)
+                       "yes" if c.met else f"NO (+{max(c.value - c.limit, 0.01):.2f} {c.unit})",
+                       c.detail)
                       for c in checks]
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     for r in table:
@@ -999,6 +1019,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--before", metavar="REV",
                    help="also measure the RSS job on this git revision (e.g. the one before "
                         "the state store, d5fc305) as a baseline")
+    p.add_argument("--repo", default=str(ROOT),
+                   help="the git repository --before reads (this tree's, by default)")
     args = p.parse_args(argv)
     n = args.runs or (5_000 if args.quick else 50_000)
     shape = YearShape(args.jobs or (240 if args.quick else 8_760), args.per_job)
@@ -1012,7 +1034,7 @@ def main(argv: list[str] | None = None) -> None:
         tmp = Path(tmpdir)
         with backends(tmp, not args.no_pg) as found:
             if "rss" in parts and rss_runs:  # first, while this process is small
-                bench_rss(pacing, found, rss_runs, checks, tmp, args.before)
+                bench_rss(pacing, found, rss_runs, checks, tmp, args.before, args.repo)
             if "record" in parts:
                 for backend in found:
                     bench_record(backend, settings, n, args.profile, checks)
