@@ -13,7 +13,7 @@ from prometheus_client import generate_latest
 from worker.commands.history import render, rows, write_csv
 from worker.config import load_settings, require_basis
 from worker.errors import ConfigError
-from worker.memory import Memory, StateRows, record_job, stalled_miss, unchanged_for
+from worker.memory import Memory, record_job, stalled_miss, unchanged_for
 from worker.metrics import build_registry, sample_of
 from worker.models import JobResult, Outcome, ReportRun, RunRecord
 from worker.notify import build_payload, notice_payload, notices, should_notify
@@ -245,9 +245,5 @@ def test_a_sighting_without_updated_on_neither_resets_nor_proves_a_change() -> N
     known = _known(run, NOW - timedelta(hours=1))
     blind = ReportRun("r1", "rep", "Detail", "STARTED", run.started_on, None, "a@example.com")
     assert unchanged_for(blind, known, NOW) == 3600.0
-    row = StateRows("t", "j", NOW.timestamp(), 0.0).row(
-        {"run_id": "r1", "status": "STARTED", "updated_on": None, "seen_at": NOW.timestamp(),
-         "outcome": None}, known)
-    assert (row["updated_on"], row["state_since"]) == (known.updated_on, known.state_since)
     moved = ReportRun("r1", "rep", "Detail", "QUERYDATA", run.started_on, None, "a@x")
     assert unchanged_for(moved, known, NOW) == 0.0

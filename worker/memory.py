@@ -157,8 +157,7 @@ def record_job(store: Store, settings: Settings, result: JobResult, exit_code: i
             rec.cancel_after = now + timedelta(seconds=notice)
     target = settings.identity.key
     store.record(job_row(settings, result, exit_code), sighting_rows(target, result),
-                 StateRows(target, result.job_id, now.timestamp(), notice).rows,
-                 prune_before=now.timestamp() - settings.state.keep)
+                 (now.timestamp(), notice), prune_before=now.timestamp() - settings.state.keep)
 
 
 def unnotice(result: JobResult) -> None:
@@ -196,10 +195,12 @@ def is_stuck(rec: RunRecord) -> bool:
 def sighting_rows(target: str, result: JobResult) -> Iterator[dict[str, Any]]:
     """One row per listed run with an id: what was seen, the verdict, the outcome."""
     fallback = result.age_clock(result.started_at)
+    written: set[str] = set()
     for rec in result.records.values():
         run = rec.run
-        if run.id is None:
-            continue
+        if run.id is None or run.id in written:  # one sighting per run and job (an id asked
+            continue  # for twice, under two spellings the server took as one)
+        written.add(run.id)
         seen = rec.seen_at or fallback
         yield {
             "job_id": result.job_id, "target": target, "run_id": run.id,
@@ -210,33 +211,4 @@ def sighting_rows(target: str, result: JobResult) -> Iterator[dict[str, Any]]:
             "reason": rec.reason[:40], "rule": rec.rule,
             "outcome": rec.outcome.value if rec.outcome is not None else None,
             "stuck": is_stuck(rec), "age_s": rec.age_s(seen), "unchanged_s": rec.unchanged_s,
-        }
-
-
-class StateRows:
-    """The runs' latest state from a chunk of sightings and what was known before."""
-
-    def __init__(self, target: str, job_id: str, now: float, notice: float) -> None:
-        self.target, self.job_id, self.now, self.notice = target, job_id, now, notice
-
-    def rows(self, chunk: list[dict[str, Any]], known: dict[str, Known]
-             ) -> list[dict[str, Any]]:
-        return [self.row(s, known.get(s["run_id"])) for s in chunk]
-
-    def row(self, seen: dict[str, Any], known: Known | None) -> dict[str, Any]:
-        same = known is not None and same_state(known, seen["status"], seen["updated_on"])
-        noticed = seen["outcome"] == Outcome.NOTICED.value
-        updated = seen["updated_on"]
-        if updated is None and same and known is not None:
-            updated = known.updated_on  # a sighting without it keeps what was known
-        return {
-            "target": self.target, "run_id": seen["run_id"], "status": seen["status"],
-            "updated_on": updated,
-            "state_since": known.state_since if same and known else seen["seen_at"],
-            "first_seen": known.first_seen if known else seen["seen_at"],
-            "last_seen": seen["seen_at"],
-            "noticed_at": self.now if noticed else known and known.noticed_at,
-            "cancel_after": (self.now + self.notice if noticed
-                             else known and known.cancel_after),
-            "notice_job": self.job_id if noticed else known and known.notice_job,
         }

@@ -17,7 +17,6 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from worker.errors import ConfigError, LockHeld, StateUnavailable
-from worker.memory import StateRows
 from worker.state.location import resolve
 from worker.state.schema import TABLES, VERSION_TABLE, metadata
 from worker.state.store import HEAD, MIGRATIONS, REVISIONS, Spare, open_store
@@ -173,9 +172,8 @@ def test_state_since_is_the_first_sighting_of_the_current_state(state_url) -> No
         for seen, status, updated in ((100.0, "STARTED", 1.0), (200.0, "STARTED", 1.0),
                                       (300.0, "QUERYDATA", 1.0), (400.0, "QUERYDATA", 1.0),
                                       (500.0, "QUERYDATA", 450.0)):
-            rows = StateRows(T, f"job-{seen}", seen, 0.0).rows
             store.record(_job(f"job-{seen}", seen), [_sighting("x", seen, status, updated)],
-                         rows, prune_before=0.0)
+                         (seen, 0.0), prune_before=0.0)
             known = store.recall(T, ["x"])["x"]
             expected = {100.0: 100.0, 200.0: 100.0, 300.0: 300.0, 400.0: 300.0, 500.0: 500.0}
             assert known.state_since == expected[seen]
@@ -187,14 +185,13 @@ def test_state_since_is_the_first_sighting_of_the_current_state(state_url) -> No
 def test_a_notice_is_kept_until_a_new_one(state_url) -> None:
     store = _open(state_url)
     try:
-        noticing = StateRows(T, "job-1", 1000.0, 60.0).rows
-        store.record(_job("job-1", 1000.0), [_sighting("x", 1000.0, outcome="noticed")],
-                     noticing, prune_before=0.0)
-        later = StateRows(T, "job-2", 1100.0, 60.0).rows
-        store.record(_job("job-2", 1100.0), [_sighting("x", 1100.0)], later, prune_before=0.0)
+        store.record(_job("job-1000.0", 1000.0), [_sighting("x", 1000.0, outcome="noticed")],
+                     (1000.0, 60.0), prune_before=0.0)
+        store.record(_job("job-1100.0", 1100.0), [_sighting("x", 1100.0)], (1100.0, 60.0),
+                     prune_before=0.0)
         known = store.recall(T, ["x"])["x"]
-        assert (known.noticed_at, known.cancel_after, known.notice_job) == (1000.0, 1060.0,
-                                                                            "job-1")
+        assert (known.noticed_at, known.cancel_after, known.notice_job) == (
+            1000.0, 1060.0, "job-1000.0")
     finally:
         store.close()
 
@@ -202,16 +199,16 @@ def test_a_notice_is_kept_until_a_new_one(state_url) -> None:
 def test_pruning_drops_what_is_older_than_keep(state_url) -> None:
     store = _open(state_url)
     try:
-        store.record(_job("old", 10.0), [_sighting("old-run", 10.0)],
-                     StateRows(T, "old", 10.0, 0.0).rows, prune_before=0.0)
+        store.record(_job("job-10.0", 10.0), [_sighting("old-run", 10.0)],
+                     (10.0, 0.0), prune_before=0.0)
         store.add_spares([Spare(T, "s", 20.0, "me", None, 5.0)])
-        store.record(_job("new", 1000.0), [_sighting("new-run", 1000.0)],
-                     StateRows(T, "new", 1000.0, 0.0).rows, prune_before=500.0)
+        store.record(_job("job-1000.0", 1000.0), [_sighting("new-run", 1000.0)],
+                     (1000.0, 0.0), prune_before=500.0)
         assert set(store.recall(T, ["old-run", "new-run"])) == {"new-run"}
         assert store.spares(T) == []
         with store.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT job_id FROM reaper_jobs")).scalars().all() \
-                == ["new"]
+                == ["job-1000.0"]
             assert conn.execute(sa.text("SELECT COUNT(*) FROM reaper_sightings")).scalar() == 1
     finally:
         store.close()
@@ -221,10 +218,10 @@ def test_a_failed_record_writes_nothing(state_url) -> None:
     """One transaction: a job row is never left without its sightings."""
     store = _open(state_url)
     try:
-        store.record(_job("j", 1.0), [], StateRows(T, "j", 1.0, 0.0).rows, prune_before=0.0)
+        store.record(_job("j", 1.0), [], (1.0, 0.0), prune_before=0.0)
         with pytest.raises(Exception, match="record the job"):
             store.record(_job("j", 2.0), [_sighting("x", 2.0)],  # the same job id again
-                         StateRows(T, "j", 2.0, 0.0).rows, prune_before=0.0)
+                         (2.0, 0.0), prune_before=0.0)
         assert store.recall(T, ["x"]) == {}
     finally:
         store.close()
@@ -305,7 +302,7 @@ def test_jobs_recording_one_target_at_once_all_succeed(state_url) -> None:
             rows = [_sighting(f"run{i}", 100.0 + index) for i in range(300)]
             stores[index].record(_job(f"job-{index}", 100.0 + index),
                                  [{**r, "job_id": f"job-{index}"} for r in rows],
-                                 StateRows(T, f"job-{index}", 100.0 + index, 0.0).rows,
+                                 (100.0 + index, 0.0),
                                  prune_before=0.0)
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             list(pool.map(write, range(4)))
@@ -322,7 +319,7 @@ def test_long_foreign_values_are_kept_whole(state_url) -> None:
     try:
         row = {**_sighting(long_id, 10.0, status="S" * 300), "report_type": "T" * 500,
                "report_id": "x" * 300}
-        store.record(_job("j", 10.0), [row], StateRows(T, "j", 10.0, 0.0).rows,
+        store.record(_job("job-10.0", 10.0), [row], (10.0, 0.0),
                      prune_before=0.0)
         assert store.recall(T, [long_id])[long_id].status == "S" * 300
     finally:
@@ -335,9 +332,27 @@ def test_pruning_keeps_other_targets_history(state_url) -> None:
         other = "fedcba9876543210"
         store.record({**_job("theirs", 10.0), "target": other},
                      [{**_sighting("x", 10.0), "target": other, "job_id": "theirs"}],
-                     StateRows(other, "theirs", 10.0, 0.0).rows, prune_before=0.0)
-        store.record(_job("mine", 1000.0), [_sighting("y", 1000.0)],
-                     StateRows(T, "mine", 1000.0, 0.0).rows, prune_before=500.0)
+                     (10.0, 0.0), prune_before=0.0)
+        store.record(_job("job-1000.0", 1000.0), [_sighting("y", 1000.0)],
+                     (1000.0, 0.0), prune_before=500.0)
         assert set(store.recall(other, ["x"])) == {"x"}
+    finally:
+        store.close()
+
+
+def test_a_sighting_without_updated_on_keeps_the_known_state(state_url) -> None:
+    """A job that did not ask for updatedOn neither resets a run's state nor proves a change:
+    the known updatedOn and since-when stay; a new status still resets."""
+    store = _open(state_url)
+    try:
+        store.record(_job("j1", 100.0), [{**_sighting("x", 100.0, updated=7.0), "job_id": "j1"}],
+                     (100.0, 0.0), prune_before=0.0)
+        blind = {**_sighting("x", 200.0), "updated_on": None, "job_id": "j2"}
+        store.record(_job("j2", 200.0), [blind], (200.0, 0.0), prune_before=0.0)
+        known = store.recall(T, ["x"])["x"]
+        assert (known.updated_on, known.state_since) == (7.0, 100.0)
+        moved = {**blind, "status": "QUERYDATA", "job_id": "j3", "seen_at": 300.0}
+        store.record(_job("j3", 300.0), [moved], (300.0, 0.0), prune_before=0.0)
+        assert store.recall(T, ["x"])["x"].state_since == 300.0
     finally:
         store.close()

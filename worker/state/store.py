@@ -25,16 +25,23 @@ from typing import Any
 
 import structlog
 from sqlalchemy import (
+    Connection,
     Engine,
+    and_,
+    case,
     column,
     create_engine,
     delete,
     event,
     inspect,
+    literal,
+    or_,
     select,
     table,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -102,12 +109,17 @@ class Store:
 
     def __init__(self, engine: Engine, location: Location) -> None:
         self.engine, self.location = engine, location
+        self._reader: Connection | None = None
 
     @property
     def is_postgresql(self) -> bool:
         return self.location.kind == "postgresql"
 
     def close(self) -> None:
+        if self._reader is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                self._reader.close()
+            self._reader = None
         self.engine.dispose()
 
     @contextlib.contextmanager
@@ -131,12 +143,16 @@ class Store:
     # ------------------------------------------------------------ reading
 
     def recall(self, target: str, run_ids: Iterable[str]) -> dict[str, Known]:
-        """The known state of these runs (those the store has seen)."""
+        """The known state of these runs (those the store has seen), on the store's kept
+        reading connection (a job asks once per listing page: a connection each would cost
+        more than the query on PostgreSQL)."""
         found: dict[str, Known] = {}
         try:
-            with self.engine.connect() as conn:
+            if self._reader is None:
+                self._reader = self.engine.connect()
+            with self._reader.begin():  # no read transaction outlives the page
                 for chunk in batched(run_ids, IN_LIMIT):
-                    found.update(_known(conn, target, chunk))
+                    found.update(_known(self._reader, target, chunk))
         except SQLAlchemyError as exc:
             raise self.fail("read the runs' state", exc) from exc
         return found
@@ -158,21 +174,18 @@ class Store:
     # ------------------------------------------------------------ writing
 
     def record(self, job: Mapping[str, Any], rows: Iterable[dict[str, Any]],
-               states: Any, prune_before: float) -> None:
-        """Write one job: its row, a sighting per run, the runs' latest state (``states``
-        turns a chunk of sightings and what was known into state rows), then prune what is
-        older than ``prune_before``. One transaction: all of it or nothing."""
+               notices: tuple[float, float], prune_before: float) -> None:
+        """Write one job: its row, a sighting per run (at most one per run id), then the
+        runs' latest state computed by the database from those sightings (``notices``: when
+        the job's notices were given, and ``--notice``), then prune what is older than
+        ``prune_before``. One transaction: all of it or nothing."""
         target = job["target"]
         try:
             with self.writing(target) as conn:
                 conn.execute(jobs.insert(), [dict(job)])
                 for chunk in batched(rows, CHUNK):
-                    ids = [row["run_id"] for row in chunk]
-                    known = _known(conn, target, ids)
-                    conn.execute(sightings.insert(), list(chunk))
-                    conn.execute(delete(runs).where(runs.c.target == target,
-                                                    runs.c.run_id.in_(ids)))
-                    conn.execute(runs.insert(), states(chunk, known))
+                    conn.execute(sightings.insert(), chunk)
+                conn.execute(state_upsert(self.is_postgresql, job["job_id"], *notices))
                 _prune(conn, target, prune_before)
         except SQLAlchemyError as exc:
             raise self.fail("record the job", exc) from exc
@@ -257,6 +270,34 @@ def _known(conn: Any, target: str, ids: Iterable[str]) -> dict[str, Known]:
                    runs.c.notice_job).where(runs.c.target == target,
                                             runs.c.run_id.in_(list(ids)))
     return {row[0]: Known(*row[1:]) for row in conn.execute(query)}
+
+
+def state_upsert(postgresql: bool, job_id: str, now: float, notice: float) -> Any:
+    """The runs' latest state from the sightings job ``job_id`` just wrote, in one statement:
+    a run seen in the same state keeps since when it is in it (a sighting without updatedOn
+    judged on its status alone, keeping the known updatedOn); a notice given by this job
+    (outcome ``noticed``) is stamped ``now`` and due ``now + notice``; others keep theirs."""
+    s, r = sightings.c, runs.c
+    noticed = s.outcome == "noticed"
+    query = select(s.target, s.run_id, s.status, s.updated_on, s.seen_at, s.seen_at, s.seen_at,
+                   case((noticed, literal(now))), case((noticed, literal(now + notice))),
+                   case((noticed, s.job_id))).where(s.job_id == job_id)
+    insert = (pg_insert if postgresql else sqlite_insert)(runs).from_select(
+        ["target", "run_id", "status", "updated_on", "state_since", "first_seen", "last_seen",
+         "noticed_at", "cancel_after", "notice_job"], query)
+    new = insert.excluded
+    same_status = r.status.is_not_distinct_from(new.status)
+    blind = and_(new.updated_on.is_(None), same_status)  # no updatedOn: the status alone
+    same = or_(blind, and_(same_status, r.updated_on.is_not_distinct_from(new.updated_on)))
+    given = new.notice_job.is_not(None)
+    return insert.on_conflict_do_update(index_elements=[r.target, r.run_id], set_={
+        "status": new.status, "last_seen": new.last_seen,
+        "updated_on": case((blind, r.updated_on), else_=new.updated_on),
+        "state_since": case((same, r.state_since), else_=new.state_since),
+        "noticed_at": case((given, new.noticed_at), else_=r.noticed_at),
+        "cancel_after": case((given, new.cancel_after), else_=r.cancel_after),
+        "notice_job": case((given, new.notice_job), else_=r.notice_job),
+    })
 
 
 def _prune(conn: Any, target: str, before: float) -> None:
