@@ -52,21 +52,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "support"))  # pgcluster.py
 
 from sqlalchemy import (  # noqa: E402
-    ARRAY,
-    String,
-    and_,
-    any_,
-    bindparam,
-    case,
-    delete,
     event,
-    func,
-    select,
     text,
 )
 
 from worker.config import Settings, load_settings  # noqa: E402
-from worker.memory import Memory, StateRows, record_job, sighting_rows  # noqa: E402
+from worker.memory import Memory, record_job  # noqa: E402
 from worker.models import IN_PROGRESS, JobResult, Outcome, ReportRun, RunRecord  # noqa: E402
 from worker.report import filters_doc  # noqa: E402
 from worker.state.history import (  # noqa: E402
@@ -79,7 +70,7 @@ from worker.state.history import (  # noqa: E402
 )
 from worker.state.location import resolve  # noqa: E402
 from worker.state.schema import jobs, runs, sightings  # noqa: E402
-from worker.state.store import Known, Store, open_store  # noqa: E402
+from worker.state.store import Store, open_store  # noqa: E402
 
 PAGE = 250  # runs per listing page: what a job recalls at a time (the emulator's page cap)
 CHUNK = 2000  # rows per statement, as worker/state/store.py records them
@@ -424,8 +415,6 @@ def bench_record(backend: Backend, settings: Settings, n: int, profile: bool,
     conn_ms = connect_ms(value)
     print(f"  a new connection and SELECT 1: {conn_ms:.1f} ms; Store.recall pays one a page, "
           f"{pages} pages: {conn_ms * pages / 1e3:.2f} s of the recall")
-    for line in what_if(backend, value, settings, second):
-        print(line)
     for i, t in enumerate(best):
         median = statistics.median(r[i].added_s for r in rounds)
         checks.append(Check(f"record {n:,} runs, {t.label.split(':')[0]}", backend.name,
@@ -435,15 +424,6 @@ def bench_record(backend: Backend, settings: Settings, n: int, profile: bool,
                             f"{t.record_s:.2f}"))
 
 
-def upsert_runs(is_pg: bool) -> Any:
-    """The runs' state in one statement a chunk: INSERT .. ON CONFLICT DO UPDATE, the state's
-    start kept when status and updatedOn are unchanged (what StateRows computes after a
-    SELECT)."""
-    if is_pg:
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return on_conflict(insert(runs))
 
 
 def batched(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -451,128 +431,12 @@ def batched(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start:start + size]
 
 
-def known_rows(conn: Any, target: str, ids: list[str | None]) -> dict[str, tuple[Any, ...]]:
-    """What Store.recall reads of these runs, the same SELECT on a connection given."""
-    query = select(runs.c.run_id, runs.c.status, runs.c.updated_on, runs.c.state_since,
-                   runs.c.first_seen, runs.c.noticed_at, runs.c.cancel_after,
-                   runs.c.notice_job).where(runs.c.target == target, runs.c.run_id.in_(ids))
-    return {row[0]: tuple(row[1:]) for row in conn.execute(query)}
 
 
-def on_conflict(stmt: Any) -> Any:
-    new = stmt.excluded
-    same = and_(runs.c.status.is_not_distinct_from(new.status),
-                runs.c.updated_on.is_not_distinct_from(new.updated_on))
-    return stmt.on_conflict_do_update(
-        index_elements=[runs.c.target, runs.c.run_id],
-        set_={"status": new.status, "updated_on": new.updated_on,
-              "state_since": case((same, runs.c.state_since), else_=new.state_since),
-              "last_seen": new.last_seen,
-              "noticed_at": func.coalesce(new.noticed_at, runs.c.noticed_at),
-              "cancel_after": func.coalesce(new.cancel_after, runs.c.cancel_after),
-              "notice_job": func.coalesce(new.notice_job, runs.c.notice_job)})
 
 
-def state_from_sightings(is_pg: bool, job_id: str, now: float, notice: float) -> Any:
-    """The runs' state computed by the database from the sightings the job just wrote: no
-    row travels twice, nothing is read back first."""
-    if is_pg:
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    s = sightings.c
-    noticed = s.outcome == Outcome.NOTICED.value
-    query = select(s.target, s.run_id, s.status, s.updated_on, s.seen_at, s.seen_at, s.seen_at,
-                   case((noticed, now)), case((noticed, now + notice)),
-                   case((noticed, s.job_id))).where(s.job_id == job_id)
-    return on_conflict(insert(runs).from_select(
-        ["target", "run_id", "status", "updated_on", "state_since", "first_seen", "last_seen",
-         "noticed_at", "cancel_after", "notice_job"], query))
 
 
-def what_if(backend: Backend, value: str, settings: Settings, listed: list[ReportRun]
-            ) -> list[str]:
-    """The same work done other ways, each timed alone on the same store and rows (the
-    store's own code is not changed): where a change in worker/state/store.py would pay."""
-    store = open_value(value)
-    target = settings.identity.key
-    out = [f"  what-ifs, {len(listed):,} known runs (each alone, commit included):"]
-    try:
-        began = time.perf_counter()
-        with store.engine.connect() as conn:
-            for start in range(0, len(listed), PAGE):
-                known_rows(conn, target, [r.id for r in listed[start:start + PAGE]])
-        out.append(f"    recall, every page on one connection: "
-                   f"{time.perf_counter() - began:.3f} s")
-        if backend.is_pg:  # one array parameter instead of 250: one query text, prepared
-            query = select(runs.c.run_id, runs.c.status, runs.c.updated_on,
-                           runs.c.state_since, runs.c.first_seen, runs.c.noticed_at,
-                           runs.c.cancel_after, runs.c.notice_job).where(
-                runs.c.target == target,
-                runs.c.run_id == any_(bindparam("ids", type_=ARRAY(String))))
-            began = time.perf_counter()
-            with store.engine.connect() as conn:
-                for start in range(0, len(listed), PAGE):
-                    list(conn.execute(query, {"ids": [r.id for r in
-                                                      listed[start:start + PAGE]]}))
-            out.append(f"    recall, one connection, run_id = ANY(:ids): "
-                       f"{time.perf_counter() - began:.3f} s")
-        result = listing(store, settings, listed)
-        rows = list(sighting_rows(target, result))
-        states = StateRows(target, result.job_id, time.time(), 0.0)
-        cols = sighting_columns()
-
-        def timed(what: str, work: Callable[[Any], None]) -> None:
-            began = time.perf_counter()
-            with store.engine.begin() as conn:
-                work(conn)
-            out.append(f"    {what}: {time.perf_counter() - began:.3f} s")
-
-        def core_insert(conn: Any) -> None:
-            for chunk in batched(rows, CHUNK):
-                conn.execute(sightings.insert(), chunk)
-
-        def driver_insert(conn: Any) -> None:  # under another job id: the rows stay apart
-            raw = conn.connection.driver_connection
-            tuples = [("what-if", *(r[c] for c in cols[1:])) for r in rows]
-            if backend.is_pg:
-                with raw.cursor() as cursor, cursor.copy(
-                        f"COPY {sightings.name} ({', '.join(cols)}) FROM STDIN") as copy:
-                    for values in tuples:
-                        copy.write_row(values)
-            else:
-                marks = ", ".join("?" for _ in cols)
-                raw.executemany(f"INSERT INTO {sightings.name} ({', '.join(cols)}) "  # noqa: S608
-                                f"VALUES ({marks})", tuples)
-
-        def read_delete_insert(conn: Any) -> None:
-            for chunk in batched(rows, CHUNK):
-                ids = [row["run_id"] for row in chunk]
-                known = {k: Known(*v) for k, v in known_rows(conn, target, ids).items()}
-                conn.execute(delete(runs).where(runs.c.target == target,
-                                                runs.c.run_id.in_(ids)))
-                conn.execute(runs.insert(), states.rows(chunk, known))
-
-        def upsert(conn: Any) -> None:
-            stmt = upsert_runs(backend.is_pg)
-            for chunk in batched(rows, CHUNK):
-                conn.execute(stmt, states.rows(chunk, {}))
-
-        def from_sightings(conn: Any) -> None:
-            conn.execute(state_from_sightings(backend.is_pg, result.job_id, states.now,
-                                              states.notice))
-
-        timed(f"sightings, INSERT through SQLAlchemy Core, {CHUNK} a statement (as now)",
-              core_insert)
-        timed("sightings, " + ("COPY (psycopg)" if backend.is_pg else
-                               "sqlite3 executemany of tuples") + " instead", driver_insert)
-        timed("runs' state, SELECT + DELETE + INSERT a chunk (as now)", read_delete_insert)
-        timed("runs' state, INSERT .. ON CONFLICT DO UPDATE a chunk instead", upsert)
-        timed("runs' state, one INSERT .. SELECT FROM the job's sightings .. ON CONFLICT "
-              "instead", from_sightings)
-    finally:
-        store.close()
-    return out
 
 
 # ---------------------------------------------------------------- 2. history over a year

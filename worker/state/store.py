@@ -25,9 +25,13 @@ from typing import Any
 
 import structlog
 from sqlalchemy import (
+    ARRAY,
     Connection,
     Engine,
+    Text,
     and_,
+    any_,
+    bindparam,
     case,
     column,
     create_engine,
@@ -59,6 +63,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 WAIT_S = 20  # the longest a statement or a lock may wait (SQLite's busy timeout too)
 CHUNK = 2000  # rows per statement when recording (memory stays flat at 50k runs)
 IN_LIMIT = 500  # ids per IN (...) when reading
+ANALYZE_ROWS = 5000  # PostgreSQL: a job that wrote this many runs refreshes their statistics
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +157,7 @@ class Store:
                 self._reader = self.engine.connect()
             with self._reader.begin():  # no read transaction outlives the page
                 for chunk in batched(run_ids, IN_LIMIT):
-                    found.update(_known(self._reader, target, chunk))
+                    found.update(_known(self._reader, target, chunk, self.is_postgresql))
         except SQLAlchemyError as exc:
             raise self.fail("read the runs' state", exc) from exc
         return found
@@ -183,10 +188,12 @@ class Store:
         try:
             with self.writing(target) as conn:
                 conn.execute(jobs.insert(), [dict(job)])
-                for chunk in batched(rows, CHUNK):
-                    conn.execute(sightings.insert(), chunk)
+                written = (_copy_sightings(conn, rows) if self.is_postgresql
+                           else _insert_sightings(conn, rows))
                 conn.execute(state_upsert(self.is_postgresql, job["job_id"], *notices))
                 _prune(conn, target, prune_before)
+                if self.is_postgresql and written >= ANALYZE_ROWS:  # the next job's reads
+                    conn.execute(text("ANALYZE reaper_runs"))  # plan on fresh statistics
         except SQLAlchemyError as exc:
             raise self.fail("record the job", exc) from exc
 
@@ -264,12 +271,40 @@ def vars_of(item: Spare) -> dict[str, Any]:
     return {name: getattr(item, name) for name in Spare.__slots__}
 
 
-def _known(conn: Any, target: str, ids: Iterable[str]) -> dict[str, Known]:
+def _known(conn: Any, target: str, ids: Iterable[str], postgresql: bool = False
+           ) -> dict[str, Known]:
+    """What is known of these runs (on PostgreSQL the ids go as one array: one query text,
+    whatever the page's size)."""
+    chosen = (runs.c.run_id == any_(bindparam("ids", list(ids), type_=ARRAY(Text)))
+              if postgresql else runs.c.run_id.in_(list(ids)))
     query = select(runs.c.run_id, runs.c.status, runs.c.updated_on, runs.c.state_since,
                    runs.c.first_seen, runs.c.noticed_at, runs.c.cancel_after,
-                   runs.c.notice_job).where(runs.c.target == target,
-                                            runs.c.run_id.in_(list(ids)))
+                   runs.c.notice_job).where(runs.c.target == target, chosen)
     return {row[0]: Known(*row[1:]) for row in conn.execute(query)}
+
+
+SIGHTING_COLUMNS = tuple(c.name for c in sightings.c if c.name != "id")
+
+
+def _insert_sightings(conn: Any, rows: Iterable[dict[str, Any]]) -> int:
+    written = 0
+    for chunk in batched(rows, CHUNK):
+        conn.execute(sightings.insert(), chunk)
+        written += len(chunk)
+    return written
+
+
+def _copy_sightings(conn: Any, rows: Iterable[dict[str, Any]]) -> int:
+    """PostgreSQL's COPY, through psycopg's copy API on the transaction's own connection: a
+    third of the time of an INSERT of 50,000 rows."""
+    driver = conn.connection.driver_connection
+    written = 0
+    statement = f"COPY reaper_sightings ({', '.join(SIGHTING_COLUMNS)}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([row[name] for name in SIGHTING_COLUMNS])
+            written += 1
+    return written
 
 
 def state_upsert(postgresql: bool, job_id: str, now: float, notice: float) -> Any:
