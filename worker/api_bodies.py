@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -138,15 +139,21 @@ def parse_run(item: Any) -> ReportRun:
     problem = id_problem or (f"unreadable {', '.join(missing)}" if missing else None)
     return _unechoed(ReportRun(
         id=run_id,
-        report_id=_text(item.get("reportId")) or _text(item.get("reportID")),
-        report_type=_text(item.get("reportType")),
-        status=status.upper() if status else None,
+        report_id=_shared(_text(item.get("reportId")) or _text(item.get("reportID"))),
+        report_type=_shared(_text(item.get("reportType"))),
+        status=_shared(status.upper() if status else None),
         started_on=started,
         updated_on=parse_time(item.get("updatedOn")),
-        created_by=_created_by(item),
+        created_by=_shared(_created_by(item)),
         problem=problem,
-        report_name=_report_name(item),
+        report_name=_shared(_report_name(item)),
     ))
+
+
+def _shared(value: str | None) -> str | None:
+    """One copy of a value many runs share (a status, a report, an owner): 50,000 listed
+    runs name a few hundred reports and owners, and each parsed page makes new strings."""
+    return sys.intern(value) if value is not None and len(value) <= 256 else value
 
 
 def _report_name(item: Mapping[str, Any]) -> str | None:
