@@ -13,7 +13,7 @@ from prometheus_client import generate_latest
 from worker.commands.history import render, rows, write_csv
 from worker.config import load_settings, require_basis
 from worker.errors import ConfigError
-from worker.memory import Memory, record_job, stalled_miss, unchanged_for
+from worker.memory import Memory, confirm_notices, record_job, stalled_miss, unchanged_for
 from worker.metrics import build_registry, sample_of
 from worker.models import JobResult, Outcome, ReportRun, RunRecord
 from worker.notify import build_payload, notice_payload, notices, should_notify
@@ -185,10 +185,14 @@ def test_record_job_writes_the_notice_time(store) -> None:
     settings = _settings(**{"safety.notice": "1h"})
     result = _result()
     record_job(store, settings, result, 0, now=NOW)
-    assert result.records["n1"].cancel_after == NOW + timedelta(hours=1)
+    assert result.records["n1"].cancel_after == NOW + timedelta(hours=1)  # as announced
     known = store.recall(settings.identity.key, ["n1", "s1", "t1", "c1", "m1"])
-    assert known["n1"].cancel_after == (NOW + timedelta(hours=1)).timestamp()
+    assert (known["n1"].noticed_at, known["n1"].cancel_after) == (NOW.timestamp(), None)
     assert known["t1"].noticed_at is None
+    confirm_notices(store, settings, result)  # sent: due D from now, never earlier
+    due = store.recall(settings.identity.key, ["n1"])["n1"].cancel_after
+    assert due is not None
+    assert due >= datetime.now(UTC).timestamp() + 3600 - 5
 
 
 def test_history_table_csv_and_chart() -> None:
@@ -226,6 +230,8 @@ def test_iso_weeks() -> None:
     ({"safety.notice": "1d", "state.keep": "12h"}, "out of range"),
     ({"state.url": "postgresql://u:pw@db/x"}, "ZUORA_REAPER_STATE"),
     ({"state.url": "redis://x"}, "allowed"),
+    ({"state.url": "postgresql://u@db:port/x"}, "not a PostgreSQL URL"),
+    ({"safety.notice": "1h", "run.plan_out": "/tmp/plan.json"}, "does not combine"),
 ])
 def test_config_refuses(flags: dict[str, str], match: str) -> None:
     with pytest.raises(ConfigError, match=match):

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from strategies import examples
 
 from worker.config import load_settings
-from worker.memory import Memory, record_job
+from worker.memory import Memory, confirm_notices, record_job
 from worker.models import JobResult, Outcome, ReportRun, RunRecord
 from worker.state.location import resolve
 from worker.state.store import Spare, open_store
@@ -139,12 +139,14 @@ def _simulate(store, config, jobs, spares, stalled_for, notice) -> None:
                     run_id, index)
                 rec.settle(Outcome.CANCELLED)
                 seen.cancelled.add(run_id)
-            if rec.outcome is Outcome.NOTICED:
+            if rec.reason == "noticed":  # what the job does once the guard let it
+                rec.settle(Outcome.NOTICED)
                 assert run_id not in seen.notices, f"{run_id} noticed twice"
                 seen.notices[run_id] = end
             result.records[run_id] = rec
         result.finished_at = T0 + timedelta(seconds=end)
         record_job(store, config, result, 0, now=T0 + timedelta(seconds=end))
+        confirm_notices(store, config, result, now=T0 + timedelta(seconds=end))  # sent
         for run_id, state in listed:
             seen.sightings.setdefault(run_id, []).append((look, state))
 

@@ -621,6 +621,11 @@ def _validate_state(values: Mapping[str, Any], sources: Mapping[str, str],
                                            "in ZUORA_REAPER_STATE, or the password in "
                                            "PGPASSWORD or a PGPASSFILE, never in a flag or "
                                            "the config file")
+    if values["safety.notice"] is not None and (values["run.plan"] or values["run.plan_out"]):
+        raise ConfigError("safety.notice", "--notice does not combine with --plan or "
+                                           "--plan-out: a plan hands over runs to cancel, and "
+                                           "a notice defers them; schedule run --notice on its "
+                                           "own (plan shows would_notice)")
     for name in ("filters.stalled_for", "safety.notice"):
         if values[name] is not None and values[name] >= values["state.keep"]:
             raise ConfigError(name, f"{format_duration(values[name])} is not shorter than "

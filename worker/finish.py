@@ -19,7 +19,7 @@ from worker import signals
 from worker.config import Settings
 from worker.control import run_loop
 from worker.errors import Kind, StateError, WorkerError
-from worker.memory import record_job, unnotice
+from worker.memory import confirm_notices, record_job, unnotice
 from worker.metrics import push_metrics, sample_of, write_metrics_file
 from worker.models import JobResult
 from worker.notify import build_payload, notice_payload, notices, post_webhook, should_notify
@@ -121,22 +121,35 @@ def _remember(store: Store, settings: Settings, result: JobResult, code_of: Code
         _memory_failed(result, f"the job was not recorded in the state store: {exc}")
         return
     given = notices(result)
-    if not (given and settings.output.notify_webhook):
+    if not given:
         return
-    payload = notice_payload(settings, result, given)
-    if run_loop(post_webhook(settings.output.notify_webhook, payload, network=settings.network)):
+    hook = settings.output.notify_webhook
+    if hook and not run_loop(post_webhook(hook, notice_payload(settings, result, given),
+                                          attempt_timeout=NOTICE_ATTEMPT_S,
+                                          network=settings.network)):
+        _withdraw(store, settings, result, code_of, [n["run_id"] for n in given])
         return
-    ids = [n["run_id"] for n in given]
-    unnotice(result)
     try:
-        store.withdraw_notices(settings.identity.key, result.job_id, ids)
+        confirm_notices(store, settings, result)
+    except StateError as exc:  # unconfirmed notices count as none: the next job repeats them
+        unnotice(result)
+        _memory_failed(result, f"{len(given)} notice(s) were sent but could not be confirmed "
+                               f"in the state: {exc}; the next job sends them again")
+
+
+def _withdraw(store: Store, settings: Settings, result: JobResult, code_of: CodeOf,
+              ids: list[str]) -> None:
+    """The webhook refused the notices: none counts (an unconfirmed notice is none even if
+    the withdrawal fails too); the job ends not well."""
+    unnotice(result)
+    message = (f"{len(ids)} notice(s) could not be sent (the webhook refused or did not "
+               "answer): none was given, the next job tries again")
+    _memory_failed(result, message)
+    try:
+        store.withdraw_notices(settings.identity.key, result.job_id, ids,
+                               code_of(verdict(result)[0]))
     except StateError as exc:
-        _memory_failed(result, f"{len(ids)} notice(s) could not be sent, and withdrawing them "
-                               f"from the state failed: {exc}; a job after --notice may cancel "
-                               "them unannounced")
-        return
-    _memory_failed(result, f"{len(ids)} notice(s) could not be sent (the webhook refused or "
-                           "did not answer): none was given, the next job tries again")
+        log.warning("state.withdraw_failed", error=str(exc))
 
 
 def _memory_failed(result: JobResult, message: str) -> None:
@@ -173,6 +186,7 @@ def _save_report(path: str, doc: dict[str, Any], result: JobResult) -> bool:
     return True
 
 
+NOTICE_ATTEMPT_S = 2.5  # two attempts: the notices never hold a job's end for long
 PUBLISH_SECONDS = 10.0  # the Pushgateway and the webhook together, after the job's work
 
 

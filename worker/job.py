@@ -310,7 +310,9 @@ class Job:
         """The max-cancel guard over every run selected so far and every run to notice (a
         notice announces a cancel the guard must allow): a plan warns, a run refuses (the
         fresh runs are not attempted, and no notice is given)."""
-        selected = sum(1 for r in self.result.records.values() if r.selected) + len(notices)
+        records = self.result.records.values()  # notices given by earlier passes count too
+        selected = sum(1 for r in records
+                       if r.selected or r.outcome is Outcome.NOTICED) + len(notices)
         try:
             warning = guard_max_cancel(selected, self.settings.max_cancel, self.settings.dry_run)
         except GuardRefused:

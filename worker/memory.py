@@ -157,7 +157,24 @@ def record_job(store: Store, settings: Settings, result: JobResult, exit_code: i
             rec.cancel_after = now + timedelta(seconds=notice)
     target = settings.identity.key
     store.record(job_row(settings, result, exit_code), sighting_rows(target, result),
-                 (now.timestamp(), notice), prune_before=now.timestamp() - settings.state.keep)
+                 now.timestamp(), prune_before=now.timestamp() - settings.state.keep)
+
+
+def _text(value: str | None) -> str | None:
+    """A server's text as a database keeps it: PostgreSQL refuses NUL in text (SQLite would
+    keep it), so both store U+FFFD in its place."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
+
+
+def confirm_notices(store: Store, settings: Settings, result: JobResult,
+                    now: datetime | None = None) -> None:
+    """The job's notices were sent (or, without a webhook, are in the report): from now,
+    a job starting ``--notice`` later may cancel those runs."""
+    due = (now or datetime.now(UTC)) + timedelta(seconds=settings.selection.notice or 0.0)
+    store.confirm_notices(settings.identity.key, result.job_id, due.timestamp())
+    for rec in result.records.values():
+        if rec.outcome is Outcome.NOTICED:
+            rec.cancel_after = due
 
 
 def unnotice(result: JobResult) -> None:
@@ -204,11 +221,11 @@ def sighting_rows(target: str, result: JobResult) -> Iterator[dict[str, Any]]:
         seen = rec.seen_at or fallback
         yield {
             "job_id": result.job_id, "target": target, "run_id": run.id,
-            "seen_at": seen.timestamp(), "status": run.status,
+            "seen_at": seen.timestamp(), "status": _text(run.status),
             "updated_on": stamp(run.updated_on), "started_on": stamp(run.started_on),
-            "owner": run.created_by, "report_id": run.report_id,
-            "report_name": run.report_name, "report_type": run.report_type,
-            "reason": rec.reason[:40], "rule": rec.rule,
+            "owner": _text(run.created_by), "report_id": _text(run.report_id),
+            "report_name": _text(run.report_name), "report_type": _text(run.report_type),
+            "reason": rec.reason[:40], "rule": _text(rec.rule),
             "outcome": rec.outcome.value if rec.outcome is not None else None,
             "stuck": is_stuck(rec), "age_s": rec.age_s(seen), "unchanged_s": rec.unchanged_s,
         }

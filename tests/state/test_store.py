@@ -173,7 +173,7 @@ def test_state_since_is_the_first_sighting_of_the_current_state(state_url) -> No
                                       (300.0, "QUERYDATA", 1.0), (400.0, "QUERYDATA", 1.0),
                                       (500.0, "QUERYDATA", 450.0)):
             store.record(_job(f"job-{seen}", seen), [_sighting("x", seen, status, updated)],
-                         (seen, 0.0), prune_before=0.0)
+                         seen, prune_before=0.0)
             known = store.recall(T, ["x"])["x"]
             expected = {100.0: 100.0, 200.0: 100.0, 300.0: 300.0, 400.0: 300.0, 500.0: 500.0}
             assert known.state_since == expected[seen]
@@ -186,8 +186,11 @@ def test_a_notice_is_kept_until_a_new_one(state_url) -> None:
     store = _open(state_url)
     try:
         store.record(_job("job-1000.0", 1000.0), [_sighting("x", 1000.0, outcome="noticed")],
-                     (1000.0, 60.0), prune_before=0.0)
-        store.record(_job("job-1100.0", 1100.0), [_sighting("x", 1100.0)], (1100.0, 60.0),
+                     1000.0, prune_before=0.0)
+        unconfirmed = store.recall(T, ["x"])["x"]  # recorded, not yet sent: no notice yet
+        assert (unconfirmed.noticed_at, unconfirmed.cancel_after) == (1000.0, None)
+        store.confirm_notices(T, "job-1000.0", 1060.0)
+        store.record(_job("job-1100.0", 1100.0), [_sighting("x", 1100.0)], 1100.0,
                      prune_before=0.0)
         known = store.recall(T, ["x"])["x"]
         assert (known.noticed_at, known.cancel_after, known.notice_job) == (
@@ -200,10 +203,10 @@ def test_pruning_drops_what_is_older_than_keep(state_url) -> None:
     store = _open(state_url)
     try:
         store.record(_job("job-10.0", 10.0), [_sighting("old-run", 10.0)],
-                     (10.0, 0.0), prune_before=0.0)
+                     10.0, prune_before=0.0)
         store.add_spares([Spare(T, "s", 20.0, "me", None, 5.0)])
         store.record(_job("job-1000.0", 1000.0), [_sighting("new-run", 1000.0)],
-                     (1000.0, 0.0), prune_before=500.0)
+                     1000.0, prune_before=500.0)
         assert set(store.recall(T, ["old-run", "new-run"])) == {"new-run"}
         assert store.spares(T) == []
         with store.engine.connect() as conn:
@@ -218,10 +221,10 @@ def test_a_failed_record_writes_nothing(state_url) -> None:
     """One transaction: a job row is never left without its sightings."""
     store = _open(state_url)
     try:
-        store.record(_job("j", 1.0), [], (1.0, 0.0), prune_before=0.0)
+        store.record(_job("j", 1.0), [], 1.0, prune_before=0.0)
         with pytest.raises(Exception, match="record the job"):
             store.record(_job("j", 2.0), [_sighting("x", 2.0)],  # the same job id again
-                         (2.0, 0.0), prune_before=0.0)
+                         2.0, prune_before=0.0)
         assert store.recall(T, ["x"]) == {}
     finally:
         store.close()
@@ -302,7 +305,7 @@ def test_jobs_recording_one_target_at_once_all_succeed(state_url) -> None:
             rows = [_sighting(f"run{i}", 100.0 + index) for i in range(300)]
             stores[index].record(_job(f"job-{index}", 100.0 + index),
                                  [{**r, "job_id": f"job-{index}"} for r in rows],
-                                 (100.0 + index, 0.0),
+                                 100.0 + index,
                                  prune_before=0.0)
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             list(pool.map(write, range(4)))
@@ -319,7 +322,7 @@ def test_long_foreign_values_are_kept_whole(state_url) -> None:
     try:
         row = {**_sighting(long_id, 10.0, status="S" * 300), "report_type": "T" * 500,
                "report_id": "x" * 300}
-        store.record(_job("job-10.0", 10.0), [row], (10.0, 0.0),
+        store.record(_job("job-10.0", 10.0), [row], 10.0,
                      prune_before=0.0)
         assert store.recall(T, [long_id])[long_id].status == "S" * 300
     finally:
@@ -332,9 +335,9 @@ def test_pruning_keeps_other_targets_history(state_url) -> None:
         other = "fedcba9876543210"
         store.record({**_job("theirs", 10.0), "target": other},
                      [{**_sighting("x", 10.0), "target": other, "job_id": "theirs"}],
-                     (10.0, 0.0), prune_before=0.0)
+                     10.0, prune_before=0.0)
         store.record(_job("job-1000.0", 1000.0), [_sighting("y", 1000.0)],
-                     (1000.0, 0.0), prune_before=500.0)
+                     1000.0, prune_before=500.0)
         assert set(store.recall(other, ["x"])) == {"x"}
     finally:
         store.close()
@@ -346,13 +349,28 @@ def test_a_sighting_without_updated_on_keeps_the_known_state(state_url) -> None:
     store = _open(state_url)
     try:
         store.record(_job("j1", 100.0), [{**_sighting("x", 100.0, updated=7.0), "job_id": "j1"}],
-                     (100.0, 0.0), prune_before=0.0)
+                     100.0, prune_before=0.0)
         blind = {**_sighting("x", 200.0), "updated_on": None, "job_id": "j2"}
-        store.record(_job("j2", 200.0), [blind], (200.0, 0.0), prune_before=0.0)
+        store.record(_job("j2", 200.0), [blind], 200.0, prune_before=0.0)
         known = store.recall(T, ["x"])["x"]
         assert (known.updated_on, known.state_since) == (7.0, 100.0)
         moved = {**blind, "status": "QUERYDATA", "job_id": "j3", "seen_at": 300.0}
-        store.record(_job("j3", 300.0), [moved], (300.0, 0.0), prune_before=0.0)
+        store.record(_job("j3", 300.0), [moved], 300.0, prune_before=0.0)
         assert store.recall(T, ["x"])["x"].state_since == 300.0
+    finally:
+        store.close()
+
+
+def test_the_kept_reading_connection_is_opened_again_when_it_drops(pg_url) -> None:
+    store = _open(pg_url)
+    try:
+        store.record(_job("job-1.0", 1.0), [_sighting("x", 1.0)], 1.0, prune_before=0.0)
+        assert set(store.recall(T, ["x"])) == {"x"}
+        engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.begin() as conn:  # a failover, an idle timeout, a DBA
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE application_name = 'zuora-reaper'"))
+        engine.dispose()
+        assert set(store.recall(T, ["x"])) == {"x"}
     finally:
         store.close()

@@ -32,7 +32,7 @@ from worker.emulator.runs import USERS
 from worker.errors import ConfigError, Interrupted, Kind
 from worker.job import JobDeps, run_job
 from worker.logs import configure_logging
-from worker.memory import Memory, record_job
+from worker.memory import Memory, confirm_notices, record_job
 from worker.models import JobResult, Outcome
 from worker.report import counts, verdict
 from worker.state.history import History, Scope, read_history
@@ -202,6 +202,7 @@ async def _phase(emu: Emulator, store: Store, command: str, codes: ExitCodes,
     result.settle_unattempted()
     kind, reason = verdict(result)
     record_job(store, settings, result, codes(kind))
+    confirm_notices(store, settings, result)  # no webhook here: the notices are the report's
     return Phase(name or command, result, seconds, kind, reason,
                  len(emu.records) - seen, len(emu.deletes()) - deletes)
 

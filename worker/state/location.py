@@ -33,14 +33,14 @@ class Location:
     path: str | None = None  # the SQLite file
 
     def shown(self) -> str:
-        """The location as messages show it: a path, or the URL without its password."""
+        """The location as messages show it: a path, or the URL without its password (and
+        without its query, where a password may be too)."""
         if self.path is not None:
             return self.path
         parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
+        netloc = parts.netloc.rpartition("@")[2]
         user = f"{parts.username}@" if parts.username else ""
-        return f"postgresql://{user}{host}{port}{parts.path}"
+        return f"postgresql://{user}{netloc}{parts.path}"
 
     def password(self) -> str | None:
         """The URL's password (a secret the logs scrub), if any: in the user info or as a
@@ -73,7 +73,12 @@ def resolve(value: str | None, env: Mapping[str, str]) -> Location | None:
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme in PG_SCHEMES:
         rest = text.split("://", 1)[1]
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - raises ValueError for a port that is no port
+        except ValueError as exc:
+            raise ConfigError(KEY, f"not a PostgreSQL URL ({exc}); write "
+                                   "postgresql://USER@HOST[:PORT]/DB") from exc
         if not parts.hostname and "host=" not in (parts.query or ""):
             raise ConfigError(KEY, "a PostgreSQL URL needs a host, e.g. "
                                    "postgresql://reaper@db.example.com/reaper")

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import importlib
 import os
+import sqlite3
 import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from sqlalchemy import (
     event,
     inspect,
     literal,
+    null,
     or_,
     select,
     table,
@@ -46,7 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from worker.config import Settings
@@ -121,10 +123,7 @@ class Store:
         return self.location.kind == "postgresql"
 
     def close(self) -> None:
-        if self._reader is not None:
-            with contextlib.suppress(SQLAlchemyError):
-                self._reader.close()
-            self._reader = None
+        self._drop_reader()
         self.engine.dispose()
 
     @contextlib.contextmanager
@@ -151,16 +150,31 @@ class Store:
         """The known state of these runs (those the store has seen), on the store's kept
         reading connection (a job asks once per listing page: a connection each would cost
         more than the query on PostgreSQL)."""
-        found: dict[str, Known] = {}
+        ids = list(run_ids)
         try:
-            if self._reader is None:
-                self._reader = self.engine.connect()
-            with self._reader.begin():  # no read transaction outlives the page
-                for chunk in batched(run_ids, IN_LIMIT):
-                    found.update(_known(self._reader, target, chunk, self.is_postgresql))
+            return self._recall(target, ids)
+        except SQLAlchemyError:  # the kept connection dropped (a failover, an idle timeout)
+            self._drop_reader()
+        try:
+            return self._recall(target, ids)
         except SQLAlchemyError as exc:
+            self._drop_reader()
             raise self.fail("read the runs' state", exc) from exc
+
+    def _recall(self, target: str, ids: list[str]) -> dict[str, Known]:
+        found: dict[str, Known] = {}
+        if self._reader is None:
+            self._reader = self.engine.connect()
+        with self._reader.begin():  # no read transaction outlives the page
+            for chunk in batched(ids, IN_LIMIT):
+                found.update(_known(self._reader, target, chunk, self.is_postgresql))
         return found
+
+    def _drop_reader(self) -> None:
+        if self._reader is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                self._reader.close()
+            self._reader = None
 
     def spares(self, target: str | None, now: float | None = None) -> list[Spare]:
         """The spares of ``target`` (every target: None), those in force at ``now`` when
@@ -178,24 +192,48 @@ class Store:
 
     # ------------------------------------------------------------ writing
 
-    def record(self, job: Mapping[str, Any], rows: Iterable[dict[str, Any]],
-               notices: tuple[float, float], prune_before: float) -> None:
+    def record(self, job: Mapping[str, Any], rows: Iterable[dict[str, Any]], now: float,
+               prune_before: float) -> None:
         """Write one job: its row, a sighting per run (at most one per run id), then the
-        runs' latest state computed by the database from those sightings (``notices``: when
-        the job's notices were given, and ``--notice``), then prune what is older than
-        ``prune_before``. One transaction: all of it or nothing."""
+        runs' latest state computed by the database from those sightings (a notice this job
+        gives is stamped ``now``, unconfirmed until :meth:`confirm_notices`), then prune what
+        is older than ``prune_before``. One transaction: all of it or nothing."""
         target = job["target"]
         try:
             with self.writing(target) as conn:
                 conn.execute(jobs.insert(), [dict(job)])
                 written = (_copy_sightings(conn, rows) if self.is_postgresql
                            else _insert_sightings(conn, rows))
-                conn.execute(state_upsert(self.is_postgresql, job["job_id"], *notices))
+                conn.execute(state_upsert(self.is_postgresql, job["job_id"], now))
                 _prune(conn, target, prune_before)
-                if self.is_postgresql and written >= ANALYZE_ROWS:  # the next job's reads
-                    conn.execute(text("ANALYZE reaper_runs"))  # plan on fresh statistics
         except SQLAlchemyError as exc:
             raise self.fail("record the job", exc) from exc
+        if self.is_postgresql and written >= ANALYZE_ROWS:
+            self._analyze()
+
+    def _analyze(self) -> None:
+        """Fresh statistics for the next job's reads (the planner picks the wrong index on a
+        table it has not sampled): after the commit, never holding the record; an optimisation
+        whose failure (a VACUUM holding the table) is only logged."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SET lock_timeout = '2s'"))
+                conn.execute(text("ANALYZE reaper_runs"))
+                conn.commit()
+        except SQLAlchemyError as exc:
+            log.info("state.analyze_skipped", error=_short(exc, self.location))
+
+    def confirm_notices(self, target: str, job_id: str, due: float) -> None:
+        """The notices of ``job_id`` were sent: a job starting at ``due`` or later may
+        cancel those runs. Until this, a notice is unconfirmed and counts as none (a job
+        killed between recording and sending gives it again, never cancels unannounced)."""
+        try:
+            with self.writing(target) as conn:
+                conn.execute(runs.update().where(
+                    runs.c.target == target, runs.c.notice_job == job_id,
+                    runs.c.cancel_after.is_(None)).values(cancel_after=due))
+        except SQLAlchemyError as exc:
+            raise self.fail("confirm the notices sent", exc) from exc
 
     def add_spares(self, items: list[Spare]) -> None:
         try:
@@ -207,10 +245,14 @@ class Store:
         except SQLAlchemyError as exc:
             raise self.fail("record the spares", exc) from exc
 
-    def withdraw_notices(self, target: str, job_id: str, run_ids: list[str]) -> None:
-        """Forget the notices this job recorded for ``run_ids`` (they could not be sent)."""
+    def withdraw_notices(self, target: str, job_id: str, run_ids: list[str],
+                         exit_code: int) -> None:
+        """Forget the notices this job recorded for ``run_ids`` (they could not be sent), in
+        the runs' state, the job's sightings and the job's row."""
         try:
             with self.writing(target) as conn:
+                conn.execute(jobs.update().where(jobs.c.job_id == job_id).values(
+                    noticed=0, exit_code=exit_code))
                 for chunk in batched(run_ids, IN_LIMIT):
                     conn.execute(runs.update().where(
                         runs.c.target == target, runs.c.notice_job == job_id,
@@ -300,22 +342,25 @@ def _copy_sightings(conn: Any, rows: Iterable[dict[str, Any]]) -> int:
     driver = conn.connection.driver_connection
     written = 0
     statement = f"COPY reaper_sightings ({', '.join(SIGHTING_COLUMNS)}) FROM STDIN"
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row([row[name] for name in SIGHTING_COLUMNS])
-            written += 1
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in SIGHTING_COLUMNS])
+                written += 1
+    except conn.dialect.loaded_dbapi.Error as exc:  # the driver's own: as SQLAlchemy's are
+        raise DBAPIError(statement, None, exc) from exc
     return written
 
 
-def state_upsert(postgresql: bool, job_id: str, now: float, notice: float) -> Any:
+def state_upsert(postgresql: bool, job_id: str, now: float) -> Any:
     """The runs' latest state from the sightings job ``job_id`` just wrote, in one statement:
     a run seen in the same state keeps since when it is in it (a sighting without updatedOn
     judged on its status alone, keeping the known updatedOn); a notice given by this job
-    (outcome ``noticed``) is stamped ``now`` and due ``now + notice``; others keep theirs."""
+    (outcome ``noticed``) is stamped ``now``, due once confirmed sent; others keep theirs."""
     s, r = sightings.c, runs.c
     noticed = s.outcome == "noticed"
     query = select(s.target, s.run_id, s.status, s.updated_on, s.seen_at, s.seen_at, s.seen_at,
-                   case((noticed, literal(now))), case((noticed, literal(now + notice))),
+                   case((noticed, literal(now))), null(),
                    case((noticed, s.job_id))).where(s.job_id == job_id)
     insert = (pg_insert if postgresql else sqlite_insert)(runs).from_select(
         ["target", "run_id", "status", "updated_on", "state_since", "first_seen", "last_seen",
@@ -486,10 +531,12 @@ def _migrate(engine: Engine, location: Location) -> None:
                 return  # another job migrated it meanwhile
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
-    if location.kind == "sqlite":  # readers never wait for the writer (outside a transaction)
-        raw = engine.raw_connection()
-        try:
+    if location.kind == "sqlite":  # readers never wait for the writer (outside a transaction);
+        raw = engine.raw_connection()  # best effort: a job opening the file at this moment
+        try:  # keeps it busy, and the rollback journal works as well, if slower
             raw.cursor().execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            log.info("state.wal_skipped", error=str(exc)[:200])
         finally:
             raw.close()
 
