@@ -69,12 +69,12 @@ def test_stalled_counts_from_the_first_sighting_of_the_current_state(emu_thread,
     """A run that moved is stalled only D after the job that first saw its new state."""
     emu = emu_thread(runs=0)
     run = emu.add_run(run_id="mover", status="STARTED", age_s=3 * HOUR).id
-    args = ("--older-than", "1h", "--stalled-for", "2s")
+    args = ("--older-than", "1h", "--stalled-for", "1s")
     assert cli(emu, "plan", *args).code == 0
-    time.sleep(1.1)
+    time.sleep(0.7)
     _touch(emu, run, status="QUERYDATA")
     assert _by_id(cli(emu, "plan", *args).report)[run]["reason"] == "not_stalled"
-    time.sleep(1.1)  # 2.2 s after the first sighting, 1.1 s after the new state's
+    time.sleep(0.4)  # over 1 s after the first sighting, about 0.5 s after the new state's
     assert _by_id(cli(emu, "plan", *args).report)[run]["reason"] == "not_stalled"
     time.sleep(1.0)
     assert _by_id(cli(emu, "plan", *args).report)[run]["outcome"] == "would_cancel"
@@ -89,7 +89,7 @@ def test_a_notice_is_sent_once_then_the_run_is_cancelled_after_d(emu_thread, cli
     a = emu.add_run(run_id="a", age_s=3 * HOUR, created_by="alice@example.com").id
     gone = emu.add_run(run_id="gone", age_s=3 * HOUR).id
     hook = receiver()
-    args = ("run", "--older-than", "1h", "--notice", "2s",
+    args = ("run", "--older-than", "1h", "--notice", "1s",
             "--notify-webhook", hook.base_url + "/hook", *FAST)
     res = cli(emu, *args)
     assert res.code == 0, res.stderr
@@ -111,7 +111,7 @@ def test_a_notice_is_sent_once_then_the_run_is_cancelled_after_d(emu_thread, cli
     assert len(hook.requests) == 1  # nothing noticed, nothing cancelled: no second message
 
     _touch(emu, gone, status="COMPLETED")
-    time.sleep(2.1)
+    time.sleep(1.1)
     last = cli(emu, *args)
     assert last.code == 0, last.stderr
     assert emu.cancelled_ids() == {a}
@@ -142,7 +142,7 @@ def test_a_spare_holds_until_it_expires(emu_thread, cli, state, monkeypatch):
     b = emu.add_run(age_s=3 * HOUR).id
     monkeypatch.setenv("USER", "dana")
     assert cli(emu, "plan", "--older-than", "1h").code == 0  # the store a spare goes into
-    spared = cli(None, "spare", a, "--for", "2s", "--reason", "quarter close", "--base-url",
+    spared = cli(None, "spare", a, "--for", "1s", "--reason", "quarter close", "--base-url",
                  emu.base_url)
     assert spared.code == 0, spared.stderr
     listed = cli(None, "spare", "--list", "--base-url", emu.base_url)
@@ -155,7 +155,7 @@ def test_a_spare_holds_until_it_expires(emu_thread, cli, state, monkeypatch):
     assert "dana" in entry["note"]
     assert "quarter close" in entry["note"]
     assert emu.cancelled_ids() == {b}
-    time.sleep(2.1)
+    time.sleep(1.1)
     later = cli(emu, "run", "--older-than", "1h", *FAST)
     assert later.code == 0, later.stderr
     assert emu.cancelled_ids() == {a, b}

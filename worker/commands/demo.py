@@ -53,10 +53,10 @@ DEMO_FLAGS: dict[str, Any] = {
     "output.log_level": "warning",
 }
 MEMORY_FLAGS: dict[str, Any] = {**DEMO_FLAGS, "filters.older_than": "10m",
-                                "filters.stalled_for": "2s", "safety.notice": "2s"}
+                                "filters.stalled_for": "1s", "safety.notice": "1s"}
 RECENT = 12  # runs 20-100 minutes old: under --older-than 2h, left for the memory passes
 MOVING = 4  # of them, the ones that move between passes
-PAUSE_S = 2.5  # between passes: longer than --stalled-for and --notice
+PAUSE_S = 1.3  # between passes: longer than --stalled-for and --notice
 REAL_TENANT = f"""\
 Point it at a real tenant (plan first: it never cancels anything):
   export ZUORA_CLIENT_ID=... ZUORA_CLIENT_SECRET=...   # an OAuth client of the API user
