@@ -99,6 +99,8 @@ def takes(command: str, key: Key) -> bool:
 def human_default(key: Key) -> str:
     """A key's default as a person writes it: ``5m``, ``STARTED, QUERYDATA``, ``off``."""
     value = key.default
+    if key.name == "state.url":  # "none" is a value of its own here: no memory
+        return "$STATE_DIRECTORY or $XDG_STATE_HOME/zuora-reaper/state.db"
     if value is None:
         return "none"
     if key.kind == "duration":
@@ -171,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_parser(name, help=HELPS[name], add_help=False)
             continue
         child = sub.add_parser(name, help=HELPS[name], description=HELPS[name],
-                               usage=f"zuora-reaper {name} [options]",
+                               usage=USAGES.get(name, f"zuora-reaper {name} [options]"),
                                epilog=_epilog(name), allow_abbrev=False,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
         add_job_options(child, name)
@@ -200,6 +202,12 @@ def _history_args(parser: argparse.ArgumentParser) -> None:
 
 
 COMMAND_ARGS = {"spare": _spare_args, "history": _history_args}
+USAGES = {
+    "spare": "zuora-reaper spare RUN_ID... --for DURATION [--reason TEXT] [options]\n"
+             "       zuora-reaper spare --list [options]\n"
+             "       zuora-reaper spare --remove RUN_ID... [options]",
+    "history": "zuora-reaper history [--since DURATION] [--output table|json|csv] [options]",
+}
 
 
 class UnknownCommand(Exception):
