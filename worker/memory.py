@@ -32,8 +32,8 @@ from worker.state.store import Known, Spare, Store
 
 STUCK_REASONS = frozenset({"spared", "noticed", "notice_pending", "would_notice",
                            "notice_deferred", "notice_unsent"})
-MAX_NOTICES = 500  # per job: one webhook message carries them all; the rest wait a job
 """Reasons of runs the selection matched but memory held back: they were stuck all the same."""
+MAX_NOTICES = 500  # per job: one webhook message carries them all; the rest wait a job
 
 
 def stamp(moment: datetime | None) -> float | None:
@@ -89,7 +89,8 @@ class Memory:
         assert notice is not None
         if known is None or known.noticed_at is None or known.cancel_after is None:
             key = rec.run.id or rec.key
-            if not self.settings.dry_run and len(self.noticing - {key}) >= MAX_NOTICES:
+            full = key not in self.noticing and len(self.noticing) >= MAX_NOTICES
+            if full and not self.settings.dry_run:
                 rec.withdraw("notice_deferred")
                 rec.note = f"over {MAX_NOTICES} notices in one job: a later job gives it"
                 return

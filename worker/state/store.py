@@ -13,6 +13,7 @@ migrate once), and ``run``'s single-flight lock is an advisory lock on the targe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib
 import os
@@ -241,7 +242,7 @@ class Store:
                 for item in items:
                     conn.execute(delete(spares).where(spares.c.target == item.target,
                                                       spares.c.run_id == item.run_id))
-                conn.execute(spares.insert(), [vars_of(item) for item in items])
+                conn.execute(spares.insert(), [dataclasses.asdict(item) for item in items])
         except SQLAlchemyError as exc:
             raise self.fail("record the spares", exc) from exc
 
@@ -307,10 +308,6 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     it = iter(items)
     while chunk := list(islice(it, size)):
         yield chunk
-
-
-def vars_of(item: Spare) -> dict[str, Any]:
-    return {name: getattr(item, name) for name in Spare.__slots__}
 
 
 def _known(conn: Any, target: str, ids: Iterable[str], postgresql: bool = False
