@@ -118,7 +118,9 @@ def _simulate(store, config, jobs, spares, stalled_for, notice) -> None:
     seen, clock = Seen(), 0.0
     for index, (gap, states) in enumerate(jobs):
         clock += gap
-        start, look, end = clock, clock + 0.1, clock + 0.5
+        # binary fractions: the oracle's offsets and the store's epoch seconds subtract
+        # exactly alike, so a window met to the last bit is met on both sides
+        start, look, end = clock, clock + 0.125, clock + 0.5
         for at, run_id, length in spares:
             if at == index:
                 epoch = T0.timestamp() + start
